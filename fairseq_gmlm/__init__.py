@@ -1,0 +1,11 @@
+"""fairseq_gmlm: generative masked language models (PaDIR) for fairseq.
+
+Load with ``--user-dir fairseq_gmlm``. fairseq auto-imports ``tasks/*`` and ``models/*`` under this package's
+module path, so the imports below use the same path and each component registers once.
+"""
+
+from fairseq_gmlm.checkpoints import allow_fairseq_checkpoint_globals
+
+allow_fairseq_checkpoint_globals()
+
+from fairseq_gmlm import criterions, models, optim, tasks  # noqa: E402,F401

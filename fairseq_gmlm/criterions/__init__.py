@@ -1,0 +1,1 @@
+from fairseq_gmlm.criterions import gmlm_loss  # noqa: F401

@@ -1,0 +1,140 @@
+"""``gmlm_loss``: label-smoothed token loss on the corrupted target, plus the length loss.
+
+Li et al., "Promises and Pitfalls of Generative Masked Language Modeling" (ICML 2024). Tokens are scored at
+all real positions, only the noised ones, or only the ``<mask>``ed ones (``--loss-positions``). With
+``--train-stages N`` (unrolled training) stage i's argmax output, with rejected positions replaced as at
+inference, is stage i+1's decoder input; later stages are scored on all real tokens and no gradient flows
+through the choice.
+
+The length loss is a per-sentence cross-entropy summed over sentences and weighted by
+``--length-loss-factor``; like the token loss it is divided by ``sample_size`` (the number of scored tokens),
+so its weight does not drift with the batch size and sums across workers stay exact.
+
+Shapes: B batch, T target length, V vocabulary.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+
+from fairseq_gmlm.generation.refinement import refine_step
+
+LOSS_POSITIONS = ("all", "noised", "masked")
+
+
+@dataclass
+class GMLMLossConfig(FairseqDataclass):
+    label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing epsilon for the token loss"})
+    loss_positions: ChoiceEnum(list(LOSS_POSITIONS)) = field(
+        default="all", metadata={"help": "score all real target tokens, only noised ones, or only <mask>ed ones"}
+    )
+    length_loss_factor: float = field(default=0.1, metadata={"help": "weight of the per-sentence length loss"})
+    train_stages: int = field(
+        default=1, metadata={"help": "unrolled training: stage i's output (after rejection) feeds stage i+1"}
+    )
+
+
+def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Tensor, smoothing: float):
+    """Label-smoothed loss and NLL per position (B x T, zero outside ``positions``), computed in float32.
+
+    Zero smoothing gives the plain NLL; the sums keep a gradient path even when ``positions`` is all False.
+    """
+    log_probs = F.log_softmax(logits.float(), -1)  # B x T x V
+    nll = -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # B x T
+    smooth = -log_probs.mean(-1)  # B x T
+    loss = (1.0 - smoothing) * nll + smoothing * smooth
+    weights = positions.to(loss.dtype)
+    return loss * weights, nll * weights
+
+
+def scored_positions(kind: str, real: torch.Tensor, corruption) -> torch.Tensor:
+    if kind == "all":
+        return real
+    if kind == "noised":
+        return corruption.noised
+    if kind == "masked":
+        return corruption.masked
+    raise ValueError(f"unknown --loss-positions {kind!r}; choose one of {', '.join(LOSS_POSITIONS)}")
+
+
+@register_criterion("gmlm_loss", dataclass=GMLMLossConfig)
+class GMLMLoss(FairseqCriterion):
+    def __init__(self, task, label_smoothing, loss_positions, length_loss_factor, train_stages):
+        super().__init__(task)
+        if train_stages < 1:
+            raise ValueError(f"--train-stages must be >= 1, got {train_stages}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
+        self.loss_positions = str(loss_positions)
+        self.length_loss_factor = length_loss_factor
+        self.train_stages = train_stages
+
+    def forward(self, model, sample, reduce=True):
+        corruption = sample.get("corruption")
+        if corruption is None:
+            raise ValueError("gmlm_loss needs the corrupted target that --task translation_gmlm adds to each batch")
+        target = sample["target"]  # B x T
+        real = target.ne(self.padding_idx)  # B x T
+        net_input = sample["net_input"]
+        output = model(net_input["src_tokens"], net_input["src_lengths"], corruption.tokens)
+
+        positions = scored_positions(self.loss_positions, real, corruption)
+        loss, nll = token_losses(output.logits, target, positions, self.label_smoothing)
+        predicted = output.logits.argmax(-1)
+        n_correct = (predicted.eq(target) & positions).sum()
+        n_masked_correct = (predicted.eq(target) & corruption.masked).sum()
+        sample_size = positions.sum()
+
+        decoder_input, logits, summed = corruption.tokens, output.logits, None
+        options = self.task.refinement_options()._replace(max_iter=self.train_stages - 1, sampling=False)
+        for stage in range(1, self.train_stages):
+            with torch.no_grad():
+                log_probs = F.log_softmax(logits.detach().float(), -1)
+                summed = log_probs if summed is None else summed + log_probs
+                _, _, decoder_input = refine_step(
+                    log_probs, decoder_input, corruption.tokens, stage - 1, self.task.vocab, options, summed
+                )
+            logits = model.decode(decoder_input, output.encoder_out)
+            stage_loss, stage_nll = token_losses(logits, target, real, self.label_smoothing)
+            loss, nll = loss + stage_loss, nll + stage_nll
+            sample_size = sample_size + real.sum()
+
+        length_loss = F.cross_entropy(output.length_logits.float(), real.sum(1), reduction="none")  # B
+        per_sentence = loss.sum(1) + self.length_loss_factor * length_loss  # B
+        total = per_sentence.sum() if reduce else per_sentence
+
+        logging_output = {
+            "loss": total.data.sum(),
+            "nll_loss": nll.data.sum(),
+            "length_loss": length_loss.data.sum(),
+            "ntokens": sample_size.data,
+            "nsentences": target.size(0),
+            "sample_size": sample_size.data,
+            "n_correct": n_correct.data,
+            "n_scored_first_stage": positions.sum().data,
+            "n_masked": corruption.masked.sum().data,
+            "n_masked_correct": n_masked_correct.data,
+        }
+        return total, sample_size, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key):
+            return sum(float(log.get(key, 0)) for log in logging_outputs)
+
+        sample_size, nsentences = total("sample_size"), total("nsentences")
+        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        metrics.log_scalar("nll_loss", total("nll_loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
+        metrics.log_scalar("length_loss", total("length_loss") / max(nsentences, 1) / math.log(2), nsentences, round=3)
+        metrics.log_scalar("acc", 100 * total("n_correct") / max(total("n_scored_first_stage"), 1), round=2)
+        metrics.log_scalar("mask_acc", 100 * total("n_masked_correct") / max(total("n_masked"), 1), round=2)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

@@ -1,0 +1,1 @@
+from fairseq_gmlm.generation.refinement import RefinementOptions, GMLMGenerator  # noqa: F401

@@ -1,0 +1,237 @@
+"""Iterative parallel refinement for GMLMs (PaDIR: Li et al., ICML 2024; Mask-Predict: Ghazvininejad et al.,
+EMNLP 2019).
+
+The driver reads as the method does: initialise candidates from the predicted lengths, then per pass predict
+every position, reject some predictions, replace the rejected ones, and stop a candidate once a pass changes
+nothing; finally drop stutters, score the candidates and keep the best per sentence.
+
+``max_iter`` keeps fairseq's meaning (``--iter-decode-max-iter``): refinements after the first parallel
+prediction, so at most ``max_iter + 1`` decoder passes.
+
+Shapes: B sentences, N = B x lengths x restarts candidates, T target length, V vocabulary.
+"""
+
+import logging
+from typing import List, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+
+from fairseq_gmlm.generation.rejecters import candidate_scores, reject, replace, stutter
+from fairseq_gmlm.models.length_head import top_lengths
+
+logger = logging.getLogger(__name__)
+
+
+class RefinementOptions(NamedTuple):
+    max_iter: int = 10  # refinements after the first pass
+    length_candidates: int = 1
+    restarts: int = 1
+    init: str = "mask"  # "mask" or "random"
+    rejecter: str = "passthrough"
+    reject_k: int = 1
+    reject_fraction: float = 0.1
+    stutter: bool = False
+    replacement: str = "previous"
+    sampling: bool = False
+    temperature: float = 1.0
+    top_k: int = 0  # 0: sample from the whole vocabulary
+    brevity_alpha: float = 0.0
+    max_len_a: float = 0.0  # candidate lengths <= max_len_a * source length + max_len_b (fairseq's flags)
+    max_len_b: int = 200
+    early_stop: bool = True
+    retain_history: bool = False
+    retain_dropout: bool = False
+
+    def check(self) -> "RefinementOptions":
+        if self.max_iter < 0:
+            raise ValueError(f"--iter-decode-max-iter must be >= 0 (0 = one decoder pass), got {self.max_iter}")
+        if self.length_candidates < 1:
+            raise ValueError(f"--iter-decode-with-beam must be >= 1 length candidates, got {self.length_candidates}")
+        if self.restarts < 1:
+            raise ValueError(f"--restarts must be >= 1, got {self.restarts}")
+        if self.init not in ("mask", "random"):
+            raise ValueError(f"--decoder-init must be 'mask' or 'random', got {self.init!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"--temperature must be > 0, got {self.temperature}")
+        return self
+
+
+class Vocabulary(NamedTuple):
+    """The ids refinement needs to know about."""
+
+    pad: int
+    eos: int
+    mask: int
+    random_low: int  # random initial tokens are drawn from [random_low, random_high)
+    random_high: int
+    never_predicted: List[int]  # pad, bos, eos, <mask>, <length>
+
+
+def initial_tokens(lengths: torch.Tensor, vocab: Vocabulary, init: str) -> torch.Tensor:
+    """N x T canvas: <mask> or uniformly random words, EOS at position length - 1, padding after."""
+    width = int(lengths.max())
+    positions = torch.arange(width, device=lengths.device)[None, :]  # 1 x T
+    words = positions < (lengths[:, None] - 1)  # N x T
+    if init == "random":
+        fill = torch.randint(vocab.random_low, vocab.random_high, (lengths.size(0), width), device=lengths.device)
+    else:
+        fill = torch.full((lengths.size(0), width), vocab.mask, device=lengths.device)
+    tokens = torch.where(words, fill, torch.full_like(fill, vocab.pad))
+    return tokens.scatter(1, lengths[:, None] - 1, vocab.eos)
+
+
+def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOptions):
+    """Pick a token per position (argmax or sampled) among the predictable ones.
+
+    log_probs: N x T x V (normalised over the whole vocabulary). Returns tokens N x T and their log-probs.
+    """
+    scores = log_probs.clone()
+    scores[..., vocab.never_predicted] = float("-inf")
+    if options.sampling:
+        scores = scores / options.temperature
+        if options.top_k > 0:
+            threshold = scores.topk(options.top_k, dim=-1).values[..., -1:]  # N x T x 1
+            scores = scores.masked_fill(scores < threshold, float("-inf"))
+        flat = torch.multinomial(F.softmax(scores.view(-1, scores.size(-1)), -1), 1)  # NT x 1
+        tokens = flat.view(scores.shape[:-1])
+    else:
+        tokens = scores.argmax(-1)  # N x T
+    return tokens, log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def refine_step(
+    log_probs: torch.Tensor,
+    decoder_input: torch.Tensor,
+    initial: torch.Tensor,
+    step: int,
+    vocab: Vocabulary,
+    options: RefinementOptions,
+    summed_log_probs: Optional[torch.Tensor] = None,
+):
+    """One pass's bookkeeping after the decoder ran on ``decoder_input`` (N x T).
+
+    Returns (predicted, token_log_probs, next_input): the filled prediction (EOS and padding kept from the
+    input), the model's log-probability of each of its tokens, and the next pass's input.
+    Shared by generation and unrolled training.
+    """
+    editable = decoder_input.ne(vocab.pad) & decoder_input.ne(vocab.eos)  # N x T
+    tokens, token_log_probs = choose(log_probs, vocab, options)
+    predicted = torch.where(editable, tokens, decoder_input)
+    token_log_probs = torch.where(
+        editable, token_log_probs, log_probs.gather(-1, decoder_input.unsqueeze(-1)).squeeze(-1)
+    )
+    rejected = reject(
+        options.rejecter, token_log_probs, editable, step, options.max_iter, options.reject_k, options.reject_fraction
+    )
+    if options.stutter:
+        rejected = rejected | stutter(predicted, editable)
+    next_input = replace(options.replacement, predicted, rejected, decoder_input, initial, summed_log_probs)
+    return predicted, token_log_probs, next_input
+
+
+def ensemble_log_probs(models, encoder_outs, decoder_input: torch.Tensor) -> torch.Tensor:
+    """Average of the models' distributions (in probability space), as N x T x V log-probabilities."""
+    log_probs = [F.log_softmax(m.decode(decoder_input, e).float(), -1) for m, e in zip(models, encoder_outs)]
+    if len(log_probs) == 1:
+        return log_probs[0]
+    return torch.logsumexp(torch.stack(log_probs), 0) - torch.log(torch.tensor(float(len(log_probs))))
+
+
+class GMLMGenerator:
+    """Implements fairseq's generator interface: ``generate(models, sample)`` -> per sentence a list with
+    one hypothesis dict (tokens ending in EOS, score, positional_scores, steps, history, alignment)."""
+
+    def __init__(self, vocab: Vocabulary, options: RefinementOptions):
+        self.vocab = vocab
+        self.options = options.check()
+        self.eos = vocab.eos
+        self.symbols_to_strip_from_output = {vocab.eos}
+
+    @torch.no_grad()
+    def generate(self, models, sample, prefix_tokens=None, constraints=None, **unused):
+        if prefix_tokens is not None or constraints is not None:
+            raise ValueError("translation_gmlm decodes all positions in parallel: --prefix-size and --constraints are not supported")
+        options, vocab = self.options, self.vocab
+        for model in models:
+            model.train(options.retain_dropout)
+
+        src_tokens, src_lengths = sample["net_input"]["src_tokens"], sample["net_input"]["src_lengths"]
+        encoder_outs = [m.encode(src_tokens, src_lengths) for m in models]
+
+        # Candidates: top-k lengths x restarts per sentence, laid out sentence-major.
+        length_log_probs = torch.stack(
+            [F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(models, encoder_outs)]
+        ).logsumexp(0)  # B x classes (an unnormalised average: only the ranking matters)
+        source_length = src_tokens.ne(vocab.pad).sum(1)  # B, with EOS
+        max_length = (options.max_len_a * source_length + options.max_len_b).long()  # B, target length with EOS
+        max_length = max_length.clamp(max=min(m.max_target_positions for m in models))
+        lengths = top_lengths(length_log_probs, options.length_candidates, max_length)  # B x K
+        lengths = lengths.repeat_interleave(options.restarts, dim=1)  # B x KR
+        per_sentence = lengths.size(1)
+        lengths = lengths.reshape(-1)  # N
+        sentence = torch.arange(src_tokens.size(0), device=src_tokens.device).repeat_interleave(per_sentence)
+        encoder_outs = [e.index_select(sentence) for e in encoder_outs]
+
+        initial = initial_tokens(lengths, vocab, options.init)  # N x T
+        predicted, token_log_probs, passes, history = self.refine(models, encoder_outs, initial)
+
+        real = predicted.ne(vocab.pad)  # words and EOS
+        if options.stutter:  # PaDIR drops stutters after the last pass too
+            real = real & ~stutter(predicted, predicted.ne(vocab.pad) & predicted.ne(vocab.eos))
+        scores = candidate_scores(token_log_probs, real, options.brevity_alpha)  # N
+        best = scores.view(-1, per_sentence).argmax(1) + torch.arange(0, scores.numel(), per_sentence, device=scores.device)
+
+        hypotheses = []
+        for n in best.tolist():
+            keep = real[n]
+            hypotheses.append([{
+                "tokens": predicted[n][keep],
+                "score": scores[n],
+                "positional_scores": token_log_probs[n][keep],
+                "steps": int(passes[n]),
+                "alignment": None,
+                "attention": None,
+                "history": [
+                    {"tokens": h[h.ne(vocab.pad)], "score": 0.0, "attention": None, "alignment": None}
+                    for h in history[n]
+                ] if options.retain_history else None,
+            }])
+        return hypotheses
+
+    def refine(self, models, encoder_outs, initial: torch.Tensor):
+        """Run up to max_iter + 1 passes; finished candidates leave the batch.
+
+        Returns predicted (N x T), token_log_probs (N x T), passes (N) and per-candidate history lists.
+        """
+        options, vocab = self.options, self.vocab
+        decoder_input = initial.clone()
+        predicted = initial.clone()
+        token_log_probs = torch.zeros(initial.shape, device=initial.device)
+        passes = torch.zeros(initial.size(0), dtype=torch.long, device=initial.device)
+        summed = None
+        history = [[] for _ in range(initial.size(0))] if options.retain_history else None
+        active = torch.arange(initial.size(0), device=initial.device)
+
+        for step in range(options.max_iter + 1):
+            encoder_active = [e.index_select(active) for e in encoder_outs] if step > 0 else encoder_outs
+            log_probs = ensemble_log_probs(models, encoder_active, decoder_input[active])  # n x T x V
+            if options.replacement == "logits-sum":
+                summed = log_probs if summed is None else summed[still] + log_probs
+            new_predicted, new_log_probs, next_input = refine_step(
+                log_probs, decoder_input[active], initial[active], step, vocab, options, summed
+            )
+            changed = (new_predicted != predicted[active]).any(1)  # n
+            predicted[active], token_log_probs[active], decoder_input[active] = new_predicted, new_log_probs, next_input
+            passes[active] += 1
+            if history is not None:
+                for row, n in enumerate(active.tolist()):
+                    history[n].append(new_predicted[row])
+            if options.early_stop and step > 0:
+                still = changed
+                active = active[still]
+                if active.numel() == 0:
+                    break
+            else:
+                still = torch.ones_like(changed)
+        return predicted, token_log_probs, passes, history

@@ -1,0 +1,251 @@
+"""``gmlm_t5``: a T5 encoder-decoder trained as a generative masked language model.
+
+Li et al., "Promises and Pitfalls of Generative Masked Language Modeling: Theoretical Framework and Practical
+Guidelines" (ICML 2024; PaDIR). The decoder sees the whole (partly corrupted) target at once: its
+self-attention has no causal mask and its relative position bias is bidirectional. The target length comes
+from a ``<length>`` token prepended to the source (see ``length_head.py``).
+
+Shapes: B batch, S source length (without <length>), T target length, C model dim, V vocabulary.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from typing import List, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from fairseq import utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.iterative_refinement_generator import DecoderOut
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from omegaconf import II
+from torch import nn
+
+from fairseq_gmlm.models.length_head import LengthHead, top_lengths
+from fairseq_gmlm.models.t5_layers import Stack, attention_bias_from_padding, init_t5_weights
+
+logger = logging.getLogger(__name__)
+
+MASK_SYMBOL = "<mask>"
+LENGTH_SYMBOL = "<length>"
+
+
+@dataclass
+class GMLMT5Config(FairseqDataclass):
+    d_model: int = field(default=512, metadata={"help": "model (embedding) dimension"})
+    num_heads: int = field(default=8, metadata={"help": "attention heads"})
+    d_kv: int = field(default=64, metadata={"help": "dimension of each head's keys and values"})
+    d_ff: int = field(default=2048, metadata={"help": "feed-forward inner dimension"})
+    encoder_layers: int = field(default=6, metadata={"help": "encoder blocks"})
+    decoder_layers: int = field(default=6, metadata={"help": "decoder blocks"})
+    feed_forward: ChoiceEnum(["gated-gelu", "relu"]) = field(
+        default="gated-gelu", metadata={"help": "T5 v1.1 gated-GELU or original T5 ReLU feed-forward"}
+    )
+    dropout: float = field(default=0.1, metadata={"help": "dropout after embeddings, sublayers and attention"})
+    layer_norm_epsilon: float = field(default=1e-6, metadata={"help": "RMSNorm epsilon"})
+    relative_attention_num_buckets: int = field(default=32, metadata={"help": "relative position buckets"})
+    relative_attention_max_distance: int = field(default=128, metadata={"help": "largest distinguished offset"})
+    tie_output_projection: bool = field(
+        default=False, metadata={"help": "output projection = token embedding (scaled by d_model^-0.5)"}
+    )
+    max_source_positions: int = II("task.max_source_positions")
+    max_target_positions: int = II("task.max_target_positions")
+
+
+class EncoderOut(NamedTuple):
+    out: torch.Tensor  # B x (1 + S) x C, position 0 is <length>
+    padding_mask: torch.Tensor  # B x (1 + S) bool, True at padding
+
+    def index_select(self, order: torch.Tensor) -> "EncoderOut":
+        return EncoderOut(self.out.index_select(0, order), self.padding_mask.index_select(0, order))
+
+
+class GMLMOutput(NamedTuple):
+    logits: torch.Tensor  # B x T x V
+    length_logits: torch.Tensor  # B x (max_target_positions + 1)
+    encoder_out: EncoderOut
+
+
+def symbol_index(dictionary, symbol: str) -> int:
+    index = dictionary.index(symbol)
+    if index == dictionary.unk() and symbol != dictionary.unk_word:
+        raise ValueError(
+            f"the dictionary has no {symbol!r} symbol; gmlm_t5 is built by the translation_gmlm task, which adds "
+            f"it (use --task translation_gmlm, also at generate time)"
+        )
+    return index
+
+
+@register_model("gmlm_t5", dataclass=GMLMT5Config)
+class GMLMT5Model(BaseFairseqModel):
+    def __init__(self, cfg: GMLMT5Config, dictionary):
+        super().__init__()
+        self.cfg = cfg
+        self.dictionary = dictionary
+        self.pad, self.eos, self.bos = dictionary.pad(), dictionary.eos(), dictionary.bos()
+        self.mask_idx = symbol_index(dictionary, MASK_SYMBOL)
+        self.length_idx = symbol_index(dictionary, LENGTH_SYMBOL)
+        self.max_source_positions = cfg.max_source_positions
+        self.max_target_positions = cfg.max_target_positions
+
+        self.embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)
+        self.encoder = self.build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
+        self.decoder = self.build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True)
+        self.length_head = LengthHead(cfg.d_model, cfg.max_target_positions)
+        self.lm_head = None if cfg.tie_output_projection else nn.Linear(cfg.d_model, len(dictionary), bias=False)
+
+        nn.init.normal_(self.embed_tokens.weight, std=1.0)
+        init_t5_weights(self, cfg.d_model)
+        if self.lm_head is not None:
+            nn.init.normal_(self.lm_head.weight, std=cfg.d_model**-0.5)
+        self.ensemble = None  # other models for fairseq's stock generator, see enable_ensemble
+
+    @staticmethod
+    def build_stack(cfg, num_layers: int, bidirectional: bool, cross_attention: bool) -> Stack:
+        return Stack(
+            num_layers, cfg.d_model, cfg.num_heads, cfg.d_kv, cfg.d_ff, str(cfg.feed_forward), cfg.dropout,
+            cfg.layer_norm_epsilon, bidirectional, cross_attention,
+            cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance,
+        )
+
+    @classmethod
+    def build_model(cls, cfg: GMLMT5Config, task):
+        if task.source_dictionary != task.target_dictionary:
+            raise ValueError(
+                "gmlm_t5 shares one embedding between source and target: binarise the data with "
+                "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
+            )
+        return cls(cfg, task.target_dictionary)
+
+    def max_positions(self):
+        return (self.max_source_positions, self.max_target_positions)
+
+    # ---- the network ------------------------------------------------------------------------------------
+
+    def encode(self, src_tokens: torch.Tensor, src_lengths: Optional[torch.Tensor] = None) -> EncoderOut:
+        """src_tokens: B x S, left- or right-padded, ending in EOS."""
+        # Relative positions are index differences, so padding must not sit between <length> and the words.
+        src_tokens = utils.convert_padding_direction(src_tokens, self.pad, left_to_right=True)
+        tokens = torch.cat([src_tokens.new_full((src_tokens.size(0), 1), self.length_idx), src_tokens], 1)
+        padding_mask = tokens.eq(self.pad)  # B x (1 + S)
+        x = self.embed_tokens(tokens)  # B x (1 + S) x C
+        length = tokens.size(1)
+        bias = self.encoder.relative_position(length, length) + attention_bias_from_padding(padding_mask, x.dtype)
+        return EncoderOut(self.encoder(x, bias), padding_mask)
+
+    def length_logits(self, encoder_out: EncoderOut) -> torch.Tensor:
+        return self.length_head(encoder_out.out[:, 0])  # B x (max_target_positions + 1)
+
+    def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut) -> torch.Tensor:
+        """prev_output_tokens: B x T right-padded decoder input (words, <mask>s, EOS). Returns B x T x V logits."""
+        x = self.embed_tokens(prev_output_tokens)  # B x T x C
+        length = prev_output_tokens.size(1)
+        self_bias = self.decoder.relative_position(length, length) + attention_bias_from_padding(
+            prev_output_tokens.eq(self.pad), x.dtype
+        )  # B x H x T x T
+        memory_bias = attention_bias_from_padding(encoder_out.padding_mask, x.dtype)  # B x 1 x 1 x (1 + S)
+        hidden = self.decoder(x, self_bias, encoder_out.out, memory_bias)  # B x T x C
+        return self.output_projection(hidden)
+
+    def output_projection(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.lm_head is None:
+            # Tied embeddings have unit-scale rows, the hidden state is RMS-normalised: rescale as T5 does.
+            return (hidden * self.cfg.d_model**-0.5) @ self.embed_tokens.weight.t()
+        return self.lm_head(hidden)
+
+    def forward(self, src_tokens, src_lengths, prev_output_tokens, **unused) -> GMLMOutput:
+        encoder_out = self.encode(src_tokens, src_lengths)
+        return GMLMOutput(self.decode(prev_output_tokens, encoder_out), self.length_logits(encoder_out), encoder_out)
+
+    def get_normalized_probs(self, net_output, log_probs: bool, sample=None):
+        logits = net_output.logits if isinstance(net_output, GMLMOutput) else net_output[0]
+        return F.log_softmax(logits.float(), -1) if log_probs else F.softmax(logits.float(), -1)
+
+    # ---- fairseq's stock iterative-refinement contract (fairseq/iterative_refinement_generator.py) ------
+    # Our own generator (fairseq_gmlm.generation) is what translation_gmlm uses; these methods let the stock
+    # IterativeRefinementGenerator drive the model too, with <mask> initialisation and Mask-Predict.
+
+    allow_length_beam = True
+    allow_ensemble = True
+
+    def enable_ensemble(self, models):
+        self.ensemble = list(models)
+
+    def _members(self):
+        return self.ensemble or [self]
+
+    def forward_encoder(self, encoder_inputs):
+        src_tokens, src_lengths = encoder_inputs
+        return [model.encode(src_tokens, src_lengths) for model in self._members()]
+
+    def _length_log_probs(self, encoder_outs):
+        return _mean_log_probs([F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(self._members(), encoder_outs)])
+
+    def _masked_canvas(self, lengths: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(int(lengths.max()), device=lengths.device)[None, :]  # 1 x T
+        tokens = torch.full((lengths.size(0), positions.size(1)), self.pad, device=lengths.device, dtype=torch.long)
+        tokens = tokens.masked_fill(positions < lengths[:, None] - 1, self.mask_idx)
+        return tokens.scatter(1, lengths[:, None] - 1, self.eos)
+
+    def initialize_output_tokens(self, encoder_out, src_tokens):
+        lengths = top_lengths(self._length_log_probs(encoder_out), 1, self.max_target_positions)[:, 0]
+        tokens = self._masked_canvas(lengths)
+        scores = torch.zeros(tokens.shape, device=tokens.device)
+        return DecoderOut(tokens, scores, None, 0, 0, None)
+
+    def regenerate_length_beam(self, decoder_out, beam_size):
+        lengths = decoder_out.output_tokens.ne(self.pad).sum(1)  # B
+        offsets = torch.arange(beam_size, device=lengths.device) - beam_size // 2
+        lengths = (lengths[:, None] + offsets[None, :]).view(-1).clamp(min=2, max=self.max_target_positions)
+        tokens = self._masked_canvas(lengths)
+        return decoder_out._replace(output_tokens=tokens, output_scores=torch.zeros(tokens.shape, device=tokens.device))
+
+    def forward_decoder(self, decoder_out, encoder_out, decoding_format=None, **unused):
+        from fairseq_gmlm.generation.rejecters import linear_schedule_count, reject_lowest
+
+        tokens, scores = decoder_out.output_tokens, decoder_out.output_scores
+        log_probs = _mean_log_probs(
+            [F.log_softmax(m.decode(tokens, e).float(), -1) for m, e in zip(self._members(), encoder_out)]
+        )
+        log_probs[..., [self.pad, self.bos, self.eos, self.mask_idx, self.length_idx]] = float("-inf")
+        new_scores, new_tokens = log_probs.max(-1)
+        fill = tokens.eq(self.mask_idx)
+        tokens = torch.where(fill, new_tokens, tokens)
+        scores = torch.where(fill, new_scores, scores)
+        editable = tokens.ne(self.pad) & tokens.ne(self.eos)
+        count = linear_schedule_count(editable.sum(1), decoder_out.step, decoder_out.max_step)
+        remask = reject_lowest(scores, editable, count)
+        history = decoder_out.history
+        if history is not None:
+            history.append(tokens.clone())
+        return decoder_out._replace(
+            output_tokens=tokens.masked_fill(remask, self.mask_idx), output_scores=scores, attn=None, history=history
+        )
+
+
+def _mean_log_probs(log_probs: List[torch.Tensor]) -> torch.Tensor:
+    """Ensemble average in probability space, returned as log-probabilities."""
+    if len(log_probs) == 1:
+        return log_probs[0]
+    return torch.logsumexp(torch.stack(log_probs), 0) - torch.log(torch.tensor(float(len(log_probs))))
+
+
+def _preset(**values):
+    """An architecture that sets only what differs from GMLMT5Config's defaults (T5-small's shape)."""
+
+    def apply(args):
+        for name, value in values.items():
+            setattr(args, name, getattr(args, name, value))
+
+    return apply
+
+
+ARCHITECTURES = {
+    "gmlm_t5_tiny": dict(d_model=64, num_heads=4, d_kv=16, d_ff=128, encoder_layers=2, decoder_layers=2),
+    "gmlm_t5_mini": dict(d_model=256, num_heads=4, d_kv=64, d_ff=1024, encoder_layers=3, decoder_layers=3),
+    "gmlm_t5_small": dict(),
+    "gmlm_t5_base": dict(d_model=768, num_heads=12, d_ff=3072, encoder_layers=12, decoder_layers=12),
+    "gmlm_t5_large": dict(d_model=1024, num_heads=16, d_ff=4096, encoder_layers=24, decoder_layers=24),
+}
+for _name, _values in ARCHITECTURES.items():
+    register_model_architecture("gmlm_t5", _name)(_preset(**_values))

@@ -1,0 +1,207 @@
+"""T5 v1.1 building blocks as plain ``nn.Module``s.
+
+Raffel et al., "Exploring the Limits of Transfer Learning with a Unified Text-to-Text Transformer" (JMLR 2020),
+with the v1.1 changes (gated-GELU feed-forward, no dropout in pre-training, untied head) as used by PaDIR
+(Li et al., "Promises and Pitfalls of Generative Masked Language Modeling", ICML 2024).
+
+Letters in shape comments: B batch, S source length, T target length, Q query length, K key length,
+H heads, D head dim (d_kv), C model dim, F feed-forward dim.
+
+Differences from a textbook transformer, kept on purpose because pretrained T5 weights depend on them:
+attention logits are *not* scaled by 1/sqrt(D) (T5 folds that into the query initialisation), the norm is
+RMSNorm without bias or mean subtraction, and positions enter only as a learned bias on attention logits.
+"""
+
+import math
+from typing import List, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fairseq_gmlm.kernels import make_rms_norm
+
+
+def relative_position_bucket(
+    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128
+) -> torch.Tensor:
+    """Map ``key_position - query_position`` to T5's bucket ids.
+
+    Half the buckets (all of them when ``bidirectional`` is False, where positive offsets map to 0) hold
+    exact small distances, the rest grow logarithmically up to ``max_distance``; farther offsets share the
+    last bucket. With ``bidirectional`` the upper half of the ids is for keys to the right of the query.
+    """
+    bucket = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        bucket = bucket + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)
+    max_exact = num_buckets // 2
+    # log-spaced buckets for distances in [max_exact, max_distance); clamp(min=1) only avoids log(0) in the
+    # branch that torch.where discards.
+    log_ratio = torch.log(distance.clamp(min=1).float() / max_exact) / math.log(max_distance / max_exact)
+    far = max_exact + (log_ratio * (num_buckets - max_exact)).long()
+    far = far.clamp(max=num_buckets - 1)
+    return bucket + torch.where(distance < max_exact, distance, far)
+
+
+class RelativePositionBias(nn.Module):
+    """One learned scalar per (bucket, head), shared by all layers of a stack."""
+
+    def __init__(self, num_heads: int, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128):
+        super().__init__()
+        self.bidirectional = bidirectional
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.relative_attention_bias = nn.Embedding(num_buckets, num_heads)
+
+    def forward(self, query_length: int, key_length: int, query_offset: int = 0) -> torch.Tensor:
+        device = self.relative_attention_bias.weight.device
+        query_position = torch.arange(query_length, device=device)[:, None] + query_offset  # Q x 1
+        key_position = torch.arange(key_length, device=device)[None, :]  # 1 x K
+        buckets = relative_position_bucket(
+            key_position - query_position, self.bidirectional, self.num_buckets, self.max_distance
+        )  # Q x K
+        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)  # 1 x H x Q x K
+
+
+def attention_bias_from_padding(key_padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """B x K bool (True = pad) -> B x 1 x 1 x K additive bias (0 or the dtype's minimum)."""
+    bias = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    bias = bias.masked_fill(key_padding_mask, torch.finfo(dtype).min)
+    return bias[:, None, None, :]
+
+
+def causal_bias(query_length: int, key_length: int, device, dtype, query_offset: int = 0) -> torch.Tensor:
+    """1 x 1 x Q x K additive bias forbidding keys to the right of each query."""
+    query_position = torch.arange(query_length, device=device)[:, None] + query_offset
+    key_position = torch.arange(key_length, device=device)[None, :]
+    bias = torch.zeros(query_length, key_length, dtype=dtype, device=device)
+    return bias.masked_fill(key_position > query_position, torch.finfo(dtype).min)[None, None]
+
+
+class Attention(nn.Module):
+    """Multi-head attention without biases or 1/sqrt(D) scaling, through ``scaled_dot_product_attention``."""
+
+    def __init__(self, d_model: int, num_heads: int, d_kv: int, dropout: float):
+        super().__init__()
+        self.num_heads, self.d_kv, self.dropout = num_heads, d_kv, dropout
+        inner = num_heads * d_kv
+        self.q = nn.Linear(d_model, inner, bias=False)
+        self.k = nn.Linear(d_model, inner, bias=False)
+        self.v = nn.Linear(d_model, inner, bias=False)
+        self.o = nn.Linear(inner, d_model, bias=False)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.size(0), x.size(1), self.num_heads, self.d_kv).transpose(1, 2)  # B x H x L x D
+
+    def project_keys_values(self, memory: torch.Tensor):
+        return self._heads(self.k(memory)), self._heads(self.v(memory))
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, key_value: Optional[tuple] = None) -> torch.Tensor:
+        """x: B x Q x C; bias: additive, broadcastable to B x H x Q x K; key_value: projected (k, v)."""
+        q = self._heads(self.q(x))  # B x H x Q x D
+        k, v = key_value if key_value is not None else self.project_keys_values(x)  # B x H x K x D
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0, scale=1.0
+        )  # B x H x Q x D
+        return self.o(out.transpose(1, 2).reshape(x.size(0), x.size(1), -1))  # B x Q x C
+
+
+class FeedForward(nn.Module):
+    """``relu``: wo(relu(wi x)); ``gated-gelu``: wo(gelu(wi_0 x) * wi_1 x) (T5 v1.1)."""
+
+    def __init__(self, d_model: int, d_ff: int, kind: str, dropout: float):
+        super().__init__()
+        if kind not in ("relu", "gated-gelu"):
+            raise ValueError(f"--feed-forward must be 'relu' or 'gated-gelu', got {kind!r}")
+        self.gated = kind == "gated-gelu"
+        if self.gated:
+            self.wi_0 = nn.Linear(d_model, d_ff, bias=False)
+            self.wi_1 = nn.Linear(d_model, d_ff, bias=False)
+        else:
+            self.wi = nn.Linear(d_model, d_ff, bias=False)
+        self.wo = nn.Linear(d_ff, d_model, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gated:
+            hidden = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x)  # B x L x F
+        else:
+            hidden = F.relu(self.wi(x))  # B x L x F
+        return self.wo(self.dropout(hidden))
+
+
+class Sublayer(nn.Module):
+    """Pre-norm residual wrapper: x + dropout(f(norm(x)))."""
+
+    def __init__(self, d_model: int, inner: nn.Module, dropout: float, eps: float):
+        super().__init__()
+        self.layer_norm = make_rms_norm(d_model, eps)
+        self.inner = inner
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return x + self.dropout(self.inner(self.layer_norm(x), *args, **kwargs))
+
+
+class Block(nn.Module):
+    def __init__(self, d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention: bool):
+        super().__init__()
+        self.self_attention = Sublayer(d_model, Attention(d_model, num_heads, d_kv, dropout), dropout, eps)
+        self.cross_attention = (
+            Sublayer(d_model, Attention(d_model, num_heads, d_kv, dropout), dropout, eps)
+            if cross_attention
+            else None
+        )
+        self.feed_forward = Sublayer(d_model, FeedForward(d_model, d_ff, feed_forward, dropout), dropout, eps)
+
+    def forward(self, x, self_bias, memory=None, memory_bias=None, self_kv=None):
+        x = self.self_attention(x, self_bias, self_kv)
+        if self.cross_attention is not None:
+            x = self.cross_attention(x, memory_bias, self.cross_attention.inner.project_keys_values(memory))
+        return self.feed_forward(x)
+
+
+class Stack(nn.Module):
+    """Embedded tokens -> dropout -> blocks -> final RMSNorm -> dropout (one T5 encoder or decoder)."""
+
+    def __init__(
+        self, num_layers, d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps,
+        bidirectional: bool, cross_attention: bool, num_buckets: int, max_distance: int,
+    ):
+        super().__init__()
+        self.relative_position = RelativePositionBias(num_heads, bidirectional, num_buckets, max_distance)
+        self.blocks = nn.ModuleList(
+            Block(d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention)
+            for _ in range(num_layers)
+        )
+        self.final_layer_norm = make_rms_norm(d_model, eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, self_bias, memory=None, memory_bias=None):
+        """x: B x L x C embedded; self_bias: B|1 x H|1 x L x L; memory: B x S x C; memory_bias: B x 1 x 1 x S."""
+        x = self.dropout(x)
+        for block in self.blocks:
+            x = block(x, self_bias, memory, memory_bias)
+        return self.dropout(self.final_layer_norm(x))
+
+
+def init_t5_weights(module: nn.Module, d_model: int, factor: float = 1.0) -> None:
+    """T5's initialisation (Mesh TensorFlow): the 1/sqrt(D) attention scale lives in the query weights."""
+    for sub in module.modules():
+        if isinstance(sub, Attention):
+            inner = sub.num_heads * sub.d_kv
+            nn.init.normal_(sub.q.weight, std=factor * (d_model * sub.d_kv) ** -0.5)
+            nn.init.normal_(sub.k.weight, std=factor * d_model**-0.5)
+            nn.init.normal_(sub.v.weight, std=factor * d_model**-0.5)
+            nn.init.normal_(sub.o.weight, std=factor * inner**-0.5)
+        elif isinstance(sub, FeedForward):
+            for name in ("wi", "wi_0", "wi_1"):
+                if hasattr(sub, name):
+                    nn.init.normal_(getattr(sub, name).weight, std=factor * d_model**-0.5)
+            nn.init.normal_(sub.wo.weight, std=factor * sub.wo.in_features**-0.5)
+        elif isinstance(sub, RelativePositionBias):
+            nn.init.normal_(sub.relative_attention_bias.weight, std=factor * d_model**-0.5)

@@ -1,0 +1,93 @@
+"""Target corruption for GMLM training, as pure deterministic functions.
+
+Li et al., "Promises and Pitfalls of Generative Masked Language Modeling" (ICML 2024), training section: per
+example, a masking ratio m (fixed, or drawn from U(0, 1)); each target token is noised independently with
+probability m, EOS and padding never. A noised token becomes ``<mask>`` with probability 1 - r - c, a uniformly
+random regular token with probability r, or stays correct with probability c; r and c are fixed or drawn from
+U(0, 0.5) per example.
+
+Randomness comes from a counter-based hash of (seed, update, example id, position) rather than a stateful
+generator, so an example is corrupted the same way whatever batch or worker it lands in: one process with a
+whole batch and two processes with half each see identical inputs.
+
+Shapes: B batch, T target length.
+"""
+
+from typing import NamedTuple, Optional
+
+import torch
+
+_MASK32 = 0xFFFFFFFF
+STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6}
+
+
+def hash32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mix (int64 tensor in, values in [0, 2^32) out); products stay below 2^59."""
+    x = x & _MASK32
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
+    return (x >> 16) ^ x
+
+
+def example_keys(ids: torch.Tensor, seed: int, update: int) -> torch.Tensor:
+    """One key per example (B, int64) from its dataset id, the run's seed and the update number."""
+    base = hash32(torch.tensor(seed, dtype=torch.long) * 1000003 + update)
+    return hash32(ids.long() ^ base)
+
+
+def uniform(keys: torch.Tensor, stream: str, positions: Optional[int] = None) -> torch.Tensor:
+    """Uniforms in [0, 1): B x 1 per example, or B x T per position when ``positions`` is given."""
+    keyed = hash32(keys ^ (STREAMS[stream] * 0x9E3779B1))[:, None]  # B x 1
+    if positions is not None:
+        keyed = hash32(keyed ^ hash32(torch.arange(positions, device=keys.device) + 0x51ED27)[None, :])  # B x T
+    return keyed.double().div(2.0**32).float()
+
+
+class Corruption(NamedTuple):
+    tokens: torch.Tensor  # B x T decoder input
+    noised: torch.Tensor  # B x T bool: positions chosen for noise (whatever they became)
+    masked: torch.Tensor  # B x T bool: positions that became <mask>
+
+
+def per_example(value: Optional[float], high: float, keys: torch.Tensor, stream: str) -> torch.Tensor:
+    """A fixed value for every example, or a draw from U(0, high) when ``value`` is None. Returns B x 1."""
+    if value is not None:
+        return torch.full((keys.size(0), 1), float(value), device=keys.device)
+    return uniform(keys, stream) * high
+
+
+def corrupt(
+    target: torch.Tensor,
+    keys: torch.Tensor,
+    *,
+    pad: int,
+    eos: int,
+    mask: int,
+    random_low: int,
+    random_high: int,
+    mask_ratio: Optional[float] = None,
+    random_prob: Optional[float] = None,
+    keep_prob: Optional[float] = None,
+) -> Corruption:
+    """Corrupt a right-padded B x T target; ``keys`` (B) come from :func:`example_keys`.
+
+    Random replacements are drawn from ids [random_low, random_high), the regular vocabulary. ``None`` for a
+    ratio or probability draws it per example: U(0, 1) for the masking ratio, U(0, 0.5) for the other two.
+    """
+    ratio = per_example(mask_ratio, 1.0, keys, "ratio")  # B x 1
+    random_p = per_example(random_prob, 0.5, keys, "random_prob")  # B x 1
+    keep_p = per_example(keep_prob, 0.5, keys, "keep_prob")  # B x 1
+    if bool(((random_p + keep_p) > 1.0).any()):
+        raise ValueError("--random-token-prob plus --keep-prob must not exceed 1")
+
+    length = target.size(1)
+    can_noise = target.ne(pad) & target.ne(eos)  # B x T
+    noised = (uniform(keys, "noise", length) < ratio) & can_noise
+    fate = uniform(keys, "fate", length)  # one uniform decides what a noised token becomes
+    masked = noised & (fate >= random_p + keep_p)
+    randomised = noised & (fate < random_p)
+    random_tokens = random_low + (uniform(keys, "random_token", length) * (random_high - random_low)).long()
+
+    tokens = target.masked_fill(masked, mask)
+    tokens = torch.where(randomised, random_tokens.clamp(max=random_high - 1), tokens)
+    return Corruption(tokens=tokens, noised=noised, masked=masked)

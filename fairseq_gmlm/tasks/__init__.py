@@ -1,0 +1,1 @@
+from fairseq_gmlm.tasks import translation_gmlm  # noqa: F401
