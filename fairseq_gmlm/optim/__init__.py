@@ -1,0 +1,1 @@
+from fairseq_gmlm.optim import adamw_fused  # noqa: F401
