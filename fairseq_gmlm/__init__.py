@@ -4,8 +4,11 @@ Load with ``--user-dir fairseq_gmlm``. fairseq auto-imports ``tasks/*`` and ``mo
 module path, so the imports below use the same path and each component registers once.
 """
 
-from fairseq_gmlm.checkpoints import allow_fairseq_checkpoint_globals
+from fairseq_gmlm.checkpoints import allow_fairseq_checkpoint_globals, guard_checkpoint_loading
+from fairseq_gmlm.errors import report_usage_errors_briefly
 
 allow_fairseq_checkpoint_globals()
+guard_checkpoint_loading()
+report_usage_errors_briefly()
 
 from fairseq_gmlm import criterions, models, optim, tasks  # noqa: E402,F401

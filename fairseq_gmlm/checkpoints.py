@@ -4,12 +4,25 @@
 checkpoints hold an ``argparse.Namespace`` (older ones) and numpy arrays (summable BLEU counts among the
 meters in ``extra_state``), so every load fails (fairseq-notes.md, defect 1). We allow exactly those classes
 instead of turning the safe loader off.
+
+Reading a checkpoint also goes through ``read_checkpoint`` (see ``guard_checkpoint_loading``), so a truncated
+file stops with a message naming it rather than a zip-reader error from inside torch.
 """
 
 import argparse
+import functools
+import hashlib
+import os
+import pickle
+import zipfile
 
 import numpy
 import torch
+
+from fairseq_gmlm.errors import CheckpointError
+
+# Key under which the loaded file's path travels in ``state["task_state"]`` to the task's ``load_state_dict``.
+CHECKPOINT_PATH_KEY = "fairseq_gmlm_checkpoint_path"
 
 
 def checkpoint_globals() -> list:
@@ -20,3 +33,64 @@ def checkpoint_globals() -> list:
 
 def allow_fairseq_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(checkpoint_globals())
+
+
+def read_checkpoint(load, path, *args, **kwargs):
+    """``load(path, ...)`` (fairseq's ``load_checkpoint_to_cpu``), turning an unreadable file into an error that
+    names it. A file cut short (a copy interrupted by a kill, a full disk) fails inside torch's zip reader."""
+    try:
+        return load(path, *args, **kwargs)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({os.path.getsize(path) if os.path.exists(path) else 0} bytes): it is "
+            f"truncated or not a fairseq checkpoint ({str(error).split('. ')[0]}). Delete it or move it away; to resume from an "
+            f"earlier one give --restore-file checkpoint<N>.pt from the same --save-dir"
+        ) from error
+
+
+def guard_checkpoint_loading() -> None:
+    """Route every checkpoint read of fairseq-train/-generate/-interactive through ``read_checkpoint``.
+
+    fairseq has no hook between its trainer and ``torch.load``; both the trainer and
+    ``load_model_ensemble_and_task`` call ``checkpoint_utils.load_checkpoint_to_cpu`` through the module, so
+    wrapping that one attribute covers every load. Idempotent.
+    """
+    from fairseq import checkpoint_utils
+
+    load = checkpoint_utils.load_checkpoint_to_cpu
+    if getattr(load, "fairseq_gmlm", False):
+        return
+
+    @functools.wraps(load)
+    def load_checkpoint_to_cpu(path, *args, **kwargs):
+        state = read_checkpoint(load, path, *args, **kwargs)
+        if isinstance(state, dict) and isinstance(state.get("task_state"), dict):
+            state["task_state"][CHECKPOINT_PATH_KEY] = path  # lets the task name the file in its own checks
+        return state
+
+    load_checkpoint_to_cpu.fairseq_gmlm = True
+    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
+
+
+def dictionary_fingerprint(dictionary) -> dict:
+    """What a checkpoint records about the dictionary it was trained with (after <mask> and <length>)."""
+    digest = hashlib.md5("\n".join(dictionary.symbols).encode("utf-8")).hexdigest()
+    return {"size": len(dictionary), "md5": digest}
+
+
+def check_dictionary(saved: dict, dictionary, dictionary_path: str, checkpoint_path: str) -> None:
+    """Raise when ``dictionary`` (read from ``dictionary_path``) is not the one the checkpoint was trained with.
+
+    Without this check a different size surfaces as a tensor size mismatch inside ``load_state_dict``, and a
+    same-sized but different dictionary silently translates into the wrong words.
+    """
+    current = dictionary_fingerprint(dictionary)
+    if saved == current:
+        return
+    how = (f"it has {current['size']} symbols, the checkpoint's has {saved['size']}" if saved["size"] != current["size"]
+           else f"both have {current['size']} symbols, but they differ")
+    raise ValueError(
+        f"the dictionary {dictionary_path} does not match checkpoint {checkpoint_path} ({how}, counting the <mask> and "
+        f"<length> symbols the task adds): give the data directory the model was trained on, or binarise your data "
+        f"with fairseq-preprocess --srcdict/--tgtdict set to the training data's dict.*.txt"
+    )

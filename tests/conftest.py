@@ -1,33 +1,95 @@
-"""Shared fixtures: a tiny binarised corpus built once per session from a slice of the bundled Ding corpus."""
+"""Shared fixtures: small real corpora binarised by the real fairseq-preprocess, and a CLI runner."""
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DING = REPO / "data" / "ding-de-en"
-SLICES = {"train": 400, "valid": 40, "test": 40}  # sentence pairs per split
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = str(ROOT / "fairseq_gmlm")
+BIN = Path(sys.executable).parent
+
+
+def run_cli(tool: str, *args, check: bool = True, timeout: int = 600, input_text=None, env=None):
+    """Run a fairseq console script (fairseq-train, ...) from this environment; returns CompletedProcess."""
+    command = [str(BIN / tool), *map(str, args)]
+    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), **(env or {}))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, input=input_text, env=environment)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{tool} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+def slice_corpus(source_dir: Path, target_dir: Path, sizes: dict, src: str = "de", tgt: str = "en") -> None:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for split, count in sizes.items():
+        for lang in (src, tgt):
+            lines = (source_dir / f"{split}.{lang}").read_text(encoding="utf-8").splitlines()[:count]
+            (target_dir / f"{split}.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory):
-    """de->en: ``raw/{split}.{de,en}`` (first lines of each Ding split), a joint sentencepiece model
-    ``spm.model`` (about 600 pieces) and fairseq binaries in ``bin/`` (joined dictionary)."""
-    root = tmp_path_factory.mktemp("tiny_corpus")
-    raw = root / "raw"
-    raw.mkdir()
-    for split, lines in SLICES.items():
-        for lang in ("de", "en"):
-            with open(DING / f"{split}.{lang}", encoding="utf-8") as f:
-                head = [next(f) for _ in range(lines)]
-            (raw / f"{split}.{lang}").write_text("".join(head), encoding="utf-8")
+def ding_slice(tmp_path_factory):
+    """600/50/50 pairs of the bundled Ding corpus, through scripts/prepare_data.py (sentencepiece + preprocess).
+
+    50 test sentences: not a multiple of fairseq's default --required-batch-size-multiple of 8.
+    """
+    work = tmp_path_factory.mktemp("ding")
+    slice_corpus(ROOT / "data" / "ding-de-en", work / "raw", {"train": 600, "valid": 50, "test": 50})
     subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "prepare_data.py"), "--raw", str(raw), "--src", "de", "--tgt", "en",
-         "--out", str(root), "--vocab-size", "600", "--workers", "1"],
-        check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [sys.executable, str(ROOT / "scripts" / "prepare_data.py"), "--raw", str(work / "raw"), "--src", "de",
+         "--tgt", "en", "--out", str(work / "prepared"), "--vocab-size", "600", "--workers", "1"],
+        check=True, capture_output=True, env=dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}"),
     )
-    return SimpleNamespace(root=root, raw=raw, bin=root / "bin", spm_model=root / "spm.model", src="de", tgt="en")
+    return work
+
+
+def write_reversal_corpus(directory: Path, sizes: dict, vocab_size: int = 24, seed: int = 0) -> None:
+    """A deterministic synthetic task: the target is the source sequence reversed."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocab_size)]
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, count in sizes.items():
+        sources, targets = [], []
+        for _ in range(count):
+            sentence = [rng.choice(words) for _ in range(rng.randint(3, 8))]
+            sources.append(" ".join(sentence))
+            targets.append(" ".join(reversed(sentence)))
+        (directory / f"{split}.src").write_text("\n".join(sources) + "\n")
+        (directory / f"{split}.tgt").write_text("\n".join(targets) + "\n")
+
+
+@pytest.fixture(scope="session")
+def reversal_corpus(tmp_path_factory):
+    work = tmp_path_factory.mktemp("reversal")
+    write_reversal_corpus(work / "raw", {"train": 4000, "valid": 100, "test": 100})
+    run_cli(
+        "fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt",
+        "--trainpref", work / "raw" / "train", "--validpref", work / "raw" / "valid",
+        "--testpref", work / "raw" / "test", "--destdir", work / "bin", "--joined-dictionary", "--workers", "1",
+    )
+    return work
+
+
+def build_task_and_model(data_dir: Path, *extra_args, arch: str = "gmlm_t5_tiny", words: int = 24, seed: int = 1):
+    """Parse a real fairseq-train command line and build the task and an untrained model in-process."""
+    import torch
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for lang in ("src", "tgt"):
+        (data_dir / f"dict.{lang}.txt").write_text("".join(f"w{i} {1000 - i}\n" for i in range(words)))
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, [
+        str(data_dir), "--user-dir", PLUGIN, "--task", "translation_gmlm", "--arch", arch, "--criterion", "gmlm_loss",
+        "--source-lang", "src", "--target-lang", "tgt", "--cpu", "--seed", str(seed), *map(str, extra_args),
+    ])
+    cfg = convert_namespace_to_omegaconf(args)
+    torch.manual_seed(seed)
+    task = tasks.setup_task(cfg.task)
+    model = task.build_model(cfg.model)
+    return task, model, cfg

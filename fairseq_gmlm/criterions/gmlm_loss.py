@@ -31,7 +31,7 @@ LOSS_POSITIONS = ("all", "noised", "masked")
 class GMLMLossConfig(FairseqDataclass):
     label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing epsilon for the token loss"})
     loss_positions: ChoiceEnum(list(LOSS_POSITIONS)) = field(
-        default="all", metadata={"help": "score all real target tokens, only noised ones, or only <mask>ed ones"}
+        default="noised", metadata={"help": "score all real target tokens, only noised ones, or only <mask>ed ones"}
     )
     length_loss_factor: float = field(default=0.1, metadata={"help": "weight of the per-sentence length loss"})
     train_stages: int = field(

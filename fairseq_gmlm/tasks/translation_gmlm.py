@@ -7,6 +7,7 @@ command line, during ``--eval-bleu`` from ``--eval-bleu-args`` (falling back to 
 """
 
 import logging
+import os
 from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Optional
@@ -14,12 +15,14 @@ from typing import Optional
 from omegaconf import II
 
 import torch
+from fairseq import utils
 from fairseq.dataclass import ChoiceEnum
 from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from fairseq_gmlm import noising
+from fairseq_gmlm.checkpoints import CHECKPOINT_PATH_KEY, check_dictionary, dictionary_fingerprint
 from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, Vocabulary
 from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
@@ -30,14 +33,17 @@ logger = logging.getLogger(__name__)
 @dataclass
 class TranslationGMLMConfig(TranslationConfig):
     # ---- corruption of the target during training ----
-    mask_ratio: Optional[float] = field(
-        default=None, metadata={"help": "fixed masking (noise) ratio per example; unset: drawn from U(0,1)"}
+    mask_ratio: str = field(
+        default="uniform", metadata={"help": "masking (noise) ratio per example: a number in [0,1], or 'uniform' "
+                                             "to draw it from U(0,1) per example"}
     )
-    random_token_prob: Optional[float] = field(
-        default=None, metadata={"help": "share of noised tokens replaced by a random token; unset: U(0,0.5)"}
+    random_token_prob: str = field(
+        default="0.1", metadata={"help": "share of noised tokens replaced by a random token: a number, or "
+                                         "'uniform' for U(0,0.5) per example"}
     )
-    keep_prob: Optional[float] = field(
-        default=None, metadata={"help": "share of noised tokens left unchanged; unset: U(0,0.5)"}
+    keep_prob: str = field(
+        default="0.1", metadata={"help": "share of noised tokens left unchanged: a number, or 'uniform' for "
+                                         "U(0,0.5) per example"}
     )
     # ---- decoding (also used by unrolled training to build the next stage's input) ----
     decoder_init: ChoiceEnum(["mask", "random"]) = field(
@@ -79,18 +85,92 @@ _TASK_DECODING = {
 @register_task("translation_gmlm", dataclass=TranslationGMLMConfig)
 class TranslationGMLMTask(TranslationTask):
     cfg: TranslationGMLMConfig
+    inference_lines = 0  # fairseq-interactive input lines seen so far, to name them in warnings
+    inference_source_limit: Optional[int] = None  # set by build_generator: the tightest source limit of the models
 
     def __init__(self, cfg: TranslationGMLMConfig, src_dict, tgt_dict):
         for dictionary in {id(src_dict): src_dict, id(tgt_dict): tgt_dict}.values():
             dictionary.add_symbol(MASK_SYMBOL)
             dictionary.add_symbol(LENGTH_SYMBOL)
         super().__init__(cfg, src_dict, tgt_dict)
+        self.mask_ratio = parse_probability("--mask-ratio", cfg.mask_ratio)
+        self.random_token_prob = parse_probability("--random-token-prob", cfg.random_token_prob)
+        self.keep_prob = parse_probability("--keep-prob", cfg.keep_prob)
+        if (self.random_token_prob or 0.0) + (self.keep_prob or 0.0) > 1.0:
+            raise ValueError("--random-token-prob plus --keep-prob must not exceed 1")
         mask, length = tgt_dict.index(MASK_SYMBOL), tgt_dict.index(LENGTH_SYMBOL)
         self.vocab = Vocabulary(
             pad=tgt_dict.pad(), eos=tgt_dict.eos(), mask=mask,
             random_low=tgt_dict.nspecial, random_high=min(mask, length),
             never_predicted=sorted({tgt_dict.pad(), tgt_dict.bos(), tgt_dict.eos(), mask, length}),
         )
+
+    # ---- checkpoints -------------------------------------------------------------------------------------
+
+    def state_dict(self):
+        # fairseq's trainer saves this in every checkpoint; fairseq-generate/-interactive hand it back below.
+        return {**super().state_dict(), "dictionary": dictionary_fingerprint(self.tgt_dict)}
+
+    def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        saved = state_dict.pop("dictionary", None)
+        checkpoint_path = state_dict.pop(CHECKPOINT_PATH_KEY, "(unknown file)")
+        if saved is not None:
+            data = utils.split_paths(self.cfg.data)[0]
+            dictionary_path = os.path.join(data, f"dict.{self.cfg.target_lang}.txt")
+            check_dictionary(saved, self.tgt_dict, dictionary_path, checkpoint_path)
+        super().load_state_dict(state_dict)
+
+    # ---- input to fairseq-generate and fairseq-interactive ------------------------------------------------
+    # fairseq skips (or, without --skip-invalid-size-inputs-valid-test, aborts on) a source longer than
+    # --max-source-positions. Here every input gets an output line: a longer source is truncated to its first
+    # (limit - 1) tokens plus the final EOS, with a warning; an empty source translates to the empty sentence.
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+        if split == self.cfg.train_subset or self.cfg.truncate_source:
+            return  # training skips over-long pairs (fairseq warns); --truncate-source already truncated
+        limit = self.cfg.max_source_positions
+        src_sizes = self.datasets[split].src_sizes  # with EOS
+        too_long, empty = (src_sizes > limit).nonzero()[0], (src_sizes <= 1).nonzero()[0]
+        if empty.size:
+            logger.warning("%s: %d empty source sentences (ids %s): their translations are empty", split, empty.size,
+                           _first_ids(empty))
+        if too_long.size:
+            logger.warning("%s: %d source sentences longer than --max-source-positions %d (ids %s) are truncated to "
+                           "their first %d tokens and EOS", split, too_long.size, limit, _first_ids(too_long), limit - 1)
+            self.cfg.truncate_source = True  # fairseq's own truncation (TruncateDataset), for this split only
+            try:
+                super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
+            finally:
+                self.cfg.truncate_source = False
+
+    def build_dataset_for_inference(self, src_tokens, src_lengths, constraints=None):
+        limit = min(self.cfg.max_source_positions, self.inference_source_limit or self.cfg.max_source_positions)
+        checked = []
+        for tokens in src_tokens:
+            self.inference_lines += 1
+            checked.append(self.check_inference_source(tokens, limit, self.inference_lines))
+        return super().build_dataset_for_inference(checked, [t.numel() for t in checked], constraints)
+
+    def check_inference_source(self, tokens: torch.Tensor, limit: int, line: int) -> torch.Tensor:
+        """Warn about input line ``line`` (its token ids, ending in EOS) and truncate it to ``limit`` tokens."""
+        words = tokens.numel() - 1
+        if words == 0:
+            logger.warning("input line %d is empty: its translation is empty", line)
+        unknown = int(tokens.eq(self.src_dict.unk()).sum())
+        if unknown:
+            logger.warning("input line %d: %d of %d tokens are not in the dictionary and read as %s", line, unknown,
+                           words, self.src_dict.unk_word)
+        if tokens.numel() > limit:
+            logger.warning("input line %d has %d tokens, more than --max-source-positions %d: translating its first "
+                           "%d tokens", line, words, limit, limit - 1)
+        return truncate_source(tokens, limit, self.src_dict.eos())
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        hypotheses = super().inference_step(generator, models, sample, prefix_tokens, constraints)
+        return blank_empty_sources(hypotheses, sample["net_input"]["src_tokens"], self.src_dict.pad(),
+                                   self.src_dict.eos())
 
     # ---- decoding ----------------------------------------------------------------------------------------
 
@@ -118,6 +198,7 @@ class TranslationGMLMTask(TranslationTask):
         ).check()
 
     def build_generator(self, models, args, **unused):
+        self.inference_source_limit = min(model.max_positions()[0] for model in models)
         return GMLMGenerator(self.vocab, self.refinement_options(args))
 
     # ---- training ----------------------------------------------------------------------------------------
@@ -129,7 +210,7 @@ class TranslationGMLMTask(TranslationTask):
         corruption = noising.corrupt(
             target, keys, pad=self.vocab.pad, eos=self.vocab.eos, mask=self.vocab.mask,
             random_low=self.vocab.random_low, random_high=self.vocab.random_high,
-            mask_ratio=self.cfg.mask_ratio, random_prob=self.cfg.random_token_prob, keep_prob=self.cfg.keep_prob,
+            mask_ratio=self.mask_ratio, random_prob=self.random_token_prob, keep_prob=self.keep_prob,
         )
         sample["corruption"] = corruption
         sample["net_input"]["prev_output_tokens"] = corruption.tokens
@@ -158,6 +239,41 @@ class TranslationGMLMTask(TranslationTask):
     def valid_step(self, sample, model, criterion):
         # Validation corrupts with a fixed update number, so the valid loss is comparable across epochs.
         return super().valid_step(self.corrupt(sample, update=0), model, criterion)
+
+
+def parse_probability(flag: str, value) -> Optional[float]:
+    """'uniform' -> None (drawn per example), else a float in [0, 1]."""
+    if str(value).strip().lower() == "uniform":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{flag} must be a number in [0, 1] or 'uniform', got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{flag} must be in [0, 1], got {number}")
+    return number
+
+
+def truncate_source(tokens: torch.Tensor, limit: int, eos: int) -> torch.Tensor:
+    """A source of more than ``limit`` tokens (EOS included) cut to its first ``limit - 1`` tokens and EOS."""
+    if tokens.numel() <= limit:
+        return tokens
+    return torch.cat([tokens[: limit - 1], tokens.new_tensor([eos])])
+
+
+def blank_empty_sources(hypotheses, src_tokens: torch.Tensor, pad: int, eos: int):
+    """Give every sentence whose source (B x S) has no token but EOS the empty translation (just EOS), whatever
+    the model would invent for it."""
+    empty = (src_tokens.ne(pad) & src_tokens.ne(eos)).sum(1).eq(0)  # B
+    for row in empty.nonzero().view(-1).tolist():
+        for hypothesis in hypotheses[row]:
+            hypothesis.update(tokens=src_tokens.new_tensor([eos]), score=torch.tensor(0.0),
+                              positional_scores=torch.zeros(1), alignment=None)
+    return hypotheses
+
+
+def _first_ids(ids, shown: int = 10) -> str:
+    return ", ".join(map(str, ids[:shown].tolist())) + (", ..." if len(ids) > shown else "")
 
 
 def autocast_for(model, optimizer):

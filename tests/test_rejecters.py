@@ -1,0 +1,57 @@
+import torch
+
+from fairseq_gmlm.generation.rejecters import (
+    candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
+)
+
+PAD, EOS = 1, 2
+tokens = torch.tensor([[5, 6, 6, 7, 8, EOS], [9, 9, 9, EOS, PAD, PAD]])
+editable = tokens.ne(PAD) & tokens.ne(EOS)
+scores = torch.tensor([[-0.1, -2.0, -0.5, -3.0, -0.2, -9.0], [-1.0, -0.1, -2.0, -9.0, -9.0, -9.0]])
+
+
+def test_linear_schedule_rejects_nothing_after_the_last_pass():
+    lengths = torch.tensor([10, 3])
+    # 5 passes (max_iter 4): after pass t reject floor(L * (4 - t) / 5)
+    assert [linear_schedule_count(lengths, t, 4).tolist() for t in range(5)] == [[8, 2], [6, 1], [4, 1], [2, 0], [0, 0]]
+
+
+def test_reject_lowest_picks_the_least_confident_editable_tokens_only():
+    rejected = reject_lowest(scores, editable, torch.tensor([2, 1]))
+    assert rejected.tolist() == [
+        [False, True, False, True, False, False],  # -2.0 and -3.0; EOS (-9) is not editable
+        [False, False, True, False, False, False],
+    ]
+
+
+def test_passthrough_keeps_everything_and_bottom_fraction_rounds_down():
+    assert not reject("passthrough", scores, editable, 0, 4).any()
+    rejected = reject("bottom-fraction", scores, editable, 0, 4, fraction=0.5)
+    assert rejected.sum(1).tolist() == [2, 1]
+    assert reject("bottom-k", scores, editable, 3, 4, k=1).sum(1).tolist() == [1, 1]
+
+
+def test_stutter_marks_second_and_later_copies_of_a_repeat():
+    assert stutter(tokens, editable).tolist() == [
+        [False, False, True, False, False, False],
+        [False, True, True, False, False, False],
+    ]
+
+
+def test_replacement_takes_previous_initial_or_summed_argmax_at_rejected_positions():
+    predicted = torch.tensor([[5, 6, EOS]])
+    rejected = torch.tensor([[False, True, False]])
+    previous, initial = torch.tensor([[4, 4, EOS]]), torch.tensor([[3, 3, EOS]])
+    summed = torch.zeros(1, 3, 10)
+    summed[0, 1, 7] = 1.0
+    assert replace("previous", predicted, rejected, previous, initial).tolist() == [[5, 4, EOS]]
+    assert replace("initial", predicted, rejected, previous, initial).tolist() == [[5, 3, EOS]]
+    assert replace("logits-sum", predicted, rejected, previous, initial, summed).tolist() == [[5, 7, EOS]]
+
+
+def test_candidate_scores_ignore_padding():
+    log_probs = torch.tensor([[-1.0, -3.0, -2.0, 0.0, 0.0], [-1.0, -3.0, -2.0, -50.0, -50.0]])
+    real = torch.tensor([[True, True, True, False, False]] * 2)
+    assert candidate_scores(log_probs, real).tolist() == [-2.0, -2.0]
+    # with a brevity penalty: the sum divided by ((5 + 3) / 6) ** alpha
+    assert torch.allclose(candidate_scores(log_probs, real, 1.0), torch.tensor([-6.0 / (8 / 6)] * 2))
