@@ -1,0 +1,49 @@
+"""Wrong use ends with one line on stderr that says what to change, not a traceback.
+
+The plugin checks user input with ``ValueError`` (flags, dictionaries) and ``CheckpointError`` (unreadable
+checkpoint files), raised where the problem is detected. fairseq's command-line tools let such an exception
+reach the interpreter, which prints the whole stack. ``report_usage_errors_briefly`` installs an excepthook that
+prints ``<tool>: error: <message>`` instead, for those two kinds when raised by this package's own code; every
+other exception (a bug, or an error from inside torch or fairseq) keeps its full traceback. Set
+``FAIRSEQ_GMLM_TRACEBACK=1`` to see the traceback of usage errors too. The exit status stays 1.
+"""
+
+import os
+import sys
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read (truncated, not a checkpoint) or does not fit the data."""
+
+
+USER_ERRORS = (ValueError, CheckpointError)
+
+
+def raised_by_plugin(traceback) -> bool:
+    """True when the innermost frame of ``traceback`` is in this package."""
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return os.path.abspath(traceback.tb_frame.f_code.co_filename).startswith(PACKAGE_DIR + os.sep)
+
+
+def is_usage_error(error: BaseException) -> bool:
+    return isinstance(error, USER_ERRORS) and raised_by_plugin(error.__traceback__)
+
+
+def report_usage_errors_briefly() -> None:
+    if getattr(sys.excepthook, "fairseq_gmlm", False):
+        return
+    previous = sys.excepthook
+
+    def excepthook(kind, error, traceback):
+        if is_usage_error(error) and not os.environ.get("FAIRSEQ_GMLM_TRACEBACK"):
+            print(f"{os.path.basename(sys.argv[0]) or 'python'}: error: {error}", file=sys.stderr)
+            return
+        previous(kind, error, traceback)
+
+    excepthook.fairseq_gmlm = True
+    sys.excepthook = excepthook
