@@ -40,7 +40,9 @@ def read_checkpoint(load, path, *args, **kwargs):
     names it. A file cut short (a copy interrupted by a kill, a full disk) fails inside torch's zip reader."""
     try:
         return load(path, *args, **kwargs)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise CheckpointError(
             f"cannot read checkpoint {path} ({os.path.getsize(path) if os.path.exists(path) else 0} bytes): it is "
             f"truncated or not a fairseq checkpoint ({str(error).split('. ')[0]}). Delete it or move it away; to resume from an "
