@@ -1,1 +1,1 @@
-from fairseq_gmlm.models import gmlm_t5  # noqa: F401
+from fairseq_gmlm.models import gmlm_t5, t5_ar  # noqa: F401

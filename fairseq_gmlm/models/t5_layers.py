@@ -13,7 +13,7 @@ RMSNorm without bias or mean subtraction, and positions enter only as a learned 
 """
 
 import math
-from typing import List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +82,19 @@ def causal_bias(query_length: int, key_length: int, device, dtype, query_offset:
     return bias.masked_fill(key_position > query_position, torch.finfo(dtype).min)[None, None]
 
 
+def append_to_cache(
+    cache: Dict[str, Optional[torch.Tensor]], name: str, key_value: Tuple[torch.Tensor, torch.Tensor]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Append this step's keys and values (B x H x Q x D) to ``cache[name + "_k"/"_v"]`` (B x H x K' x D) in
+    place along the length; returns the whole (B x H x (K' + Q) x D) pair."""
+    key, value = key_value
+    if cache.get(f"{name}_k") is not None:
+        key = torch.cat([cache[f"{name}_k"], key], dim=2)
+        value = torch.cat([cache[f"{name}_v"], value], dim=2)
+    cache[f"{name}_k"], cache[f"{name}_v"] = key, value
+    return key, value
+
+
 class Attention(nn.Module):
     """Multi-head attention without biases or 1/sqrt(D) scaling, through ``scaled_dot_product_attention``."""
 
@@ -100,10 +113,21 @@ class Attention(nn.Module):
     def project_keys_values(self, memory: torch.Tensor):
         return self._heads(self.k(memory)), self._heads(self.v(memory))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, key_value: Optional[tuple] = None) -> torch.Tensor:
-        """x: B x Q x C; bias: additive, broadcastable to B x H x Q x K; key_value: projected (k, v)."""
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor, key_value: Optional[tuple] = None,
+        cache: Optional[Dict[str, Optional[torch.Tensor]]] = None,
+    ) -> torch.Tensor:
+        """x: B x Q x C; bias: additive, broadcastable to B x H x Q x K; key_value: projected (k, v).
+
+        ``cache`` (self-attention in incremental decoding only): the keys and values of earlier steps; this
+        step's are appended to it in place and attended together with them.
+        """
         q = self._heads(self.q(x))  # B x H x Q x D
-        k, v = key_value if key_value is not None else self.project_keys_values(x)  # B x H x K x D
+        if key_value is None:
+            key_value = self.project_keys_values(x)  # B x H x Q x D each
+            if cache is not None:
+                key_value = append_to_cache(cache, "self", key_value)
+        k, v = key_value  # B x H x K x D
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias.to(q.dtype), dropout_p=self.dropout if self.training else 0.0, scale=1.0
         )  # B x H x Q x D
@@ -158,11 +182,20 @@ class Block(nn.Module):
         )
         self.feed_forward = Sublayer(d_model, FeedForward(d_model, d_ff, feed_forward, dropout), dropout, eps)
 
-    def forward(self, x, self_bias, memory=None, memory_bias=None, self_kv=None):
-        x = self.self_attention(x, self_bias, self_kv)
+    def forward(self, x, self_bias, memory=None, memory_bias=None, self_kv=None, cache=None):
+        """``cache``: this block's incremental-decoding state (see ``Stack.forward``), or None."""
+        x = self.self_attention(x, self_bias, self_kv, cache=cache)
         if self.cross_attention is not None:
-            x = self.cross_attention(x, memory_bias, self.cross_attention.inner.project_keys_values(memory))
+            x = self.cross_attention(x, memory_bias, self.memory_keys_values(memory, cache))
         return self.feed_forward(x)
+
+    def memory_keys_values(self, memory: torch.Tensor, cache=None):
+        """Cross-attention keys and values of the encoder output; projected once per sentence when cached."""
+        if cache is None:
+            return self.cross_attention.inner.project_keys_values(memory)
+        if cache.get("memory_k") is None:
+            cache["memory_k"], cache["memory_v"] = self.cross_attention.inner.project_keys_values(memory)
+        return cache["memory_k"], cache["memory_v"]
 
 
 class Stack(nn.Module):
@@ -181,11 +214,16 @@ class Stack(nn.Module):
         self.final_layer_norm = make_rms_norm(d_model, eps)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, self_bias, memory=None, memory_bias=None):
-        """x: B x L x C embedded; self_bias: B|1 x H|1 x L x L; memory: B x S x C; memory_bias: B x 1 x 1 x S."""
+    def forward(self, x, self_bias, memory=None, memory_bias=None, caches: Optional[List[Dict]] = None):
+        """x: B x L x C embedded; self_bias: B|1 x H|1 x L x K; memory: B x S x C; memory_bias: B x 1 x 1 x S.
+
+        ``caches``: for incremental (step by step) decoding, one dict per block, empty on the first step. Each
+        block appends its self-attention keys and values ("self_k", "self_v": B x H x K x D, K = steps so far)
+        and keeps the projected memory ("memory_k", "memory_v": B x H x S x D). Without caches K = L.
+        """
         x = self.dropout(x)
-        for block in self.blocks:
-            x = block(x, self_bias, memory, memory_bias)
+        for index, block in enumerate(self.blocks):
+            x = block(x, self_bias, memory, memory_bias, cache=None if caches is None else caches[index])
         return self.dropout(self.final_layer_norm(x))
 
 
