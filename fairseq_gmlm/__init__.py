@@ -6,9 +6,11 @@ module path, so the imports below use the same path and each component registers
 
 from fairseq_gmlm.checkpoints import allow_fairseq_checkpoint_globals, guard_checkpoint_loading
 from fairseq_gmlm.errors import report_usage_errors_briefly
+from fairseq_gmlm.launch import install_launch_fixes
 
 allow_fairseq_checkpoint_globals()
 guard_checkpoint_loading()
 report_usage_errors_briefly()
+install_launch_fixes()
 
 from fairseq_gmlm import criterions, models, optim, tasks  # noqa: E402,F401

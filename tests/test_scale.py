@@ -1,5 +1,11 @@
-"""Scale: the fused-AdamW optimizer and kernel selection, bf16 training, two-process (gloo) training."""
+"""Scale: the fused-AdamW optimizer and kernel selection, bf16 training on the CPU, resuming after SIGKILL, and
+two-process (gloo) training against one process."""
 
+import math
+import os
+import re
+import signal
+import subprocess
 import sys
 import types
 
@@ -7,8 +13,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from conftest import BIN, PLUGIN, ROOT, run_cli
 from fairseq_gmlm import kernels
 from fairseq_gmlm.optim.adamw_fused import AdamWFused, AdamWFusedConfig, build_adamw, parse_betas
+from fairseq_gmlm.launch import torchrun_process_group, tpu_only_implied_by_bf16
 
 
 # ---- kernel selection ---------------------------------------------------------------------------------------
@@ -78,3 +86,112 @@ def test_adamw_fused_optimizer_steps_with_the_config_values():
     param.grad = torch.ones(4)
     optimizer.step()
     assert torch.all(param < 1)
+
+
+def test_spurious_tpu_is_dropped_only_for_bf16_without_xla():
+    assert tpu_only_implied_by_bf16(bf16=True, tpu=True, xla_importable=False)
+    assert not tpu_only_implied_by_bf16(bf16=True, tpu=True, xla_importable=True)
+    assert not tpu_only_implied_by_bf16(bf16=False, tpu=True, xla_importable=False)
+    assert not tpu_only_implied_by_bf16(bf16=False, tpu=False, xla_importable=False)
+
+
+def test_torchrun_process_group_when_torchrun_environment_is_set():
+    environment = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
+    assert torchrun_process_group(environment, None) == {
+        "distributed_init_method": "env://", "distributed_world_size": 2, "distributed_rank": 1, "device_id": 1,
+        "distributed_no_spawn": True,
+    }
+    assert torchrun_process_group(environment, "tcp://host:1234") is None  # the user's own choice wins
+    assert torchrun_process_group({**environment, "WORLD_SIZE": "1"}, None) is None
+    assert torchrun_process_group({}, None) is None
+
+
+# ---- through fairseq-train ---------------------------------------------------------------------------------
+
+def train_command(data, save_dir, *extra):
+    return [
+        data, "--user-dir", PLUGIN, "--task", "translation_gmlm", "--arch", "gmlm_t5_tiny", "--criterion", "gmlm_loss",
+        "--optimizer", "adamw_fused", "--max-tokens", "512", "--cpu", "--save-dir", save_dir, "--no-progress-bar",
+        "--log-interval", "1", "--seed", "1", "--num-workers", "0", "--disable-validation", *extra,
+    ]
+
+
+def logged_updates(stdout: str) -> dict:
+    """num_updates -> the key=value pairs of fairseq's ``train_inner`` lines."""
+    updates = {}
+    for line in stdout.splitlines():
+        if "| train_inner |" in line:
+            values = dict(pair.split("=", 1) for pair in re.findall(r"\w+=[^,\s]+", line))
+            updates[int(values["num_updates"])] = values
+    return updates
+
+
+def test_bf16_training_on_cpu_has_finite_falling_loss(ding_slice, tmp_path):
+    data = ding_slice / "prepared" / "bin"
+    result = run_cli("fairseq-train", *train_command(data, tmp_path, "--bf16", "--lr", "3e-3", "--max-update", "16",
+                                                     "--no-save"))
+    assert "training in bfloat16 on the CPU" in result.stdout + result.stderr
+    losses = [float(values["loss"]) for _, values in sorted(logged_updates(result.stdout).items())]
+    assert len(losses) == 16 and all(math.isfinite(loss) for loss in losses)
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.5
+
+
+def test_resume_after_sigkill_continues_updates_and_lr(ding_slice, tmp_path):
+    data = ding_slice / "prepared" / "bin"
+    # inverse_sqrt warm-up: lr = 1e-3 * update / 100 for the first 100 updates, so it shows where training is.
+    command = [str(BIN / "fairseq-train"), *map(str, train_command(
+        data, tmp_path, "--lr", "1e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "100",
+        "--warmup-init-lr", "0", "--max-update", "30", "--save-interval-updates", "5", "--no-epoch-checkpoints",
+    ))]
+    environment = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
+    try:
+        for line in process.stdout:  # fairseq logs to stdout, one flushed line per record
+            saved = re.search(r"Saved checkpoint .* \(epoch \d+ @ (\d+) updates", line)
+            if saved and int(saved.group(1)) >= 10:
+                break
+        else:
+            pytest.fail("fairseq-train ended before saving a checkpoint at 10 updates")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    result = run_cli("fairseq-train", *command[1:], timeout=300)
+    loaded = re.search(r"Loaded checkpoint \S*checkpoint_last\.pt \(epoch \d+ @ (\d+) updates\)", result.stdout)
+    assert loaded, result.stdout[-3000:]
+    resumed_from = int(loaded.group(1))
+    assert resumed_from >= 10 and resumed_from % 5 == 0
+    updates = logged_updates(result.stdout)
+    assert min(updates) == resumed_from + 1 and max(updates) == 30
+    for update, values in updates.items():
+        assert float(values["lr"]) == pytest.approx(1e-3 * update / 100, rel=1e-3)
+    for checkpoint in tmp_path.glob("*.pt"):  # every file left behind is whole
+        torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert not list(tmp_path.glob("*.tmp"))
+
+    last = tmp_path / "checkpoint_last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    result = run_cli("fairseq-train", *command[1:], check=False, timeout=300)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"cannot read checkpoint {last}" in result.stderr
+
+
+def test_two_gloo_processes_match_one_process_on_the_first_update(ding_slice, tmp_path):
+    """Rank r takes batch r of each group; one process with --update-freq 2 accumulates the same two batches.
+    The corruption is keyed by example id and update, and dropout is off, so both see identical numbers."""
+    data = ding_slice / "prepared" / "bin"
+    common = ["--lr", "1e-3", "--max-update", "1", "--dropout", "0"]
+    single = run_cli("fairseq-train", *train_command(data, tmp_path / "one", *common, "--update-freq", "2"))
+    double = run_cli("torchrun", "--standalone", "--nproc_per_node", "2", BIN / "fairseq-train",
+                     *train_command(data, tmp_path / "two", *common, "--distributed-backend", "gloo"), timeout=300)
+    first_single, first_double = logged_updates(single.stdout)[1], logged_updates(double.stdout + double.stderr)[1]
+    for key in ("loss", "nll_loss", "length_loss", "gnorm", "wpb", "bsz"):
+        assert first_single[key] == first_double[key], key
+    one = torch.load(tmp_path / "one" / "checkpoint_last.pt", map_location="cpu", weights_only=False)["model"]
+    two = torch.load(tmp_path / "two" / "checkpoint_last.pt", map_location="cpu", weights_only=False)["model"]
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], rtol=1e-5, atol=1e-6)
+
+    result = run_cli("fairseq-generate", data, "--user-dir", PLUGIN, "--task", "translation_gmlm", "--path",
+                     tmp_path / "two" / "checkpoint_last.pt", "--cpu", "--iter-decode-max-iter", "2")
+    assert sum(line.startswith("H-") for line in result.stdout.splitlines()) == 50
