@@ -150,7 +150,9 @@ def model_flags(target: str, fields: Dict[str, object], max_source: int, max_tar
 
 def load_hf_state_dict(hf_dir: str) -> Dict[str, torch.Tensor]:
     """model.safetensors, pytorch_model.bin, or a sharded *.index.json of either; tensors as float32."""
-    candidates = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
+    candidates = [
+        "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"
+    ]
     for name in candidates:
         path = os.path.join(hf_dir, name)
         if not os.path.isfile(path):
@@ -176,7 +178,10 @@ def _load_weight_file(path: str) -> Dict[str, torch.Tensor]:
 
 
 _BLOCK = re.compile(r"^(encoder|decoder)\.block\.(\d+)\.layer\.(\d+)\.(.+)$")
-_SUBLAYERS = {"encoder": ("self_attention", "feed_forward"), "decoder": ("self_attention", "cross_attention", "feed_forward")}
+_SUBLAYERS = {  # T5's block.N.layer.M -> our Block's sublayer
+    "encoder": ("self_attention", "feed_forward"),
+    "decoder": ("self_attention", "cross_attention", "feed_forward"),
+}
 _INNER = re.compile(r"^(?:SelfAttention|EncDecAttention|DenseReluDense)\.(q|k|v|o|wi|wi_0|wi_1|wo)\.weight$")
 
 
@@ -252,7 +257,8 @@ def added_tokens(hf_dir: str, piece_count: int, vocab_size: int, extra_ids: Opti
         extra_ids = int(tokenizer_config.get("extra_ids", min(100, vocab_size - piece_count)))
     if piece_count + extra_ids > vocab_size:
         raise ConversionError(
-            f"--extra-ids {extra_ids} does not fit: {piece_count} pieces + {extra_ids} sentinels > vocab_size {vocab_size}"
+            f"--extra-ids {extra_ids} does not fit: {piece_count} pieces + {extra_ids} sentinels > "
+            f"config.json's vocab_size {vocab_size}"
         )
     return {piece_count + extra_ids - 1 - n: f"<extra_id_{n}>" for n in range(extra_ids)}
 
@@ -352,6 +358,10 @@ def converted_state(
     shared = hf_state.get("shared.weight", hf_state.get("encoder.embed_tokens.weight"))
     if shared is None:
         raise ConversionError("the checkpoint has neither shared.weight nor encoder.embed_tokens.weight")
+    if shared.size(0) != len(vocabulary.t5_to_fairseq):
+        raise ConversionError(
+            f"shared.weight has {shared.size(0)} rows but config.json's vocab_size is {len(vocabulary.t5_to_fairseq)}"
+        )
     embedding = remap_rows(shared, vocabulary.t5_to_fairseq, state[layout.embeddings[0]])
     embedding[vocabulary.fresh_rows["<s>"]] = 0.0
     for name in layout.embeddings:
@@ -374,7 +384,8 @@ def converted_state(
             continue
         located = stack_parameter(hf_name)
         if located is None:
-            why = "ignored by Hugging Face T5 too" if "EncDecAttention.relative_attention_bias" in hf_name else "no counterpart"
+            legacy = "EncDecAttention.relative_attention_bias" in hf_name
+            why = "ignored by Hugging Face T5 too" if legacy else "no counterpart"
             unused.append(f"{hf_name} ({why})")
             continue
         role, name = located
@@ -412,7 +423,8 @@ def checkpoint_dict(cfg, model_state: Dict[str, torch.Tensor], report: dict) -> 
 
 def convert(hf_dir: str, out_dir: str, target: str, max_source: int = 1024, max_target: int = 1024,
             extra_ids: Optional[int] = None, seed: int = 1) -> dict:
-    """Write OUT/{checkpoint.pt, dict.txt, spiece.model, model_flags.txt, conversion_report.json}; returns the report."""
+    """Write OUT/{checkpoint.pt, dict.txt, spiece.model, model_flags.txt, conversion_report.json}; returns
+    the report."""
     if target not in TARGETS:
         raise ConversionError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
     config_path, spiece_path = os.path.join(hf_dir, "config.json"), os.path.join(hf_dir, "spiece.model")
@@ -489,14 +501,17 @@ def log_report(report: dict) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hf-dir", required=True, help="local Hugging Face T5 folder (config.json, weights, spiece.model)")
+    parser.add_argument(
+        "--hf-dir", required=True, help="local Hugging Face T5 folder (config.json, weights, spiece.model)"
+    )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--target", choices=sorted(TARGETS), default="gmlm_t5")
     parser.add_argument("--max-source-positions", type=int, default=1024, help="as given to fairseq-train")
     parser.add_argument("--max-target-positions", type=int, default=1024,
                         help="as given to fairseq-train; sizes gmlm_t5's length head")
     parser.add_argument("--extra-ids", type=int, default=None,
-                        help="number of <extra_id_N> sentinels after the pieces (default: from the tokenizer files, else 100)")
+                        help="number of <extra_id_N> sentinels after the pieces "
+                             "(default: from the tokenizer files, else 100)")
     parser.add_argument("--seed", type=int, default=1, help="seed for the parameters T5 does not provide")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")

@@ -156,7 +156,14 @@ def to_fairseq(t5_id: int) -> int:
 
 def pad_batch(rows, pad: int, left: bool) -> torch.Tensor:
     width = max(len(row) for row in rows)
-    return torch.tensor([([pad] * (width - len(row)) + row) if left else (row + [pad] * (width - len(row))) for row in rows])
+    padded = [([pad] * (width - len(row)) + row) if left else (row + [pad] * (width - len(row))) for row in rows]
+    return torch.tensor(padded)  # B x width
+
+
+def hf_inputs(rows):
+    """T5 ids -> transformers' right-padded input_ids and attention_mask."""
+    mask = [[1] * len(row) for row in rows]
+    return {"input_ids": pad_batch(rows, 0, left=False), "attention_mask": pad_batch(mask, 0, left=False)}
 
 
 def sources(spm_path: Path):
@@ -228,7 +235,7 @@ def test_t5_ar_encoder_equals_hf_on_padded_batch(converted, spm, kind, tied):
     hf, model, _, _ = converted(kind, tied, "t5_ar")
     rows = sources(spm)
     with torch.no_grad():
-        expected = hf.encoder(input_ids=pad_batch(rows, 0, left=False), attention_mask=pad_batch([[1] * len(r) for r in rows], 0, left=False)).last_hidden_state
+        expected = hf.encoder(**hf_inputs(rows)).last_hidden_state  # B x S x C
         src_tokens = pad_batch([[to_fairseq(t) for t in row] for row in rows], 1, left=True)  # fairseq left-pads
         out = model.encoder(src_tokens, torch.tensor([len(r) for r in rows]))["encoder_out"][0]  # B x S x C
     for b, row in enumerate(rows):
@@ -244,7 +251,7 @@ def test_gmlm_encoder_equals_hf_on_padded_batch(converted, spm, kind, tied):
     length_t5_id = task.target_dictionary.index("<length>") - 1
     with torch.no_grad():
         hf_rows = [[length_t5_id] + row for row in rows]
-        expected = hf.encoder(input_ids=pad_batch(hf_rows, 0, left=False), attention_mask=pad_batch([[1] * len(r) for r in hf_rows], 0, left=False)).last_hidden_state
+        expected = hf.encoder(**hf_inputs(hf_rows)).last_hidden_state  # B x (1 + S) x C
         src_tokens = pad_batch([[to_fairseq(t) for t in row] for row in rows], 1, left=True)
         encoder_out = model.encode(src_tokens, torch.tensor([len(r) for r in rows]))
     for b, row in enumerate(hf_rows):
@@ -264,13 +271,27 @@ def teacher_forcing_batch(spm):
 @pytest.mark.parametrize("kind,tied", CASES, ids=CASE_IDS)
 def test_t5_ar_decoder_logits_equal_hf(converted, spm, kind, tied):
     hf, model, _, _ = converted(kind, tied, "t5_ar")
+    assert_decoder_logits_equal(hf, model, spm)
+
+
+def test_tied_unscaled_head_becomes_a_separate_copy(spm, tmp_path):
+    """transformers 5 saves T5Config(tie_word_embeddings=False) as tied weights without output scaling."""
+    hf = build_hf_t5(spm, "relu", True)
+    hf.config.scale_decoder_outputs = False
+    hf_dir = save_hf_t5(hf, spm, tmp_path / "hf", True)
+    assert json.loads((hf_dir / "config.json").read_text())["scale_decoder_outputs"] is False
+    report = convert_hf_t5.convert(str(hf_dir), str(tmp_path / "out"), "t5_ar", max_source=64, max_target=64)
+    model, _ = load_converted(tmp_path / "out")
+    assert model.decoder.lm_head is not None
+    assert report["notes"] == ["separate output head: a copy of shared.weight (T5 ties it without scaling)"]
+    assert_decoder_logits_equal(hf, model, spm)
+
+
+def assert_decoder_logits_equal(hf, model, spm):
     rows, targets, prev_output_tokens, decoder_input_ids = teacher_forcing_batch(spm)
     vocab_map = torch.tensor([to_fairseq(t) for t in range(hf.config.vocab_size)])
     with torch.no_grad():
-        expected = hf(
-            input_ids=pad_batch(rows, 0, left=False), attention_mask=pad_batch([[1] * len(r) for r in rows], 0, left=False),
-            decoder_input_ids=decoder_input_ids,
-        ).logits  # B x T x V_t5
+        expected = hf(**hf_inputs(rows), decoder_input_ids=decoder_input_ids).logits  # B x T x V_t5
         src_tokens = pad_batch([[to_fairseq(t) for t in row] for row in rows], 1, left=True)
         logits, _ = model(src_tokens, torch.tensor([len(r) for r in rows]), prev_output_tokens)  # B x T x V_fairseq
     ours = logits[..., vocab_map]  # columns in T5 order
@@ -302,9 +323,8 @@ def test_greedy_sequence_generator_equals_hf_generate(converted, spm, kind, tied
         # fairseq never emits <pad> and, with its default min_len=1, no </s> at the first step: ask HF the same.
         # use_cache=False: transformers 5.24 sizes its generation cache by num_layers, not num_decoder_layers.
         hf_out = hf.generate(
-            input_ids=pad_batch(rows, 0, left=False), attention_mask=pad_batch([[1] * len(r) for r in rows], 0, left=False),
-            num_beams=1, do_sample=False, max_new_tokens=max_new, min_new_tokens=1, suppress_tokens=[0],
-            use_cache=False,
+            **hf_inputs(rows), num_beams=1, do_sample=False, max_new_tokens=max_new, min_new_tokens=1,
+            suppress_tokens=[0], use_cache=False,
         )
         generator = SequenceGenerator([model], task.target_dictionary, beam_size=1, max_len_a=0, max_len_b=max_new)
         src_tokens = pad_batch([[to_fairseq(t) for t in row] for row in rows], 1, left=True)

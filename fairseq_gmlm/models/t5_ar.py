@@ -33,7 +33,7 @@ from fairseq.models import (
 from torch import Tensor, nn
 
 from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config, GMLMT5Model, _preset
-from fairseq_gmlm.models.t5_layers import Stack, attention_bias_from_padding, causal_bias, init_t5_weights
+from fairseq_gmlm.models.t5_layers import attention_bias_from_padding, causal_bias, init_t5_weights
 
 
 @dataclass
