@@ -4,12 +4,15 @@ Load with ``--user-dir fairseq_gmlm``. fairseq auto-imports ``tasks/*`` and ``mo
 module path, so the imports below use the same path and each component registers once.
 """
 
-from fairseq_gmlm.checkpoints import allow_fairseq_checkpoint_globals, guard_checkpoint_loading
+from fairseq_gmlm.checkpoints import (
+    allow_fairseq_checkpoint_globals, guard_checkpoint_loading, make_checkpoint_copies_atomic,
+)
 from fairseq_gmlm.errors import report_usage_errors_briefly
 from fairseq_gmlm.launch import install_launch_fixes
 
 allow_fairseq_checkpoint_globals()
 guard_checkpoint_loading()
+make_checkpoint_copies_atomic()
 report_usage_errors_briefly()
 install_launch_fixes()
 

@@ -6,7 +6,9 @@ meters in ``extra_state``), so every load fails (fairseq-notes.md, defect 1). We
 instead of turning the safe loader off.
 
 Reading a checkpoint also goes through ``read_checkpoint`` (see ``guard_checkpoint_loading``), so a truncated
-file stops with a message naming it rather than a zip-reader error from inside torch.
+file stops with a message naming it rather than a zip-reader error from inside torch; and the copies fairseq
+makes of a saved checkpoint (``checkpoint_last.pt``, ...) are atomic (``make_checkpoint_copies_atomic``), so a
+job killed at any moment leaves only whole files behind.
 """
 
 import argparse
@@ -14,6 +16,7 @@ import functools
 import hashlib
 import os
 import pickle
+import shutil
 import zipfile
 
 import numpy
@@ -96,3 +99,36 @@ def check_dictionary(saved: dict, dictionary, dictionary_path: str, checkpoint_p
         f"<length> symbols the task adds): give the data directory the model was trained on, or binarise your data "
         f"with fairseq-preprocess --srcdict/--tgtdict set to the training data's dict.*.txt"
     )
+
+
+def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+    """Copy through ``dst_path + '.tmp'`` and a rename, so a kill mid-copy never leaves a cut ``dst_path``."""
+    if os.path.exists(dst_path) and not overwrite:
+        return False
+    partial = dst_path + ".tmp"
+    shutil.copyfile(src_path, partial)
+    os.replace(partial, dst_path)
+    return True
+
+
+def make_checkpoint_copies_atomic() -> None:
+    """fairseq writes each checkpoint once (atomically, through a ``.tmp`` file) and then *copies* it to the other
+    names due, ``checkpoint_last.pt`` among them, with a plain ``shutil.copyfile``: a job killed during that copy
+    leaves a truncated ``checkpoint_last.pt``, the file a restart resumes from. Give ``checkpoint_utils`` a
+    PathManager whose local copies are atomic. Idempotent."""
+    from fairseq import checkpoint_utils
+    from fairseq.file_io import PathManager
+
+    if getattr(checkpoint_utils.PathManager, "fairseq_gmlm", False):
+        return
+
+    class AtomicCopyPathManager(PathManager):
+        fairseq_gmlm = True
+
+        @staticmethod
+        def copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
+            if PathManager.path_requires_pathmanager(src_path) or PathManager.path_requires_pathmanager(dst_path):
+                return PathManager.copy(src_path, dst_path, overwrite=overwrite)
+            return atomic_copy(src_path, dst_path, overwrite=overwrite)
+
+    checkpoint_utils.PathManager = AtomicCopyPathManager

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import PLUGIN, run_cli
-from fairseq_gmlm.checkpoints import check_dictionary, dictionary_fingerprint, read_checkpoint
+from fairseq_gmlm.checkpoints import atomic_copy, check_dictionary, dictionary_fingerprint, read_checkpoint
 from fairseq_gmlm.errors import CheckpointError, is_usage_error
 from fairseq_gmlm.tasks.translation_gmlm import blank_empty_sources, truncate_source
 
@@ -196,3 +196,20 @@ def test_same_seed_gives_identical_output(trained, sampling):
     runs = [generate(trained, "--task", "translation_gmlm", "--seed", "7", *sampling, check=True) for _ in range(2)]
     first, second = (hypotheses(run.stdout) for run in runs)
     assert len(first) == 50 and first == second
+
+
+def test_atomic_copy_replaces_destination_whole_and_leaves_no_partial_file(tmp_path):
+    source, destination = tmp_path / "checkpoint_1_10.pt", tmp_path / "checkpoint_last.pt"
+    source.write_bytes(b"new" * 1000)
+    destination.write_bytes(b"old")
+    assert not atomic_copy(str(source), str(destination))  # no overwrite asked
+    assert atomic_copy(str(source), str(destination), overwrite=True)
+    assert destination.read_bytes() == source.read_bytes() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_fairseq_checkpoint_copies_go_through_atomic_copy():
+    from fairseq import checkpoint_utils
+
+    import fairseq_gmlm  # noqa: F401  (installs the guards)
+    assert getattr(checkpoint_utils.PathManager, "fairseq_gmlm", False)
+    assert getattr(checkpoint_utils.load_checkpoint_to_cpu, "fairseq_gmlm", False)
