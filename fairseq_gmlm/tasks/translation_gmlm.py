@@ -168,7 +168,8 @@ class TranslationGMLMTask(TranslationTask):
         return truncate_source(tokens, limit, self.src_dict.eos())
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
-        hypotheses = super().inference_step(generator, models, sample, prefix_tokens, constraints)
+        with autocast_for(models[0], optimizer=None):  # a half-precision model (--fp16) keeps softmax in float32
+            hypotheses = super().inference_step(generator, models, sample, prefix_tokens, constraints)
         return blank_empty_sources(hypotheses, sample["net_input"]["src_tokens"], self.src_dict.pad(),
                                    self.src_dict.eos())
 
