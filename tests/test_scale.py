@@ -51,6 +51,38 @@ def test_build_adamw_uses_apex_fused_adam_in_adamw_mode_when_chosen(monkeypatch)
     assert isinstance(optimizer, FakeFusedAdam) and built == {"adam_w_mode": True, "betas": (0.9, 0.98)}
 
 
+def test_make_rms_norm_uses_torch_rmsnorm_without_cuda_and_apex_fused_rmsnorm_with_both(monkeypatch):
+    assert type(kernels.make_rms_norm(8, 1e-6)) is torch.nn.RMSNorm
+
+    class FakeFusedRMSNorm(torch.nn.RMSNorm):  # stands in for apex.normalization.FusedRMSNorm
+        pass
+
+    apex = types.ModuleType("apex")
+    apex.normalization = types.ModuleType("apex.normalization")
+    apex.normalization.FusedRMSNorm = FakeFusedRMSNorm
+    monkeypatch.setitem(sys.modules, "apex", apex)
+    monkeypatch.setitem(sys.modules, "apex.normalization", apex.normalization)
+    monkeypatch.setattr(kernels, "apex_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert type(kernels.make_rms_norm(8, 1e-6)) is FakeFusedRMSNorm
+
+
+def test_torch_rmsnorm_equals_t5_layer_norm_formula():
+    torch.manual_seed(0)
+    norm = torch.nn.RMSNorm(16, eps=1e-6)
+    torch.nn.init.normal_(norm.weight)
+    x = torch.randn(3, 5, 16)
+    t5 = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight  # T5LayerNorm, in plain torch
+    torch.testing.assert_close(norm(x), t5)
+
+
+def test_kernel_choice_is_logged_once(caplog):
+    with caplog.at_level("INFO", logger="fairseq_gmlm.kernels"):
+        for _ in range(3):
+            kernels.log_choice("TestKernel", "test implementation")
+    assert [r.getMessage() for r in caplog.records] == ["fairseq_gmlm kernels: TestKernel via test implementation"]
+
+
 def test_parse_betas_when_string_list_or_config():
     assert parse_betas("(0.9, 0.98)") == (0.9, 0.98)
     assert parse_betas([0.9, 0.999]) == (0.9, 0.999)
