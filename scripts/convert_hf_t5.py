@@ -390,8 +390,6 @@ def converted_state(
             continue
         role, name = located
         put(layout.stacks[role] + name, value, hf_name)
-    if head is not None and separate_head and tied_head:
-        unused.append("lm_head.weight (differs from shared.weight, but the head is tied)")
     not_from_t5 = sorted(name for name in state if name not in filled)
     return state, not_from_t5, unused
 
