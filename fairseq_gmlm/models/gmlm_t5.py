@@ -90,6 +90,7 @@ class GMLMT5Model(BaseFairseqModel):
 
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)
         self.encoder = self.build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
+        self.encoder.reorder_encoder_out = _reorder_encoder_outs  # what fairseq's stock generator calls
         self.decoder = self.build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True)
         self.length_head = LengthHead(cfg.d_model, cfg.max_target_positions)
         self.lm_head = None if cfg.tie_output_projection else nn.Linear(cfg.d_model, len(dictionary), bias=False)
@@ -201,9 +202,16 @@ class GMLMT5Model(BaseFairseqModel):
         return decoder_out._replace(output_tokens=tokens, output_scores=torch.zeros(tokens.shape, device=tokens.device))
 
     def forward_decoder(self, decoder_out, encoder_out, decoding_format=None, **unused):
+        """Mask-Predict, re-masking at the *start* of a pass (the stock generator passes ``max_step`` = number
+        of passes): the tokens returned are always filled, so the stock early stop, which compares a pass's
+        input with its output, never finalises a hypothesis that still holds ``<mask>``."""
         from fairseq_gmlm.generation.rejecters import linear_schedule_count, reject_lowest
 
-        tokens, scores = decoder_out.output_tokens, decoder_out.output_scores
+        tokens, scores, step = decoder_out.output_tokens, decoder_out.output_scores, decoder_out.step
+        editable = tokens.ne(self.pad) & tokens.ne(self.eos)
+        if step > 0:
+            count = linear_schedule_count(editable.sum(1), step - 1, decoder_out.max_step - 1)
+            tokens = tokens.masked_fill(reject_lowest(scores, editable, count), self.mask_idx)
         log_probs = _mean_log_probs(
             [F.log_softmax(m.decode(tokens, e).float(), -1) for m, e in zip(self._members(), encoder_out)]
         )
@@ -212,15 +220,14 @@ class GMLMT5Model(BaseFairseqModel):
         fill = tokens.eq(self.mask_idx)
         tokens = torch.where(fill, new_tokens, tokens)
         scores = torch.where(fill, new_scores, scores)
-        editable = tokens.ne(self.pad) & tokens.ne(self.eos)
-        count = linear_schedule_count(editable.sum(1), decoder_out.step, decoder_out.max_step)
-        remask = reject_lowest(scores, editable, count)
         history = decoder_out.history
         if history is not None:
             history.append(tokens.clone())
-        return decoder_out._replace(
-            output_tokens=tokens.masked_fill(remask, self.mask_idx), output_scores=scores, attn=None, history=history
-        )
+        return decoder_out._replace(output_tokens=tokens, output_scores=scores, attn=None, history=history)
+
+
+def _reorder_encoder_outs(encoder_outs: List[EncoderOut], new_order: torch.Tensor) -> List[EncoderOut]:
+    return [encoder_out.index_select(new_order) for encoder_out in encoder_outs]
 
 
 def _mean_log_probs(log_probs: List[torch.Tensor]) -> torch.Tensor:

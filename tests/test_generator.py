@@ -1,0 +1,109 @@
+"""Invariants of the refinement generator, on an untrained tiny model (they must hold for any weights)."""
+
+from argparse import Namespace
+
+import pytest
+import torch
+
+from conftest import build_task_and_model
+from test_gmlm_loss import make_sample
+
+SOURCES = [("w1 w2 w3", "w3"), ("w4 w5 w6 w7 w8 w9", "w9"), ("w10", "w10"), ("w11 w12", "w12"), ("w2 w2 w2 w2", "w2")]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    task, model, _ = build_task_and_model(tmp_path_factory.mktemp("gen"))
+    model.eval()
+    return task, model, make_sample(task, SOURCES)
+
+
+def generate(task, models, sample, seed=0, **flags):
+    args = Namespace(iter_decode_max_iter=flags.pop("max_iter", 4), max_len_a=1.0, max_len_b=5, **flags)
+    torch.manual_seed(seed)
+    return task.inference_step(task.build_generator(models, args), models, sample)
+
+
+def test_outputs_never_hold_mask_and_come_one_per_input_in_order(setup):
+    task, model, sample = setup
+    for init in ("mask", "random"):
+        for replacement in ("previous", "initial", "logits-sum"):
+            hypos = generate(task, [model], sample, decoder_init=init, rejecter="linear", replacement=replacement)
+            assert len(hypos) == len(SOURCES)
+            for hypo in hypos:
+                tokens = hypo[0]["tokens"]
+                assert task.vocab.mask not in tokens.tolist()
+                assert tokens[-1] == task.vocab.eos and task.vocab.eos not in tokens[:-1].tolist()
+                assert len(hypo[0]["positional_scores"]) == len(tokens)
+
+
+def test_output_length_equals_the_chosen_candidate_length_without_stutter_removal(setup):
+    task, model, sample = setup
+    encoder_out = model.encode(sample["net_input"]["src_tokens"])
+    length_log_probs = torch.log_softmax(model.length_logits(encoder_out), -1)
+    hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=1)
+    from fairseq_gmlm.models.length_head import top_lengths
+    source_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1)
+    expected = top_lengths(length_log_probs, 1, source_length + 5)[:, 0]
+    assert [len(h[0]["tokens"]) for h in hypos] == expected.tolist()
+
+
+def test_length_beam_returns_one_of_the_top_k_lengths(setup):
+    task, model, sample = setup
+    encoder_out = model.encode(sample["net_input"]["src_tokens"])
+    from fairseq_gmlm.models.length_head import top_lengths
+    source_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1)
+    top3 = top_lengths(torch.log_softmax(model.length_logits(encoder_out), -1), 3, source_length + 5)
+    hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=3, restarts=2)
+    for row, hypo in zip(top3.tolist(), hypos):
+        assert len(hypo[0]["tokens"]) in row
+
+
+def test_history_length_equals_passes_used_and_passes_are_bounded(setup):
+    task, model, sample = setup
+    for max_iter in (0, 2, 4):
+        hypos = generate(task, [model], sample, max_iter=max_iter, retain_iter_history=True)
+        for hypo in hypos:
+            assert 1 <= hypo[0]["steps"] <= max_iter + 1
+            assert len(hypo[0]["history"]) == hypo[0]["steps"]
+            assert torch.equal(hypo[0]["history"][-1]["tokens"][-1], hypo[0]["tokens"][-1])
+    forced = generate(task, [model], sample, max_iter=3, iter_decode_force_max_iter=True)
+    assert all(h[0]["steps"] == 4 for h in forced)
+
+
+def test_same_seed_gives_the_same_output_also_when_sampling(setup):
+    task, model, sample = setup
+    for flags in ({"decoder_init": "random"}, {"sampling": True, "temperature": 1.5, "sampling_topk": 5}):
+        first = generate(task, [model], sample, seed=7, **flags)
+        second = generate(task, [model], sample, seed=7, **flags)
+        assert [h[0]["tokens"].tolist() for h in first] == [h[0]["tokens"].tolist() for h in second]
+
+
+def test_ensemble_of_two_models_decodes_and_an_ensemble_of_one_model_twice_matches_it(setup, tmp_path):
+    task, model, sample = setup
+    _, other, _ = build_task_and_model(tmp_path, seed=5)
+    other.eval()
+    single = generate(task, [model], sample)
+    doubled = generate(task, [model, model], sample)
+    assert [h[0]["tokens"].tolist() for h in single] == [h[0]["tokens"].tolist() for h in doubled]
+    mixed = generate(task, [model, other], sample)
+    assert len(mixed) == len(SOURCES)
+
+
+def test_bad_decoding_flags_are_rejected_with_the_flag_name(setup):
+    task, model, sample = setup
+    with pytest.raises(ValueError, match="--iter-decode-max-iter"):
+        task.build_generator([model], Namespace(iter_decode_max_iter=-1))
+    with pytest.raises(ValueError, match="--iter-decode-with-beam"):
+        task.build_generator([model], Namespace(iter_decode_with_beam=0))
+
+
+def test_stock_fairseq_generator_drives_the_model_through_its_contract(setup):
+    from fairseq.iterative_refinement_generator import IterativeRefinementGenerator
+
+    task, model, sample = setup
+    generator = IterativeRefinementGenerator(task.target_dictionary, max_iter=3, beam_size=2, retain_history=True)
+    hypos = generator.generate([model], sample)
+    assert len(hypos) == len(SOURCES)
+    for hypo in hypos:
+        assert task.vocab.mask not in hypo[0]["tokens"].tolist()
