@@ -15,7 +15,7 @@ from typing import Optional
 from omegaconf import II
 
 import torch
-from fairseq import utils
+from fairseq import metrics, utils
 from fairseq.dataclass import ChoiceEnum
 from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import register_task
@@ -236,6 +236,13 @@ class TranslationGMLMTask(TranslationTask):
         return super().get_batch_iterator(
             dataset, *args, required_batch_size_multiple=required_batch_size_multiple, **kwargs
         )
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        # The stock task logs BLEU only when some hypothesis has an n-gram, and --best-checkpoint-metric bleu
+        # then fails with KeyError (fairseq-notes.md, defect 3): an empty output scores 0.
+        if self.cfg.eval_bleu and not any(log.get("_bleu_totals_0", 0) for log in logging_outputs):
+            metrics.log_scalar("bleu", 0.0, round=2)
 
     def valid_step(self, sample, model, criterion):
         # Validation corrupts with a fixed update number, so the valid loss is comparable across epochs.
