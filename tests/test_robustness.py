@@ -152,13 +152,6 @@ def hypotheses(stdout: str) -> dict:
     return found
 
 
-def test_generate_truncates_long_sources_instead_of_dropping_them(trained):
-    result = generate(trained, "--task", "translation_gmlm", "--max-source-positions", "8", check=True)
-    assert sorted(hypotheses(result.stdout)) == list(range(50))
-    assert re.search(r"test: \d+ source sentences longer than --max-source-positions 8 .* truncated to their "
-                     r"first 7 tokens and EOS", result.stderr)
-
-
 BAD_INPUT = [
     ("plain", "Ich habe keine Zeit."),
     ("empty", ""),
@@ -169,6 +162,27 @@ BAD_INPUT = [
     ("mixed scripts", "Привет, wie geht es dir? 你好!"),
     ("plain", "Er kommt morgen."),
 ]
+
+
+def test_generate_translates_every_binarised_source_truncating_long_ones(trained, tmp_path):
+    import sentencepiece
+
+    pieces = sentencepiece.SentencePieceProcessor(model_file=str(trained["spm"]))
+    sources = [text for _, text in BAD_INPUT]
+    for lang, lines in (("de", sources), ("en", ["A reference."] * len(sources))):
+        encoded = [" ".join(pieces.encode(line.strip(), out_type=str)) for line in lines]
+        (tmp_path / f"test.{lang}").write_text("\n".join(encoded) + "\n", encoding="utf-8")
+    run_cli("fairseq-preprocess", "--source-lang", "de", "--target-lang", "en", "--testpref", tmp_path / "test",
+            "--srcdict", trained["data"] / "dict.de.txt", "--tgtdict", trained["data"] / "dict.en.txt",
+            "--destdir", tmp_path / "bin", "--workers", "1")
+    result = generate(trained, "--task", "translation_gmlm", "--max-source-positions", "32", "--remove-bpe",
+                      "sentencepiece", data=tmp_path / "bin", check=True)
+    found = hypotheses(result.stdout)
+    assert sorted(found) == list(range(len(BAD_INPUT)))
+    assert found[1] == "" and found[2] == ""
+    assert "test: 2 empty source sentences (ids 1, 2): their translations are empty" in result.stderr
+    assert ("test: 1 source sentences longer than --max-source-positions 32 (ids 3) are truncated to their first 31 "
+            "tokens and EOS") in result.stderr
 
 
 @pytest.mark.parametrize("buffering", [[], ["--buffer-size", "5", "--batch-size", "3"]], ids=["line", "batched"])
