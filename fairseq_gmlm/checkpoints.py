@@ -12,6 +12,7 @@ job killed at any moment leaves only whole files behind.
 """
 
 import argparse
+import contextvars
 import functools
 import hashlib
 import os
@@ -26,6 +27,8 @@ from fairseq_gmlm.errors import CheckpointError
 
 # Key under which the loaded file's path travels in ``state["task_state"]`` to the task's ``load_state_dict``.
 CHECKPOINT_PATH_KEY = "fairseq_gmlm_checkpoint_path"
+# The task fairseq-train's trainer is resuming for, while it reads the checkpoint.
+_resuming_task = contextvars.ContextVar("fairseq_gmlm_resuming_task", default=None)
 
 
 def checkpoint_globals() -> list:
@@ -70,11 +73,30 @@ def guard_checkpoint_loading() -> None:
     def load_checkpoint_to_cpu(path, *args, **kwargs):
         state = read_checkpoint(load, path, *args, **kwargs)
         if isinstance(state, dict) and isinstance(state.get("task_state"), dict):
+            check = getattr(_resuming_task.get(), "check_checkpoint", None)
+            if check is not None:
+                check(state["task_state"], path)
             state["task_state"][CHECKPOINT_PATH_KEY] = path  # lets the task name the file in its own checks
         return state
 
     load_checkpoint_to_cpu.fairseq_gmlm = True
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
+
+    # fairseq-train restores no task state, so the task's own check would not run on resume: let the read
+    # above know which task the trainer is loading for.
+    from fairseq.trainer import Trainer
+
+    resume = Trainer.load_checkpoint
+
+    @functools.wraps(resume)
+    def load_checkpoint(self, *args, **kwargs):
+        token = _resuming_task.set(self.task)
+        try:
+            return resume(self, *args, **kwargs)
+        finally:
+            _resuming_task.reset(token)
+
+    Trainer.load_checkpoint = load_checkpoint
 
 
 def dictionary_fingerprint(dictionary) -> dict:

@@ -114,15 +114,26 @@ def test_generate_with_wrong_task_says_use_translation_gmlm(trained):
     assert_one_line_error(result, "use --task translation_gmlm")
 
 
-def test_generate_with_other_dictionary_names_dictionary_and_checkpoint(trained, tmp_path):
+@pytest.mark.parametrize("tool", ["fairseq-generate", "fairseq-train"])
+def test_other_dictionary_names_dictionary_and_checkpoint(trained, tmp_path, tool):
     data = tmp_path / "other"
     shutil.copytree(trained["data"], data)
     for lang in ("de", "en"):
         with open(data / f"dict.{lang}.txt", "a", encoding="utf-8") as f:
             f.write("neuewort 1\n")
-    result = generate(trained, "--task", "translation_gmlm", data=data)
-    assert_one_line_error(result, f"the dictionary {data / 'dict.en.txt'} does not match checkpoint "
-                                  f"{trained['checkpoint']}", "--srcdict")
+    if tool == "fairseq-generate":
+        checkpoint = trained["checkpoint"]
+        result = generate(trained, "--task", "translation_gmlm", data=data)
+    else:  # resuming in a --save-dir whose checkpoint_last.pt was trained on the original data
+        checkpoint = tmp_path / "resume" / "checkpoint_last.pt"
+        checkpoint.parent.mkdir()
+        shutil.copy(trained["checkpoint"], checkpoint)
+        result = run_cli("fairseq-train", data, "--user-dir", PLUGIN, "--task", "translation_gmlm", "--arch",
+                         "gmlm_t5_tiny", "--criterion", "gmlm_loss", "--optimizer", "adamw_fused", "--lr", "1e-3",
+                         "--max-tokens", "1024", "--max-update", "20", "--cpu", "--save-dir", checkpoint.parent,
+                         check=False)
+    assert_one_line_error(result, f"the dictionary {data / 'dict.en.txt'} does not match checkpoint {checkpoint}",
+                          "--srcdict")
 
 
 @pytest.mark.parametrize("flag, value, message", [

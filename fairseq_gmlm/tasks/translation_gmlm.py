@@ -113,13 +113,18 @@ class TranslationGMLMTask(TranslationTask):
 
     def load_state_dict(self, state_dict):
         state_dict = dict(state_dict)
-        saved = state_dict.pop("dictionary", None)
-        checkpoint_path = state_dict.pop(CHECKPOINT_PATH_KEY, "(unknown file)")
+        self.check_checkpoint(state_dict, state_dict.pop(CHECKPOINT_PATH_KEY, "(unknown file)"))
+        state_dict.pop("dictionary", None)
+        super().load_state_dict(state_dict)
+
+    def check_checkpoint(self, task_state: dict, checkpoint_path: str) -> None:
+        """Raise if the checkpoint was trained with another dictionary. Called by fairseq-generate/-interactive
+        through ``load_state_dict``, and by fairseq-train before resuming (``checkpoints.py``)."""
+        saved = task_state.get("dictionary")
         if saved is not None:
             data = utils.split_paths(self.cfg.data)[0]
             dictionary_path = os.path.join(data, f"dict.{self.cfg.target_lang}.txt")
             check_dictionary(saved, self.tgt_dict, dictionary_path, checkpoint_path)
-        super().load_state_dict(state_dict)
 
     # ---- input to fairseq-generate and fairseq-interactive ------------------------------------------------
     # fairseq skips (or, without --skip-invalid-size-inputs-valid-test, aborts on) a source longer than
