@@ -57,6 +57,8 @@ def apply_launch_fixes(cfg) -> None:
         logger.info("--bf16 without torch_xla: training in bfloat16 on the %s, not on a TPU",
                     "CPU" if common.cpu or not torch.cuda.is_available() else "GPU")
         common.tpu = False
+        if getattr(distributed, "tpu", False):  # a copy of the flag, read by DistributedFairseqModel
+            distributed.tpu = False
     group = torchrun_process_group(os.environ, distributed.distributed_init_method)
     if group is not None:
         for name, value in group.items():
