@@ -51,7 +51,8 @@ def read_checkpoint(load, path, *args, **kwargs):
     except (RuntimeError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         raise CheckpointError(
             f"cannot read checkpoint {path} ({os.path.getsize(path) if os.path.exists(path) else 0} bytes): it is "
-            f"truncated or not a fairseq checkpoint ({str(error).split('. ')[0]}). Delete it or move it away; to resume from an "
+            f"truncated or not a fairseq checkpoint ({str(error).split('. ')[0]}). Delete it or move it away; "
+            f"to resume from an "
             f"earlier one give --restore-file checkpoint<N>.pt from the same --save-dir"
         ) from error
 

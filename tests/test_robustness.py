@@ -46,7 +46,8 @@ class _Dictionary:
 
 def test_check_dictionary_names_both_files_when_sizes_differ():
     saved = dictionary_fingerprint(_Dictionary(["a", "b", "c"]))
-    with pytest.raises(ValueError, match=r"dict\.en\.txt does not match checkpoint ck\.pt \(it has 2 symbols, the checkpoint's has 3"):
+    expected = r"dict\.en\.txt does not match checkpoint ck\.pt \(it has 2 symbols, the checkpoint's has 3"
+    with pytest.raises(ValueError, match=expected):
         check_dictionary(saved, _Dictionary(["a", "b"]), "data/dict.en.txt", "ck.pt")
 
 
@@ -61,7 +62,8 @@ def test_read_checkpoint_names_the_file_when_truncated(tmp_path):
     path = tmp_path / "checkpoint_last.pt"
     torch.save({"model": {"w": torch.zeros(100)}}, path)
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(CheckpointError, match=f"cannot read checkpoint {re.escape(str(path))} \\(200 bytes\\)") as error:
+    expected = f"cannot read checkpoint {re.escape(str(path))} \\(200 bytes\\)"
+    with pytest.raises(CheckpointError, match=expected) as error:
         read_checkpoint(lambda p: torch.load(p), str(path))
     assert is_usage_error(error.value)
 
@@ -147,7 +149,8 @@ def test_generate_with_bad_decoding_flag_names_the_flag(trained, flag, value, me
 
 def test_generate_with_truncated_checkpoint_names_the_file(trained, tmp_path):
     truncated = tmp_path / "checkpoint_cut.pt"
-    truncated.write_bytes(trained["checkpoint"].read_bytes()[:5000])  # cut inside the zip: torch raises OSError here, at 200 bytes RuntimeError
+    # Cut inside the zip: torch raises OSError here (RuntimeError when cut to 200 bytes).
+    truncated.write_bytes(trained["checkpoint"].read_bytes()[:5000])
     result = run_cli("fairseq-generate", trained["data"], "--user-dir", PLUGIN, "--task", "translation_gmlm",
                      "--path", truncated, "--cpu", check=False)
     assert_one_line_error(result, f"cannot read checkpoint {truncated}", "truncated")
@@ -216,7 +219,9 @@ def test_interactive_gives_one_output_per_input_line_in_order(trained, tmp_path,
     assert re.search(r"input line 5: \d+ of \d+ tokens are not in the dictionary", result.stderr)
 
 
-@pytest.mark.parametrize("sampling", [[], ["--sampling", "--sampling-topk", "5", "--beam", "1"]], ids=["argmax", "sampling"])
+# fairseq-generate requires --beam = --nbest (1) with --sampling; the task itself ignores --beam.
+@pytest.mark.parametrize("sampling", [[], ["--sampling", "--sampling-topk", "5", "--beam", "1"]],
+                         ids=["argmax", "sampling"])
 def test_same_seed_gives_identical_output(trained, sampling):
     runs = [generate(trained, "--task", "translation_gmlm", "--seed", "7", *sampling, check=True) for _ in range(2)]
     first, second = (hypotheses(run.stdout) for run in runs)

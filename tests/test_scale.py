@@ -128,7 +128,8 @@ def test_spurious_tpu_is_dropped_only_for_bf16_without_xla():
 
 
 def test_torchrun_process_group_when_torchrun_environment_is_set():
-    environment = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
+    environment = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "2", "RANK": "1",
+                   "LOCAL_RANK": "1"}
     assert torchrun_process_group(environment, None) == {
         "distributed_init_method": "env://", "distributed_world_size": 2, "distributed_rank": 1, "device_id": 1,
         "distributed_no_spawn": True,

@@ -143,7 +143,8 @@ class TranslationGMLMTask(TranslationTask):
                            _first_ids(empty))
         if too_long.size:
             logger.warning("%s: %d source sentences longer than --max-source-positions %d (ids %s) are truncated to "
-                           "their first %d tokens and EOS", split, too_long.size, limit, _first_ids(too_long), limit - 1)
+                           "their first %d tokens and EOS",
+                           split, too_long.size, limit, _first_ids(too_long), limit - 1)
             self.cfg.truncate_source = True  # fairseq's own truncation (TruncateDataset), for this split only
             try:
                 super().load_dataset(split, epoch=epoch, combine=combine, **kwargs)
