@@ -39,7 +39,7 @@ def train_sentencepiece(files, model_prefix: str, vocab_size: int, character_cov
         input=",".join(files), model_prefix=model_prefix, vocab_size=vocab_size, model_type="unigram",
         character_coverage=character_coverage, bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0,
         input_sentence_size=2_000_000, shuffle_input_sentence=True, num_threads=os.cpu_count() or 1,
-        hard_vocab_limit=False,
+        hard_vocab_limit=False, minloglevel=2,
     )
 
 

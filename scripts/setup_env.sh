@@ -11,10 +11,13 @@ fi
 source "$root/.venv/bin/activate"
 stamp="$root/.venv/.installed-$(basename "$requirements")-$(cat "$requirements" "$root/requirements.txt" "$root/pyproject.toml" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  python -m pip install --quiet --upgrade pip
-  python -m pip install --quiet torch==2.13.0
-  python -m pip install --quiet -r "$requirements"
-  python -m pip install --quiet --no-deps -e "$root"
+  echo "installing into $root/.venv (log: $root/.venv/install.log)" >&2
+  {
+    python -m pip install --upgrade pip &&
+    python -m pip install torch==2.13.0 &&
+    python -m pip install -r "$requirements" &&
+    python -m pip install --no-deps -e "$root"
+  } > "$root/.venv/install.log" 2>&1 || { tail -30 "$root/.venv/install.log" >&2; exit 1; }
   touch "$stamp"
 fi
 set +euo pipefail

@@ -249,7 +249,7 @@ def _preset(**values):
 
 ARCHITECTURES = {
     "gmlm_t5_tiny": dict(d_model=64, num_heads=4, d_kv=16, d_ff=128, encoder_layers=2, decoder_layers=2),
-    "gmlm_t5_mini": dict(d_model=256, num_heads=4, d_kv=64, d_ff=1024, encoder_layers=3, decoder_layers=3),
+    "gmlm_t5_mini": dict(d_model=128, num_heads=4, d_kv=32, d_ff=512, encoder_layers=3, decoder_layers=3),
     "gmlm_t5_small": dict(),
     "gmlm_t5_base": dict(d_model=768, num_heads=12, d_ff=3072, encoder_layers=12, decoder_layers=12),
     "gmlm_t5_large": dict(d_model=1024, num_heads=16, d_ff=4096, encoder_layers=24, decoder_layers=24),

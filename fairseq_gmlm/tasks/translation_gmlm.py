@@ -56,8 +56,8 @@ class TranslationGMLMConfig(TranslationConfig):
     )
     reject_k: int = field(default=1, metadata={"help": "tokens rejected per pass by --rejecter bottom-k"})
     reject_fraction: float = field(default=0.1, metadata={"help": "share rejected by --rejecter bottom-fraction"})
-    stutter_remask: bool = field(
-        default=True,
+    stutter_remask: ChoiceEnum(["on", "off"]) = field(
+        default="on",
         metadata={"help": "also reject a token equal to its left neighbour; after the last pass such repeats "
                           "are dropped from the output"},
     )
@@ -190,6 +190,7 @@ class TranslationGMLMTask(TranslationTask):
             raise ValueError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
         ours = {name: getattr(args, task_name, getattr(self.cfg, task_name)) for task_name, name in _TASK_DECODING.items()}
         ours["init"], ours["rejecter"], ours["replacement"] = str(ours["init"]), str(ours["rejecter"]), str(ours["replacement"])
+        ours["stutter"] = parse_switch("--stutter-remask", ours["stutter"])
         return RefinementOptions(
             max_iter=getattr(args, "iter_decode_max_iter", 10),
             length_candidates=getattr(args, "iter_decode_with_beam", 1),
@@ -253,6 +254,15 @@ class TranslationGMLMTask(TranslationTask):
     def valid_step(self, sample, model, criterion):
         # Validation corrupts with a fixed update number, so the valid loss is comparable across epochs.
         return super().valid_step(self.corrupt(sample, update=0), model, criterion)
+
+
+def parse_switch(flag: str, value) -> bool:
+    """'on'/'off' from the command line; a bool is accepted from Python and --eval-bleu-args JSON."""
+    if isinstance(value, bool):
+        return value
+    if str(value) not in ("on", "off"):
+        raise ValueError(f"{flag} must be 'on' or 'off', got {value!r}")
+    return str(value) == "on"
 
 
 def parse_probability(flag: str, value) -> Optional[float]:
