@@ -248,7 +248,8 @@ class TranslationGMLMTask(TranslationTask):
         super().reduce_metrics(logging_outputs, criterion)
         # The stock task logs BLEU only when some hypothesis has an n-gram, and --best-checkpoint-metric bleu
         # then fails with KeyError (fairseq-notes.md, defect 3): an empty output scores 0.
-        if self.cfg.eval_bleu and not any(log.get("_bleu_totals_0", 0) for log in logging_outputs):
+        validating = any("_bleu_sys_len" in log for log in logging_outputs)
+        if validating and not any(log.get("_bleu_totals_0", 0) for log in logging_outputs):
             metrics.log_scalar("bleu", 0.0, round=2)
 
     def valid_step(self, sample, model, criterion):
