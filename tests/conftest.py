@@ -47,7 +47,7 @@ def ding_slice(tmp_path_factory):
     return work
 
 
-def write_reversal_corpus(directory: Path, sizes: dict, vocab_size: int = 24, seed: int = 0) -> None:
+def write_reversal_corpus(directory: Path, sizes: dict, vocab_size: int = 12, seed: int = 0) -> None:
     """A deterministic synthetic task: the target is the source sequence reversed."""
     rng = random.Random(seed)
     words = [f"w{i}" for i in range(vocab_size)]
@@ -55,7 +55,7 @@ def write_reversal_corpus(directory: Path, sizes: dict, vocab_size: int = 24, se
     for split, count in sizes.items():
         sources, targets = [], []
         for _ in range(count):
-            sentence = [rng.choice(words) for _ in range(rng.randint(3, 8))]
+            sentence = [rng.choice(words) for _ in range(rng.randint(4, 7))]
             sources.append(" ".join(sentence))
             targets.append(" ".join(reversed(sentence)))
         (directory / f"{split}.src").write_text("\n".join(sources) + "\n")
@@ -65,7 +65,7 @@ def write_reversal_corpus(directory: Path, sizes: dict, vocab_size: int = 24, se
 @pytest.fixture(scope="session")
 def reversal_corpus(tmp_path_factory):
     work = tmp_path_factory.mktemp("reversal")
-    write_reversal_corpus(work / "raw", {"train": 4000, "valid": 100, "test": 100})
+    write_reversal_corpus(work / "raw", {"train": 3000, "valid": 100, "test": 100})
     run_cli(
         "fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt",
         "--trainpref", work / "raw" / "train", "--validpref", work / "raw" / "valid",

@@ -55,3 +55,6 @@ def test_candidate_scores_ignore_padding():
     assert candidate_scores(log_probs, real).tolist() == [-2.0, -2.0]
     # with a brevity penalty: the sum divided by ((5 + 3) / 6) ** alpha
     assert torch.allclose(candidate_scores(log_probs, real, 1.0), torch.tensor([-6.0 / (8 / 6)] * 2))
+    # the length model's log-probability joins the sum before normalisation
+    with_length = candidate_scores(log_probs, real, length_log_probs=torch.tensor([-3.0, 0.0]))
+    assert with_length.tolist() == [-3.0, -2.0]

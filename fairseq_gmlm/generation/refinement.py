@@ -12,6 +12,7 @@ Shapes: B sentences, N = B x lengths x restarts candidates, T target length, V v
 """
 
 import logging
+import math
 from typing import List, NamedTuple, Optional
 
 import torch
@@ -162,7 +163,7 @@ class GMLMGenerator:
         # Candidates: top-k lengths x restarts per sentence, laid out sentence-major.
         length_log_probs = torch.stack(
             [F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(models, encoder_outs)]
-        ).logsumexp(0)  # B x classes (an unnormalised average: only the ranking matters)
+        ).logsumexp(0) - math.log(len(models))  # B x classes, the ensemble's average distribution
         source_length = src_tokens.ne(vocab.pad).sum(1)  # B, with EOS
         max_length = (options.max_len_a * source_length + options.max_len_b).long()  # B, target length with EOS
         max_length = max_length.clamp(max=min(m.max_target_positions for m in models))
@@ -179,7 +180,8 @@ class GMLMGenerator:
         real = predicted.ne(vocab.pad)  # words and EOS
         if options.stutter:  # PaDIR drops stutters after the last pass too
             real = real & ~stutter(predicted, predicted.ne(vocab.pad) & predicted.ne(vocab.eos))
-        scores = candidate_scores(token_log_probs, real, options.brevity_alpha)  # N
+        length_log_prob = length_log_probs[sentence, lengths]  # N
+        scores = candidate_scores(token_log_probs, real, options.brevity_alpha, length_log_prob)  # N
         best = scores.view(-1, per_sentence).argmax(1) + torch.arange(0, scores.numel(), per_sentence, device=scores.device)
 
         hypotheses = []

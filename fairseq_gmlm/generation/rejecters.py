@@ -86,11 +86,19 @@ def replace(
     return torch.where(rejected, fill, predicted)
 
 
-def candidate_scores(token_log_probs: torch.Tensor, real: torch.Tensor, brevity_alpha: float = 0.0) -> torch.Tensor:
+def candidate_scores(
+    token_log_probs: torch.Tensor, real: torch.Tensor, brevity_alpha: float = 0.0, length_log_probs=None
+) -> torch.Tensor:
     """Score N candidates from their per-position log-probabilities (N x T) over real positions only
-    (words and EOS, not padding): the mean, or with ``brevity_alpha`` > 0 the sum divided by
-    ((5 + length) / 6) ** alpha (Wu et al., 2016)."""
+    (words and EOS, not padding): the summed log-probability, plus the length model's log-probability of
+    the candidate's length (N) where given, divided by the length, or with ``brevity_alpha`` > 0 by
+    ((5 + length) / 6) ** alpha (Wu et al., 2016).
+
+    Counting the length model in keeps a confident but wrong-length candidate from winning a length beam.
+    """
     total = token_log_probs.masked_fill(~real, 0.0).sum(1)  # N
+    if length_log_probs is not None:
+        total = total + length_log_probs
     length = real.sum(1).to(total.dtype)  # N
     if brevity_alpha > 0:
         return total / ((5.0 + length) / 6.0) ** brevity_alpha

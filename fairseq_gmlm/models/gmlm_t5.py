@@ -45,6 +45,11 @@ class GMLMT5Config(FairseqDataclass):
     layer_norm_epsilon: float = field(default=1e-6, metadata={"help": "RMSNorm epsilon"})
     relative_attention_num_buckets: int = field(default=32, metadata={"help": "relative position buckets"})
     relative_attention_max_distance: int = field(default=128, metadata={"help": "largest distinguished offset"})
+    relative_attention_init_std: float = field(
+        default=2.0,
+        metadata={"help": "std of the initial relative position biases when training from scratch (T5 uses "
+                          "d_model^-0.5, which leaves a from-scratch NAT decoder nearly blind to positions)"},
+    )
     tie_output_projection: bool = field(
         default=False, metadata={"help": "output projection = token embedding (scaled by d_model^-0.5)"}
     )
@@ -96,7 +101,8 @@ class GMLMT5Model(BaseFairseqModel):
         self.lm_head = None if cfg.tie_output_projection else nn.Linear(cfg.d_model, len(dictionary), bias=False)
 
         nn.init.normal_(self.embed_tokens.weight, std=1.0)
-        init_t5_weights(self, cfg.d_model)
+        # (checkpoints saved before the option existed lack it; their weights replace the init anyway)
+        init_t5_weights(self, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
         if self.lm_head is not None:
             nn.init.normal_(self.lm_head.weight, std=cfg.d_model**-0.5)
         self.ensemble = None  # other models for fairseq's stock generator, see enable_ensemble
