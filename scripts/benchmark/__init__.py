@@ -1,0 +1,1 @@
+"""Stages of ``scripts/run_benchmark.py``: corpora, training, evaluation, speed, report."""

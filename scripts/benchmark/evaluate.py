@@ -1,0 +1,64 @@
+"""Stage 5: sacreBLEU and chrF of every configuration on every test set (detokenized, with signatures)."""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from benchmark.systems import translate
+
+logger = logging.getLogger("benchmark.evaluate")
+EVAL_BATCH = 64
+
+
+def score(hypotheses: list, reference_file: str) -> dict:
+    import sacrebleu
+
+    references = Path(reference_file).read_text(encoding="utf-8").splitlines()
+    if len(references) != len(hypotheses):
+        raise RuntimeError(f"{len(hypotheses)} translations for {len(references)} lines of {reference_file}")
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    return {"bleu": bleu.corpus_score(hypotheses, [references]).score,
+            "chrf": chrf.corpus_score(hypotheses, [references]).score,
+            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature())}
+
+
+def evaluate(loaded: dict, configs: list, tests: dict, out_dir: Path) -> list:
+    """One row per (test set, configuration); hypotheses are written to OUT_DIR/hyp/."""
+    import torch
+
+    (out_dir / "hyp").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for corpus, test in tests.items():
+        ids = list(range(test["sentences"]))
+        for config in configs:
+            system = loaded[config.model]
+            generator = system.generator(config)
+            torch.manual_seed(1)  # random decoder initialisation and sampling are seeded
+            start = time.perf_counter()
+            hypotheses, passes = translate(system, generator, config, test["subset"], ids, EVAL_BATCH)
+            seconds = time.perf_counter() - start
+            (out_dir / "hyp" / f"{corpus}.{config.key}.txt").write_text("".join(h + "\n" for h in hypotheses))
+            row = {"corpus": corpus, "config": config.key, "system": config.system, "passes": config.passes,
+                   "mean_passes": mean(passes), "sentences": len(hypotheses), **score(hypotheses, test["reference"])}
+            logger.info("%s %-24s BLEU %6.2f chrF %6.2f passes %s (%.1fs)", corpus, config.key, row["bleu"],
+                        row["chrf"], row["mean_passes"], seconds)
+            rows.append(row)
+    return rows
+
+
+def mean(values: list):
+    values = [value for value in values if value is not None]
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def evaluate_stage(loaded: dict, configs: list, tests: dict, valid: dict, out_dir: Path) -> dict:
+    """Test rows, plus the AR model's valid BLEU (what its tuning is judged on); cached in scores.json."""
+    path = out_dir / "scores.json"
+    if path.exists():
+        logger.info("skip: %s exists", path)
+        return json.loads(path.read_text())
+    result = {"test": evaluate(loaded, configs, tests, out_dir),
+              "valid_ar": evaluate(loaded, [c for c in configs if c.model == "ar"], {"valid": valid}, out_dir)}
+    path.write_text(json.dumps(result, indent=1))
+    return result

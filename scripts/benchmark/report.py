@@ -1,0 +1,118 @@
+"""Stage 7: benchmarks/RESULTS.md, benchmarks/results.json and benchmarks/tradeoff.png."""
+
+import json
+import logging
+import os
+import platform
+from pathlib import Path
+
+logger = logging.getLogger("benchmark.report")
+REFERENCE = "ar_beam4"  # speed-ups are relative to AR beam 4 at the same batch size
+
+
+def machine_info(device: str, precision: str, threads: int) -> dict:
+    import torch
+
+    info = {"device": device, "precision": precision, "threads": threads, "torch": torch.__version__,
+            "cpu": cpu_name(), "cpu_cores": os.cpu_count(), "platform": platform.platform()}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def merge(scores: list, speed_rows: list) -> dict:
+    """{corpus: [row with scores, speed and speed-ups]} in the configurations' order."""
+    speed = {(row["corpus"], row["config"]): row for row in speed_rows}
+    tables = {}
+    for row in scores:
+        merged = dict(row, **speed.get((row["corpus"], row["config"]), {}))
+        tables.setdefault(row["corpus"], []).append(merged)
+    for rows in tables.values():
+        reference = next((row for row in rows if row["config"] == REFERENCE and "latency_ms" in row), None)
+        for row in rows:
+            if reference and "latency_ms" in row:
+                row["latency_speedup"] = reference["latency_ms"] / row["latency_ms"]
+                row["throughput_speedup"] = row["throughput"] / reference["throughput"]
+    return tables
+
+
+def fmt(value, spec: str = ".1f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def markdown(result: dict) -> str:
+    machine = result["machine"]
+    lines = [f"# Benchmark: {' + '.join(result['tables'])}", "",
+             f"Date {result['date']}; machine: {machine['cpu']} ({machine['cpu_cores']} cores)"
+             + (f", GPU {machine['gpu']}" if machine.get("gpu") else "")
+             + f"; device {machine['device']}, {machine['precision']}, {machine['threads']} threads, torch {machine['torch']}."
+             + (" **--tiny run: toy data and models, figures meaningless.**" if result["tiny"] else ""), "",
+             "BLEU and chrF come from float32 decoding (batches of 64), detokenized, against the raw references. "
+             "Passes: the most decoder passes allowed (P passes = `--iter-decode-max-iter P-1`) / the mean used "
+             "(a sentence stops early when a pass changes nothing); AR decodes token by token with cached states.",
+             ""]
+    for corpus, rows in result["tables"].items():
+        speed = next((row for row in rows if "latency_ms" in row), {})
+        lines += [f"## Test set {corpus} ({rows[0]['sentences']} sentences)", "",
+                  f"Latency: batch size 1 over the first {speed.get('latency_sentences', '?')} sentences; throughput: "
+                  f"batches of {speed.get('large_batch', '?')} over all {speed.get('throughput_sentences', '?')}; "
+                  f"median of {speed.get('repeats', '?')} interleaved runs after a warm-up. Speed-up: vs AR beam 4 "
+                  f"at the same batch size.", "",
+                  "| system | passes (max / mean) | BLEU | chrF | latency ms/sent (bs 1) | speed-up (bs 1) "
+                  "| throughput sent/s | speed-up (large batch) |", "|---|---|---|---|---|---|---|---|"]
+        for row in rows:
+            passes = "AR" if row["passes"] is None else f"{row['passes']} / {fmt(row['mean_passes'], '.2f')}"
+            lines.append(f"| {row['system']} | {passes} | {row['bleu']:.2f} | {row['chrf']:.2f} | "
+                         f"{fmt(row.get('latency_ms'))} | {fmt(row.get('latency_speedup'), '.2f')}x | "
+                         f"{fmt(row.get('throughput'))} | {fmt(row.get('throughput_speedup'), '.2f')}x |")
+        lines += ["", f"sacreBLEU: `{rows[0]['bleu_signature']}`; chrF: `{rows[0]['chrf_signature']}`", ""]
+    lines += ["## AR baseline on the valid set", "", "| decoding | BLEU | chrF |", "|---|---|---|"]
+    lines += [f"| {row['system']} | {row['bleu']:.2f} | {row['chrf']:.2f} |" for row in result["valid_ar"]]
+    lines += ["", "## Models", "", "| model | parameters | training | checkpoint |", "|---|---|---|---|"]
+    for name, model in result["models"].items():
+        lines.append(f"| {name} | {model['parameters']:,} | {model['budget']} | {model['checkpoint']} |")
+    lines += ["", "## Commands", "", "```", *result["commands"], "```", ""]
+    return "\n".join(lines)
+
+
+def plot(tables: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 4.5), squeeze=False)
+    for axis, (corpus, rows) in zip(axes[0], tables.items()):
+        for system in dict.fromkeys(row["system"] for row in rows):
+            points = [row for row in rows if row["system"] == system and "latency_ms" in row]
+            autoregressive = points and points[0]["passes"] is None
+            axis.plot([row["latency_ms"] for row in points], [row["bleu"] for row in points],
+                      marker="*" if autoregressive else "o", markersize=14 if autoregressive else 6,
+                      linestyle="none" if autoregressive else "-", label=system)
+            for row in points:
+                axis.annotate("AR" if autoregressive else str(row["passes"]), (row["latency_ms"], row["bleu"]),
+                              textcoords="offset points", xytext=(4, 4), fontsize=7)
+        axis.set(xlabel="latency, ms per sentence (batch size 1)", ylabel="sacreBLEU", title=f"test set {corpus}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(result: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(result, indent=1))
+    (out_dir / "RESULTS.md").write_text(markdown(result))
+    plot(result["tables"], out_dir / "tradeoff.png")
+    logger.info("wrote %s/{RESULTS.md,results.json,tradeoff.png}", out_dir)

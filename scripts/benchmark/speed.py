@@ -1,0 +1,75 @@
+"""Stage 6: latency (batch size 1) and throughput (one large batch size) in this one process.
+
+Models are loaded once; every configuration is warmed up untimed, then timed REPEATS times with the
+configurations interleaved (the order rotates each round, so drift and cache effects hit all alike), and
+the median is kept. On CUDA the timers synchronise the device. Each run's sentence count is checked.
+"""
+
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+
+from benchmark.systems import translate
+
+logger = logging.getLogger("benchmark.speed")
+
+
+def timed_run(system, generator, config, subset: str, ids: list, batch_size: int) -> float:
+    import torch
+
+    if system.device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    hypotheses, _ = translate(system, generator, config, subset, ids, batch_size)
+    if system.device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if len(hypotheses) != len(ids):  # translate() checks the ids too; this guards the timing itself
+        raise RuntimeError(f"{config.key}: {len(hypotheses)} sentences produced, {len(ids)} expected")
+    return seconds
+
+
+def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, large_batch: int, repeats: int) -> list:
+    """Rows {corpus, config, latency_ms, throughput, ...} with the median over REPEATS interleaved rounds."""
+    import torch
+
+    generators = {config.key: loaded[config.model].generator(config) for config in configs}
+    rows = []
+    for corpus, test in tests.items():
+        all_ids = list(range(test["sentences"]))
+        latency_ids = all_ids[:latency_sentences]
+        runs = {(config.key, kind): [] for config in configs for kind in ("latency", "throughput")}
+        plans = [(config, "latency", latency_ids, 1) for config in configs]
+        plans += [(config, "throughput", all_ids, large_batch) for config in configs]
+        for config, kind, ids, batch_size in plans:  # warm-up, untimed
+            translate(loaded[config.model], generators[config.key], config, test["subset"], ids[:batch_size * 2], batch_size)
+        for round_index in range(repeats):
+            shift = round_index % len(plans)
+            for config, kind, ids, batch_size in plans[shift:] + plans[:shift]:
+                torch.manual_seed(1)
+                seconds = timed_run(loaded[config.model], generators[config.key], config, test["subset"], ids, batch_size)
+                runs[(config.key, kind)].append(seconds / len(ids))
+            logger.info("%s: timing round %d/%d done", corpus, round_index + 1, repeats)
+        for config in configs:
+            latency = statistics.median(runs[(config.key, "latency")])
+            per_sentence = statistics.median(runs[(config.key, "throughput")])
+            rows.append({"corpus": corpus, "config": config.key, "latency_ms": 1000 * latency,
+                         "throughput": 1 / per_sentence, "latency_sentences": len(latency_ids),
+                         "throughput_sentences": len(all_ids), "large_batch": large_batch, "repeats": repeats,
+                         "latency_runs_ms": [1000 * s for s in runs[(config.key, "latency")]],
+                         "throughput_runs": [1 / s for s in runs[(config.key, "throughput")]]})
+    return rows
+
+
+def speed_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, machine: dict, **options) -> dict:
+    """{"machine": MACHINE, "rows": measure(...)}, cached in OUT_DIR/speed.json."""
+    path = out_dir / "speed.json"
+    if path.exists():
+        logger.info("skip: %s exists", path)
+        return json.loads(path.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine, "rows": measure(loaded, configs, tests, **options)}
+    path.write_text(json.dumps(result, indent=1))
+    return result

@@ -1,0 +1,138 @@
+"""Stages 2 and 4: train the AR baseline, gmlm_t5 and stock cmlm_transformer at one size and one budget.
+
+Every model gets the same data, vocabulary, optimiser, dropout, label smoothing and time budget; its final
+checkpoint ``MODELS/<name>/final.pt`` is the average of the last ``--average-last`` epoch checkpoints (the
+same rule for every system). The AR model is fairseq's own ``transformer`` and CMLM fairseq's own
+``cmlm_transformer``, both with gmlm_t5's d_model, heads, d_ff and layer counts.
+"""
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger("benchmark.training")
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = str(ROOT / "fairseq_gmlm")
+
+
+def gmlm_shape(arch: str) -> dict:
+    """d_model, heads, d_ff and layer counts of a gmlm_t5 preset (its config's defaults where it sets none)."""
+    sys.path.insert(0, str(ROOT))
+    from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config
+
+    if arch not in ARCHITECTURES:
+        raise SystemExit(f"--arch {arch}: not a gmlm_t5 preset (choose from {', '.join(ARCHITECTURES)})")
+    defaults = GMLMT5Config()
+    shape = {name: ARCHITECTURES[arch].get(name, getattr(defaults, name))
+             for name in ("d_model", "num_heads", "d_kv", "d_ff", "encoder_layers", "decoder_layers")}
+    if shape["num_heads"] * shape["d_kv"] != shape["d_model"]:
+        raise SystemExit(f"--arch {arch}: heads x d_kv != d_model, fairseq's transformer cannot match its shape")
+    return shape
+
+
+def stock_shape_flags(shape: dict) -> list:
+    """The same shape for fairseq's transformer / cmlm_transformer (one embedding shared by all)."""
+    flags = ["--share-all-embeddings"]
+    for side in ("encoder", "decoder"):
+        flags += [f"--{side}-embed-dim", shape["d_model"], f"--{side}-ffn-embed-dim", shape["d_ff"],
+                  f"--{side}-layers", shape[f"{side}_layers"], f"--{side}-attention-heads", shape["num_heads"]]
+    return [str(flag) for flag in flags]
+
+
+def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool) -> list:
+    """Optimiser, regularisation and budget shared by every system."""
+    flags = ["--user-dir", PLUGIN, "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "1.0",
+             "--lr", "3e-3" if tiny else "1e-3", "--lr-scheduler", "inverse_sqrt",
+             "--warmup-updates", "10" if tiny else "500", "--weight-decay", "0.0001", "--dropout", "0.3",
+             "--label-smoothing", "0.1", "--max-tokens", "4096", "--max-epoch", "10000",
+             "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", "5",
+             "--num-workers", "0", "--seed", "1", "--no-progress-bar", "--log-format", "simple",
+             "--log-interval", "10" if tiny else "100", "--max-source-positions", "256",
+             "--max-target-positions", "256"]
+    if max_update:
+        flags += ["--max-update", str(max_update)]
+    if cpu:
+        flags.append("--cpu")
+    return flags
+
+
+def system_flags(kind: str, arch: str) -> list:
+    """Task, model and criterion of one system: 'ar', 'cmlm' or 'gmlm'."""
+    shape = gmlm_shape(arch)
+    if kind == "ar":
+        return ["--task", "translation", "--arch", "transformer", *stock_shape_flags(shape),
+                "--criterion", "label_smoothed_cross_entropy"]
+    if kind == "cmlm":
+        return ["--task", "translation_lev", "--noise", "random_mask", "--arch", "cmlm_transformer",
+                *stock_shape_flags(shape), "--apply-bert-init", "--criterion", "nat_loss", "--length-loss-factor", "0.1"]
+    if kind == "gmlm":
+        return ["--task", "translation_gmlm", "--arch", arch, "--criterion", "gmlm_loss"]
+    raise ValueError(f"unknown system kind {kind!r}")
+
+
+def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: int) -> Path:
+    """fairseq-train into SAVE_DIR (resumes from checkpoint_last.pt), then average into final.pt."""
+    final = save_dir / "final.pt"
+    if final.exists():
+        logger.info("skip %s: %s exists", name, final)
+        return final
+    save_dir.mkdir(parents=True, exist_ok=True)
+    command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
+    (save_dir / "command.txt").write_text(" ".join(quote(part) for part in command) + "\n")
+    run_logged(name, command, save_dir / "train.log")
+    average_checkpoints(epoch_checkpoints(save_dir)[-average_last:] or [save_dir / "checkpoint_last.pt"], final)
+    return final
+
+
+def quote(part: str) -> str:
+    return f"'{part}'" if re.search(r"[\s()']", part) else part
+
+
+def run_logged(name: str, command: list, log_path: Path) -> None:
+    """Run COMMAND with its output in LOG_PATH, echoing epoch summaries as progress."""
+    start = time.time()
+    environment = dict(os.environ, PYTHONPATH=str(ROOT))
+    with open(log_path, "a", encoding="utf-8") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=environment)
+        for line in process.stdout:
+            log.write(line)
+            if re.search(r"\| (train|valid) \| epoch|done training", line):
+                print(f"  [{name} {time.time() - start:6.0f}s] {summarise(line)}", flush=True)
+        if process.wait() != 0:
+            raise SystemExit(f"training {name} failed (exit {process.returncode}); see {log_path}")
+
+
+def summarise(line: str) -> str:
+    line = line.split(" | INFO | ")[-1].strip()
+    fields = [field for field in line.split(" | ") if re.match(r"(train|valid|epoch|loss|nll_loss|bleu|num_updates|done)", field)]
+    return " | ".join(fields) or line[:160]
+
+
+def epoch_checkpoints(save_dir: Path) -> list:
+    found = [(int(m.group(1)), path) for path in save_dir.glob("checkpoint*.pt")
+             if (m := re.fullmatch(r"checkpoint(\d+)\.pt", path.name))]
+    return [path for _, path in sorted(found)]
+
+
+def average_checkpoints(paths: list, output: Path) -> None:
+    """Average the float parameters of PATHS into OUTPUT, keeping the last checkpoint's other fields."""
+    import torch
+
+    # fairseq's own files, read as saved (its loader would turn "cfg" into an OmegaConf object)
+    states = [torch.load(path, map_location="cpu", weights_only=False) for path in paths]
+    averaged = states[-1]
+    for key, value in averaged["model"].items():
+        if value.is_floating_point():
+            averaged["model"][key] = sum(state["model"][key].float() for state in states).div(len(states)).to(value.dtype)
+    averaged["averaged_from"] = [path.name for path in paths]
+    partial = output.with_suffix(".tmp")
+    torch.save(averaged, partial)
+    os.replace(partial, output)
+    logger.info("%s = average of %s", output, ", ".join(path.name for path in paths))

@@ -1,0 +1,196 @@
+#!/usr/bin/env python
+"""Speed and quality of gmlm_t5 against an autoregressive transformer and stock CMLM, end to end.
+
+    python scripts/run_benchmark.py --work work/bench                    # the full run (about two hours, 2 CPU cores)
+    python scripts/run_benchmark.py --work work/bench-tiny --tiny        # a few minutes on toy data and models
+
+Stages (each skips when its outputs exist, so rerunning the command resumes):
+  1 prepare   union training corpus of --corpora, joint sentencepiece, fairseq binaries (test sets apart)
+  2 train AR  fairseq's transformer at gmlm_t5's shape, stock translation task
+  3 distill   scripts/distill.py: the training set re-translated by the AR model (beam 4)
+  4 train NAT gmlm_t5 on distilled and on raw data, stock cmlm_transformer on distilled data
+  5 evaluate  sacreBLEU and chrF of every configuration on every test set
+  6 speed     latency (batch 1) and throughput (large batch) in this process, on CUDA when available
+  7 report    RESULTS.md, results.json, tradeoff.png under --results
+"""
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+ROOT = SCRIPTS.parent
+sys.path.insert(0, str(SCRIPTS))
+sys.path.insert(0, str(ROOT))
+
+from benchmark import corpora, evaluate, report, speed, systems, training  # noqa: E402
+
+logger = logging.getLogger("run_benchmark")
+STAGES = 7
+DEFAULT_CORPORA = [str(ROOT / "data" / "ding-de-en"), str(ROOT / "data" / "lohelp-de-en")]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="working folder (data, models, scores, timings)")
+    parser.add_argument("--corpora", nargs="+", default=DEFAULT_CORPORA,
+                        help="folders holding {train,valid,test}.{SRC,TGT}; trained on their union, tested apart")
+    parser.add_argument("--src", default="de"), parser.add_argument("--tgt", default="en")
+    parser.add_argument("--budget-minutes", type=float, default=22.0, help="training time of each of the 4 models")
+    parser.add_argument("--tiny", action="store_true", help="toy run: sliced corpora, tiny models, few updates")
+    parser.add_argument("--arch", help="gmlm_t5 preset whose shape every model takes (default gmlm_t5_mini; tiny: gmlm_t5_tiny)")
+    parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
+    parser.add_argument("--max-update", type=int, help="updates per model on top of the time budget (tiny: 30)")
+    parser.add_argument("--average-last", type=int, help="epoch checkpoints averaged into final.pt (default 5; tiny: 2)")
+    parser.add_argument("--results", help="where the report goes (default benchmarks/; tiny: WORK/benchmarks)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
+                        help="torch threads for training and timing (default $OMP_NUM_THREADS or all cores)")
+    parser.add_argument("--latency-sentences", type=int, help="test sentences timed at batch size 1 (default 200; tiny: 8)")
+    parser.add_argument("--large-batch", type=int, help="batch size of the throughput runs (default 128; tiny: 16)")
+    parser.add_argument("--repeats", type=int, help="timed runs per configuration, median kept (default 3; tiny: 2)")
+    parser.add_argument("--cpu", action="store_true", help="use the CPU even where CUDA is available")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="float16 inference in the speed stage (CUDA)")
+    precision.add_argument("--bf16", action="store_true", help="bfloat16 inference in the speed stage")
+    return fill_defaults(parser.parse_args(argv))
+
+
+def fill_defaults(args):
+    tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2,
+            "latency_sentences": 8, "large_batch": 16, "repeats": 2}
+    full = {"arch": "gmlm_t5_mini", "vocab_size": 3000, "max_update": 0, "average_last": 5,
+            "latency_sentences": 200, "large_batch": 128, "repeats": 3}
+    for name, value in (tiny if args.tiny else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.threads < 1:
+        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+    args.work = Path(args.work)
+    args.results = Path(args.results or (args.work / "benchmarks" if args.tiny else ROOT / "benchmarks"))
+    args.precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
+    return args
+
+
+class Progress:
+    def __init__(self):
+        self.start = time.time()
+
+    def stage(self, number: int, text: str) -> None:
+        print(f"== [{number}/{STAGES}] {text} ({time.time() - self.start:.0f}s elapsed)", flush=True)
+
+
+def train_model(args, name: str, kind: str, data_bin: str) -> Path:
+    import torch
+
+    flags = training.system_flags(kind, args.arch) + training.common_flags(
+        args.budget_minutes, args.max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available())
+    return training.train(name, data_bin, args.work / "models" / name, flags, args.average_last)
+
+
+def distill(args, data_bin: str, teacher: Path) -> str:
+    out = args.work / "distill"
+    command = [sys.executable, str(SCRIPTS / "distill.py"), "--data", data_bin, "--path", str(teacher),
+               "--out", str(out), "--src", args.src, "--tgt", args.tgt, "--beam", "4"]
+    if args.cpu:
+        command.append("--cpu")
+    (args.work / "distill.command.txt").write_text(" ".join(command) + "\n")
+    if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(ROOT))).returncode != 0:
+        raise SystemExit(f"distillation failed; see {out}")
+    return str(out / "bin")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    progress = Progress()
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    progress.stage(1, f"prepare {', '.join(args.corpora)}")
+    info = corpora.prepare(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
+    data_bin = info["bin"]
+    progress.stage(2, f"train the AR baseline (budget {args.budget_minutes} min)")
+    checkpoints = {"ar": train_model(args, "ar", "ar", data_bin)}
+    progress.stage(3, "distill the training set with the AR model (beam 4)")
+    distilled_bin = distill(args, data_bin, checkpoints["ar"])
+    progress.stage(4, "train gmlm_t5 (distilled, raw) and stock cmlm_transformer (distilled)")
+    checkpoints["gmlm_distill"] = train_model(args, "gmlm_distill", "gmlm", distilled_bin)
+    checkpoints["gmlm_raw"] = train_model(args, "gmlm_raw", "gmlm", data_bin)
+    checkpoints["cmlm"] = train_model(args, "cmlm", "cmlm", distilled_bin)
+    measure_and_report(args, info, checkpoints, progress)
+
+
+def measure_and_report(args, info: dict, checkpoints: dict, progress: Progress) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    device = systems.pick_device(args.cpu, args.precision)
+    configs = systems.benchmark_configs()
+    tests = info["tests"]
+    valid = {"subset": "valid", "reference": str(args.work / "data" / "raw" / f"valid.{args.tgt}"),
+             "sentences": len(corpora.read_lines(args.work / "data" / "raw" / f"valid.{args.tgt}"))}
+    subsets = [test["subset"] for test in tests.values()] + ["valid"]
+    loaded = lazy_loader(checkpoints, info, subsets, args, device)
+
+    progress.stage(5, f"evaluate {len(configs)} configurations on {len(tests)} test sets")
+    eval_device = loaded("fp32-eval")
+    scores = evaluate.evaluate_stage(eval_device, configs, tests, valid, args.work / "eval")
+    progress.stage(6, f"speed on {device} ({args.precision}, {args.threads} threads)")
+    machine = report.machine_info(device, args.precision, args.threads)
+    timing = speed.speed_stage(loaded("speed"), configs, tests, args.work / f"speed-{device}-{args.precision}",
+                               machine, latency_sentences=args.latency_sentences, large_batch=args.large_batch,
+                               repeats=args.repeats)
+    progress.stage(7, f"report to {args.results}")
+    report.write_report(result_record(args, info, scores, timing, checkpoints), args.results)
+    progress.stage(7, "done")
+
+
+def lazy_loader(checkpoints: dict, info: dict, subsets: list, args, device: str):
+    """Load the models on first use only (both measuring stages may be cached); fp32 for scoring."""
+    cache = {}
+
+    def get(purpose: str):
+        precision = "fp32" if purpose == "fp32-eval" else args.precision
+        key = (device, precision)
+        if key not in cache:
+            cache[key] = systems.load_all(
+                {name: str(path) for name, path in checkpoints.items()}, info["bin"], args.src, args.tgt,
+                subsets, device, precision)
+        return cache[key]
+
+    return get
+
+
+def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict) -> dict:
+    commands = [" ".join(["python", "scripts/run_benchmark.py", *sys.argv[1:]])]
+    for name in checkpoints:
+        command_file = args.work / "models" / name / "command.txt"
+        if command_file.exists():
+            commands.append(command_file.read_text().strip())
+    distill_file = args.work / "distill.command.txt"
+    if distill_file.exists():
+        commands.append(distill_file.read_text().strip())
+    budget = f"{args.budget_minutes} min" + (f", at most {args.max_update} updates" if args.max_update else "")
+    models = {name: {"checkpoint": str(path), "budget": budget, "parameters": parameter_count(path)}
+              for name, path in checkpoints.items()}
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny,
+            "machine": timing["machine"], "corpora": info["corpora"], "train_pairs": info["train_pairs"],
+            "tables": report.merge(scores["test"], timing["rows"]), "valid_ar": scores["valid_ar"],
+            "models": models, "commands": commands}
+
+
+def parameter_count(checkpoint: Path) -> int:
+    from fairseq import checkpoint_utils
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(checkpoint))
+    return sum(tensor.numel() for tensor in state["model"].values())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""scripts/run_benchmark.py --tiny end to end on two tiny synthetic corpora: every stage's files, every row.
+
+No timing asserts: the figures of a toy run mean nothing; this checks the pipeline's plumbing.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, write_reversal_corpus
+
+pytest.importorskip("matplotlib")
+sys.path.insert(0, str(ROOT / "scripts"))
+from benchmark.systems import benchmark_configs  # noqa: E402
+
+CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
+TEST_SIZE = 12
+
+
+def run_pipeline(work, corpora):
+    command = [sys.executable, str(ROOT / "scripts" / "run_benchmark.py"), "--work", str(work), "--tiny", "--cpu",
+               "--corpora", *map(str, corpora), "--src", "src", "--tgt", "tgt", "--max-update", "8",
+               "--latency-sentences", "3", "--large-batch", "8", "--repeats", "2", "--threads", "1"]
+    environment = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    base = tmp_path_factory.mktemp("benchmark")
+    corpora = []
+    for name, seed in CORPORA.items():
+        write_reversal_corpus(base / name, {"train": 150, "valid": 10, "test": TEST_SIZE}, seed=seed)
+        corpora.append(base / name)
+    work = base / "work"
+    return work, corpora, run_pipeline(work, corpora)
+
+
+def test_every_stage_writes_its_files(pipeline):
+    work, _, output = pipeline
+    expected = ["data/corpora.json", "data/spm.model", "data/bin/test.src-tgt.tgt.idx", "data/bin/test1.src-tgt.tgt.idx",
+                "distill/bin/train.src-tgt.tgt.idx", "distill/bin/test1.src-tgt.tgt.idx", "eval/scores.json",
+                "speed-cpu-fp32/speed.json", "benchmarks/RESULTS.md", "benchmarks/results.json", "benchmarks/tradeoff.png"]
+    expected += [f"models/{name}/final.pt" for name in ("ar", "gmlm_distill", "gmlm_raw", "cmlm")]
+    assert [path for path in expected if not (work / path).is_file()] == []
+    for stage in range(1, 8):
+        assert f"[{stage}/7]" in output
+
+
+def test_distilled_corpus_pairs_every_training_sentence(pipeline):
+    work, _, _ = pipeline
+    sources = (work / "distill" / "text" / "train.src").read_text().splitlines()
+    targets = (work / "distill" / "text" / "train.tgt").read_text().splitlines()
+    assert len(sources) == len(targets) == 2 * 150
+
+
+def test_results_table_has_every_row(pipeline):
+    work, _, _ = pipeline
+    result = json.loads((work / "benchmarks" / "results.json").read_text())
+    configs = benchmark_configs()
+    assert list(result["tables"]) == list(CORPORA)
+    for rows in result["tables"].values():
+        assert [row["config"] for row in rows] == [config.key for config in configs]
+        for row in rows:
+            assert row["sentences"] == TEST_SIZE
+            assert {"bleu", "chrf", "latency_ms", "throughput", "latency_speedup", "throughput_speedup"} <= set(row)
+    markdown = (work / "benchmarks" / "RESULTS.md").read_text()
+    for corpus in CORPORA:
+        assert f"## Test set {corpus} ({TEST_SIZE} sentences)" in markdown
+    passes_cells = [line.split("|")[2].strip() for line in markdown.splitlines() if line.startswith("| ")]
+    table_rows = [cell for cell in passes_cells if cell == "AR" or re.fullmatch(r"\d+ / [\d.]+", cell)]
+    assert len(table_rows) == len(CORPORA) * len(configs)
+    assert result["machine"]["threads"] == 1 and result["commands"]
+
+
+def test_rerun_skips_every_finished_stage(pipeline):
+    work, corpora, _ = pipeline
+    output = run_pipeline(work, corpora)
+    assert "fairseq-train" not in output and "decoding train" not in output
+    assert output.count("skip") >= 7  # prepare, 4 models, evaluation, speed (distill skips in its subprocess)
