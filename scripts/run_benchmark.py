@@ -15,7 +15,6 @@ Stages (each skips when its outputs exist, so rerunning the command resumes):
 """
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -108,7 +107,7 @@ def distill(args, data_bin: str, teacher: Path) -> str:
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the training subprocesses too
     progress = Progress()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -179,7 +178,7 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
     budget = f"{args.budget_minutes} min" + (f", at most {args.max_update} updates" if args.max_update else "")
     models = {name: {"checkpoint": str(path), "budget": budget, "parameters": parameter_count(path)}
               for name, path in checkpoints.items()}
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny,
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny, "arch": args.arch,
             "machine": timing["machine"], "corpora": info["corpora"], "train_pairs": info["train_pairs"],
             "tables": report.merge(scores["test"], timing["rows"]), "valid_ar": scores["valid_ar"],
             "models": models, "commands": commands}

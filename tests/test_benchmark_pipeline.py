@@ -84,3 +84,37 @@ def test_rerun_skips_every_finished_stage(pipeline):
     output = run_pipeline(work, corpora)
     assert "fairseq-train" not in output and "decoding train" not in output
     assert output.count("skip") >= 7  # prepare, 4 models, evaluation, speed (distill skips in its subprocess)
+
+
+def test_speedups_are_relative_to_ar_beam4_at_the_same_batch_size_when_merged():
+    from benchmark.report import merge
+
+    scores = [{"corpus": "c", "config": key, "bleu": 1.0} for key in ("ar_beam4", "gmlm_distill_p5")]
+    speed = [{"corpus": "c", "config": "ar_beam4", "latency_ms": 30.0, "throughput": 100.0},
+             {"corpus": "c", "config": "gmlm_distill_p5", "latency_ms": 10.0, "throughput": 50.0}]
+    rows = merge(scores, speed)["c"]
+    assert rows[1]["latency_speedup"] == 3.0 and rows[1]["throughput_speedup"] == 0.5
+    assert rows[0]["latency_speedup"] == rows[0]["throughput_speedup"] == 1.0
+
+
+def test_distill_names_the_flag_when_data_has_no_dictionary(tmp_path):
+    import distill
+
+    with pytest.raises(SystemExit, match="--data .*dict.de.txt"):
+        distill.main(["--data", str(tmp_path), "--path", str(tmp_path / "x.pt"), "--out", str(tmp_path / "out")])
+
+
+def test_distill_reads_empty_hypotheses_when_generate_prints_them(tmp_path):
+    import distill
+
+    output = tmp_path / "generate.txt"
+    output.write_text("S-1\ta b\nH-1\t-0.5\tx y\nH-0\t-1.2\t\nP-0\t-1.2\n")
+    assert distill.read_hypotheses(output) == {1: "x y", 0: ""}
+
+
+def test_corpus_check_names_the_flag_when_a_split_is_missing(tmp_path):
+    from benchmark.corpora import check_corpus
+
+    (tmp_path / "train.de").write_text("a\n")
+    with pytest.raises(SystemExit, match="--corpora .*missing train.en"):
+        check_corpus(str(tmp_path), "de", "en")

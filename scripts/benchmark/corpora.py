@@ -33,8 +33,7 @@ def copy_raw(corpora, raw_dir: Path, src: str, tgt: str, sizes=None) -> dict:
     if len(set(names)) != len(names):
         raise SystemExit(f"--corpora: folder names must differ, got {names}")
     for corpus in corpora:
-        for split in SPLITS:
-            check_pairs(os.path.join(corpus, split), src, tgt)
+        check_corpus(corpus, src, tgt)
     for lang in (src, tgt):
         for split in ("train", "valid"):
             lines = [line for corpus in corpora for line in read_lines(Path(corpus) / f"{split}.{lang}", sizes, split)]
@@ -47,6 +46,16 @@ def copy_raw(corpora, raw_dir: Path, src: str, tgt: str, sizes=None) -> dict:
                "sentences": len(read_lines(raw_dir / f"test.{name}.{tgt}"))}
         for i, name in enumerate(names)
     }
+
+
+def check_corpus(corpus: str, src: str, tgt: str) -> None:
+    missing = [f"{split}.{lang}" for split in SPLITS for lang in (src, tgt)
+               if not os.path.isfile(os.path.join(corpus, f"{split}.{lang}"))]
+    if missing:
+        raise SystemExit(f"--corpora {corpus}: missing {', '.join(missing)} (each corpus folder needs "
+                         f"{{train,valid,test}}.{{{src},{tgt}}}; see --src/--tgt)")
+    for split in SPLITS:
+        check_pairs(os.path.join(corpus, split), src, tgt)
 
 
 def read_lines(path: Path, sizes=None, split=None) -> list:

@@ -33,34 +33,42 @@ def timed_run(system, generator, config, subset: str, ids: list, batch_size: int
 
 def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, large_batch: int, repeats: int) -> list:
     """Rows {corpus, config, latency_ms, throughput, ...} with the median over REPEATS interleaved rounds."""
-    import torch
-
     generators = {config.key: loaded[config.model].generator(config) for config in configs}
     rows = []
     for corpus, test in tests.items():
         all_ids = list(range(test["sentences"]))
-        latency_ids = all_ids[:latency_sentences]
-        runs = {(config.key, kind): [] for config in configs for kind in ("latency", "throughput")}
-        plans = [(config, "latency", latency_ids, 1) for config in configs]
+        plans = [(config, "latency", all_ids[:latency_sentences], 1) for config in configs]
         plans += [(config, "throughput", all_ids, large_batch) for config in configs]
         for config, kind, ids, batch_size in plans:  # warm-up, untimed
             translate(loaded[config.model], generators[config.key], config, test["subset"], ids[:batch_size * 2], batch_size)
-        for round_index in range(repeats):
-            shift = round_index % len(plans)
-            for config, kind, ids, batch_size in plans[shift:] + plans[:shift]:
-                torch.manual_seed(1)
-                seconds = timed_run(loaded[config.model], generators[config.key], config, test["subset"], ids, batch_size)
-                runs[(config.key, kind)].append(seconds / len(ids))
-            logger.info("%s: timing round %d/%d done", corpus, round_index + 1, repeats)
-        for config in configs:
-            latency = statistics.median(runs[(config.key, "latency")])
-            per_sentence = statistics.median(runs[(config.key, "throughput")])
-            rows.append({"corpus": corpus, "config": config.key, "latency_ms": 1000 * latency,
-                         "throughput": 1 / per_sentence, "latency_sentences": len(latency_ids),
-                         "throughput_sentences": len(all_ids), "large_batch": large_batch, "repeats": repeats,
-                         "latency_runs_ms": [1000 * s for s in runs[(config.key, "latency")]],
-                         "throughput_runs": [1 / s for s in runs[(config.key, "throughput")]]})
+        runs = interleaved_runs(loaded, generators, plans, test["subset"], repeats, corpus)
+        rows += [summary(corpus, config, runs, len(plans[0][2]), len(all_ids), large_batch, repeats) for config in configs]
     return rows
+
+
+def interleaved_runs(loaded: dict, generators: dict, plans: list, subset: str, repeats: int, corpus: str) -> dict:
+    """{(config key, kind): [seconds per sentence, one per round]}; each round starts one plan later."""
+    import torch
+
+    runs = {(config.key, kind): [] for config, kind, _, _ in plans}
+    for round_index in range(repeats):
+        shift = round_index % len(plans)
+        for config, kind, ids, batch_size in plans[shift:] + plans[:shift]:
+            torch.manual_seed(1)
+            seconds = timed_run(loaded[config.model], generators[config.key], config, subset, ids, batch_size)
+            runs[(config.key, kind)].append(seconds / len(ids))
+        logger.info("%s: timing round %d/%d done", corpus, round_index + 1, repeats)
+    return runs
+
+
+def summary(corpus: str, config, runs: dict, latency_sentences: int, sentences: int, large_batch: int,
+            repeats: int) -> dict:
+    latency_runs, throughput_runs = runs[(config.key, "latency")], runs[(config.key, "throughput")]
+    return {"corpus": corpus, "config": config.key, "latency_ms": 1000 * statistics.median(latency_runs),
+            "throughput": 1 / statistics.median(throughput_runs), "latency_sentences": latency_sentences,
+            "throughput_sentences": sentences, "large_batch": large_batch, "repeats": repeats,
+            "latency_runs_ms": [1000 * seconds for seconds in latency_runs],
+            "throughput_runs": [1 / seconds for seconds in throughput_runs]}
 
 
 def speed_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, machine: dict, **options) -> dict:
