@@ -6,7 +6,7 @@
 
 Stages (each skips when its outputs exist, so rerunning the command resumes):
   1 prepare   union training corpus of --corpora, joint sentencepiece, fairseq binaries (test sets apart)
-  2 train AR  fairseq's transformer at gmlm_t5's shape, stock translation task
+  2 train AR  fairseq's transformer at gmlm_t5's shape, stock translation task (--tune-ar: variants first)
   3 distill   scripts/distill.py: the training set re-translated by the AR model (beam 4)
   4 train NAT gmlm_t5 on distilled and on raw data, stock cmlm_transformer on distilled data
   5 evaluate  sacreBLEU and chrF of every configuration on every test set
@@ -28,7 +28,7 @@ ROOT = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 
-from benchmark import corpora, evaluate, report, speed, systems, training  # noqa: E402
+from benchmark import corpora, evaluate, report, speed, systems, training, tuning  # noqa: E402
 
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
@@ -42,6 +42,8 @@ def parse_args(argv=None):
                         help="folders holding {train,valid,test}.{SRC,TGT}; trained on their union, tested apart")
     parser.add_argument("--src", default="de"), parser.add_argument("--tgt", default="en")
     parser.add_argument("--budget-minutes", type=float, default=22.0, help="training time of each of the 4 models")
+    parser.add_argument("--tune-ar", nargs="*", choices=list(tuning.AR_VARIANTS),
+                        help="train these AR variants (none named: all), keep the best valid BLEU's flags for every model")
     parser.add_argument("--tiny", action="store_true", help="toy run: sliced corpora, tiny models, few updates")
     parser.add_argument("--arch", help="gmlm_t5 preset whose shape every model takes (default gmlm_t5_mini; tiny: gmlm_t5_tiny)")
     parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
@@ -84,12 +86,37 @@ class Progress:
         print(f"== [{number}/{STAGES}] {text} ({time.time() - self.start:.0f}s elapsed)", flush=True)
 
 
-def train_model(args, name: str, kind: str, data_bin: str) -> Path:
+def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Path:
     import torch
 
     flags = training.system_flags(kind, args.arch) + training.common_flags(
         args.budget_minutes, args.max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available())
-    return training.train(name, data_bin, args.work / "models" / name, flags, args.average_last)
+    return training.train(name, data_bin, args.work / "models" / name, flags + list(extra_flags), args.average_last)
+
+
+def train_ar(args, info: dict) -> tuple:
+    """The AR checkpoint and the tuning record ({} without --tune-ar)."""
+    if args.tune_ar is None:
+        return train_model(args, "ar", "ar", info["bin"]), {}
+    valid = valid_set(args)
+
+    def score(checkpoint):
+        device = systems.pick_device(args.cpu, "fp32")
+        loaded = systems.load_all({"ar": str(checkpoint)}, info["bin"], args.src, args.tgt, ["valid"], device, "fp32")
+        config = next(config for config in systems.benchmark_configs() if config.key == "ar_beam4")
+        hypotheses, _ = systems.translate(loaded["ar"], loaded["ar"].generator(config), config, "valid",
+                                          list(range(valid["sentences"])), evaluate.EVAL_BATCH)
+        return evaluate.score(hypotheses, valid["reference"])
+
+    record = tuning.tune(args.tune_ar or list(tuning.AR_VARIANTS),
+                         lambda name, flags: train_model(args, name, "ar", info["bin"], flags), score,
+                         args.work / "models" / "ar-tuning.json")
+    return Path(record["variants"][record["chosen"]]["checkpoint"]), record
+
+
+def valid_set(args) -> dict:
+    reference = args.work / "data" / "raw" / f"valid.{args.tgt}"
+    return {"subset": "valid", "reference": str(reference), "sentences": len(corpora.read_lines(reference))}
 
 
 def distill(args, data_bin: str, teacher: Path) -> str:
@@ -114,26 +141,27 @@ def main(argv=None):
     progress.stage(1, f"prepare {', '.join(args.corpora)}")
     info = corpora.prepare(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
     data_bin = info["bin"]
-    progress.stage(2, f"train the AR baseline (budget {args.budget_minutes} min)")
-    checkpoints = {"ar": train_model(args, "ar", "ar", data_bin)}
+    progress.stage(2, f"train the AR baseline (budget {args.budget_minutes} min per model)")
+    ar_checkpoint, tuned = train_ar(args, info)
+    checkpoints = {"ar": ar_checkpoint}
+    shared = tuned["variants"][tuned["chosen"]]["flags"] if tuned else []
     progress.stage(3, "distill the training set with the AR model (beam 4)")
     distilled_bin = distill(args, data_bin, checkpoints["ar"])
     progress.stage(4, "train gmlm_t5 (distilled, raw) and stock cmlm_transformer (distilled)")
-    checkpoints["gmlm_distill"] = train_model(args, "gmlm_distill", "gmlm", distilled_bin)
-    checkpoints["gmlm_raw"] = train_model(args, "gmlm_raw", "gmlm", data_bin)
-    checkpoints["cmlm"] = train_model(args, "cmlm", "cmlm", distilled_bin)
-    measure_and_report(args, info, checkpoints, progress)
+    checkpoints["gmlm_distill"] = train_model(args, "gmlm_distill", "gmlm", distilled_bin, shared)
+    checkpoints["gmlm_raw"] = train_model(args, "gmlm_raw", "gmlm", data_bin, shared)
+    checkpoints["cmlm"] = train_model(args, "cmlm", "cmlm", distilled_bin, shared)
+    measure_and_report(args, info, checkpoints, tuned, progress)
 
 
-def measure_and_report(args, info: dict, checkpoints: dict, progress: Progress) -> None:
+def measure_and_report(args, info: dict, checkpoints: dict, tuned: dict, progress: Progress) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
     device = systems.pick_device(args.cpu, args.precision)
     configs = systems.benchmark_configs()
     tests = info["tests"]
-    valid = {"subset": "valid", "reference": str(args.work / "data" / "raw" / f"valid.{args.tgt}"),
-             "sentences": len(corpora.read_lines(args.work / "data" / "raw" / f"valid.{args.tgt}"))}
+    valid = valid_set(args)
     subsets = [test["subset"] for test in tests.values()] + ["valid"]
     loaded = lazy_loader(checkpoints, info, subsets, args, device)
 
@@ -146,7 +174,7 @@ def measure_and_report(args, info: dict, checkpoints: dict, progress: Progress) 
                                machine, latency_sentences=args.latency_sentences, large_batch=args.large_batch,
                                repeats=args.repeats)
     progress.stage(7, f"report to {args.results}")
-    report.write_report(result_record(args, info, scores, timing, checkpoints), args.results)
+    report.write_report(dict(result_record(args, info, scores, timing, checkpoints), ar_tuning=tuned), args.results)
     progress.stage(7, "done")
 
 
@@ -168,8 +196,8 @@ def lazy_loader(checkpoints: dict, info: dict, subsets: list, args, device: str)
 
 def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict) -> dict:
     commands = [" ".join(["python", "scripts/run_benchmark.py", *sys.argv[1:]])]
-    for name in checkpoints:
-        command_file = args.work / "models" / name / "command.txt"
+    for path in checkpoints.values():
+        command_file = Path(path).parent / "command.txt"
         if command_file.exists():
             commands.append(command_file.read_text().strip())
     distill_file = args.work / "distill.command.txt"

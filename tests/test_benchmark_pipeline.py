@@ -24,6 +24,7 @@ TEST_SIZE = 12
 def run_pipeline(work, corpora):
     command = [sys.executable, str(ROOT / "scripts" / "run_benchmark.py"), "--work", str(work), "--tiny", "--cpu",
                "--corpora", *map(str, corpora), "--src", "src", "--tgt", "tgt", "--max-update", "8",
+               "--tune-ar", "base", "dropout0.1",
                "--latency-sentences", "3", "--large-batch", "8", "--repeats", "2", "--threads", "1"]
     environment = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
@@ -47,7 +48,8 @@ def test_every_stage_writes_its_files(pipeline):
     expected = ["data/corpora.json", "data/spm.model", "data/bin/test.src-tgt.tgt.idx", "data/bin/test1.src-tgt.tgt.idx",
                 "distill/bin/train.src-tgt.tgt.idx", "distill/bin/test1.src-tgt.tgt.idx", "eval/scores.json",
                 "speed-cpu-fp32/speed.json", "benchmarks/RESULTS.md", "benchmarks/results.json", "benchmarks/tradeoff.png"]
-    expected += [f"models/{name}/final.pt" for name in ("ar", "gmlm_distill", "gmlm_raw", "cmlm")]
+    expected += [f"models/{name}/final.pt" for name in ("ar-base", "ar-dropout0.1", "gmlm_distill", "gmlm_raw", "cmlm")]
+    expected.append("models/ar-tuning.json")
     assert [path for path in expected if not (work / path).is_file()] == []
     for stage in range(1, 8):
         assert f"[{stage}/7]" in output
@@ -77,13 +79,15 @@ def test_results_table_has_every_row(pipeline):
     table_rows = [cell for cell in passes_cells if cell == "AR" or re.fullmatch(r"\d+ / [\d.]+", cell)]
     assert len(table_rows) == len(CORPORA) * len(configs)
     assert result["machine"]["threads"] == 1 and result["commands"]
+    assert set(result["ar_tuning"]["variants"]) == {"base", "dropout0.1"}
+    assert "## AR tuning" in markdown and "| dropout0.1 | `--dropout 0.1` |" in markdown
 
 
 def test_rerun_skips_every_finished_stage(pipeline):
     work, corpora, _ = pipeline
     output = run_pipeline(work, corpora)
     assert "fairseq-train" not in output and "decoding train" not in output
-    assert output.count("skip") >= 7  # prepare, 4 models, evaluation, speed (distill skips in its subprocess)
+    assert output.count("skip") >= 7  # prepare, AR tuning, 3 models, evaluation, speed (distill: its subprocess)
 
 
 def test_speedups_are_relative_to_ar_beam4_at_the_same_batch_size_when_merged():

@@ -78,11 +78,23 @@ def markdown(result: dict) -> str:
         lines += ["", f"sacreBLEU: `{rows[0]['bleu_signature']}`; chrF: `{rows[0]['chrf_signature']}`", ""]
     lines += ["## AR baseline on the valid set", "", "| decoding | BLEU | chrF |", "|---|---|---|"]
     lines += [f"| {row['system']} | {row['bleu']:.2f} | {row['chrf']:.2f} |" for row in result["valid_ar"]]
+    lines += tuning_lines(result.get("ar_tuning"))
     lines += ["", "## Models", "", "| model | parameters | training | checkpoint |", "|---|---|---|---|"]
     for name, model in result["models"].items():
         lines.append(f"| {name} | {model['parameters']:,} | {model['budget']} | {model['checkpoint']} |")
     lines += ["", "## Commands", "", "```", *result["commands"], "```", ""]
     return "\n".join(lines)
+
+
+def tuning_lines(record: dict) -> list:
+    if not record:
+        return ["", "The AR recipe was not tuned in this run (`--tune-ar` trains variants first)."]
+    lines = ["", "## AR tuning (valid set, beam 4; the chosen flags were given to every model)", "",
+             "| variant | flags on top of the shared recipe | BLEU | chrF | |", "|---|---|---|---|---|"]
+    for name, variant in record["variants"].items():
+        lines.append(f"| {name} | `{' '.join(variant['flags']) or '-'}` | {variant['bleu']:.2f} | "
+                     f"{variant['chrf']:.2f} | {'chosen' if name == record['chosen'] else ''} |")
+    return lines
 
 
 def plot(tables: dict, path: Path) -> None:
