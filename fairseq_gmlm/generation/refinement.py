@@ -25,15 +25,18 @@ logger = logging.getLogger(__name__)
 
 
 class RefinementOptions(NamedTuple):
+    """Resolved decoding options. translation_gmlm's config and fairseq's flags are where users set them
+    (TranslationGMLMTask.refinement_options); the defaults here mirror those."""
+
     max_iter: int = 10  # refinements after the first pass
     length_candidates: int = 1
     restarts: int = 1
     init: str = "mask"  # "mask" or "random"
-    rejecter: str = "passthrough"
+    rejecter: str = "linear"
     reject_k: int = 1
     reject_fraction: float = 0.1
     stutter: bool = False
-    replacement: str = "previous"
+    replacement: str = "initial"
     sampling: bool = False
     temperature: float = 1.0
     top_k: int = 0  # 0: sample from the whole vocabulary

@@ -57,7 +57,7 @@ class TranslationGMLMConfig(TranslationConfig):
     reject_k: int = field(default=1, metadata={"help": "tokens rejected per pass by --rejecter bottom-k"})
     reject_fraction: float = field(default=0.1, metadata={"help": "share rejected by --rejecter bottom-fraction"})
     stutter_remask: ChoiceEnum(["on", "off"]) = field(
-        default="on",
+        default="off",
         metadata={"help": "also reject a token equal to its left neighbour; after the last pass such repeats "
                           "are dropped from the output"},
     )
