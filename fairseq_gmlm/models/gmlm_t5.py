@@ -81,6 +81,16 @@ def symbol_index(dictionary, symbol: str) -> int:
     return index
 
 
+def joint_dictionary(task, model_name: str):
+    """The task's one dictionary; T5 models share one embedding between source and target."""
+    if task.source_dictionary != task.target_dictionary:
+        raise ValueError(
+            f"{model_name} shares one embedding between source and target: binarise the data with "
+            "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
+        )
+    return task.target_dictionary
+
+
 @register_model("gmlm_t5", dataclass=GMLMT5Config)
 class GMLMT5Model(BaseFairseqModel):
     def __init__(self, cfg: GMLMT5Config, dictionary):
@@ -117,12 +127,7 @@ class GMLMT5Model(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: GMLMT5Config, task):
-        if task.source_dictionary != task.target_dictionary:
-            raise ValueError(
-                "gmlm_t5 shares one embedding between source and target: binarise the data with "
-                "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
-            )
-        return cls(cfg, task.target_dictionary)
+        return cls(cfg, joint_dictionary(task, "gmlm_t5"))
 
     def max_positions(self):
         return (self.max_source_positions, self.max_target_positions)

@@ -32,7 +32,7 @@ from fairseq.models import (
 )
 from torch import Tensor, nn
 
-from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config, GMLMT5Model, _preset
+from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config, GMLMT5Model, _preset, joint_dictionary
 from fairseq_gmlm.models.t5_layers import attention_bias_from_padding, causal_bias, init_t5_weights
 
 
@@ -167,18 +167,13 @@ class T5ARModel(FairseqEncoderDecoderModel):
         super().__init__(T5AREncoder(cfg, dictionary, embed_tokens), T5ARDecoder(cfg, dictionary, embed_tokens))
         self.cfg = cfg
         nn.init.normal_(embed_tokens.weight, std=1.0)
-        init_t5_weights(self, cfg.d_model)
+        init_t5_weights(self, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
         if self.decoder.lm_head is not None:
             nn.init.normal_(self.decoder.lm_head.weight, std=cfg.d_model**-0.5)
 
     @classmethod
     def build_model(cls, cfg: T5ARConfig, task):
-        if task.source_dictionary != task.target_dictionary:
-            raise ValueError(
-                "t5_ar shares one embedding between source and target: binarise the data with "
-                "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
-            )
-        return cls(cfg, task.target_dictionary)
+        return cls(cfg, joint_dictionary(task, "t5_ar"))
 
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)
