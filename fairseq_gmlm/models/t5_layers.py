@@ -182,9 +182,9 @@ class Block(nn.Module):
         )
         self.feed_forward = Sublayer(d_model, FeedForward(d_model, d_ff, feed_forward, dropout), dropout, eps)
 
-    def forward(self, x, self_bias, memory=None, memory_bias=None, self_kv=None, cache=None):
+    def forward(self, x, self_bias, memory=None, memory_bias=None, cache=None):
         """``cache``: this block's incremental-decoding state (see ``Stack.forward``), or None."""
-        x = self.self_attention(x, self_bias, self_kv, cache=cache)
+        x = self.self_attention(x, self_bias, cache=cache)
         if self.cross_attention is not None:
             x = self.cross_attention(x, memory_bias, self.memory_keys_values(memory, cache))
         return self.feed_forward(x)
