@@ -12,13 +12,13 @@ Shapes: B sentences, N = B x lengths x restarts candidates, T target length, V v
 """
 
 import logging
-import math
 from typing import List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 
 from fairseq_gmlm.generation.rejecters import candidate_scores, reject, replace, stutter
+from fairseq_gmlm.models.gmlm_t5 import mean_log_probs
 from fairseq_gmlm.models.length_head import top_lengths
 
 logger = logging.getLogger(__name__)
@@ -135,11 +135,8 @@ def refine_step(
 
 
 def ensemble_log_probs(models, encoder_outs, decoder_input: torch.Tensor) -> torch.Tensor:
-    """Average of the models' distributions (in probability space), as N x T x V log-probabilities."""
-    log_probs = [F.log_softmax(m.decode(decoder_input, e).float(), -1) for m, e in zip(models, encoder_outs)]
-    if len(log_probs) == 1:
-        return log_probs[0]
-    return torch.logsumexp(torch.stack(log_probs), 0) - torch.log(torch.tensor(float(len(log_probs))))
+    """The models' average distribution over N x T x V, as log-probabilities."""
+    return mean_log_probs([F.log_softmax(m.decode(decoder_input, e).float(), -1) for m, e in zip(models, encoder_outs)])
 
 
 class GMLMGenerator:
@@ -164,9 +161,9 @@ class GMLMGenerator:
         encoder_outs = [m.encode(src_tokens, src_lengths) for m in models]
 
         # Candidates: top-k lengths x restarts per sentence, laid out sentence-major.
-        length_log_probs = torch.stack(
+        length_log_probs = mean_log_probs(
             [F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(models, encoder_outs)]
-        ).logsumexp(0) - math.log(len(models))  # B x classes, the ensemble's average distribution
+        )  # B x classes
         source_length = src_tokens.ne(vocab.pad).sum(1)  # B, with EOS
         max_length = (options.max_len_a * source_length + options.max_len_b).long()  # B, target length with EOS
         max_length = max_length.clamp(max=min(m.max_target_positions for m in models))
@@ -217,12 +214,12 @@ class GMLMGenerator:
         summed = None
         history = [[] for _ in range(initial.size(0))] if options.retain_history else None
         active = torch.arange(initial.size(0), device=initial.device)
+        encoder_active = encoder_outs  # the encoder outputs of the active candidates
 
         for step in range(options.max_iter + 1):
-            encoder_active = [e.index_select(active) for e in encoder_outs] if step > 0 else encoder_outs
             log_probs = ensemble_log_probs(models, encoder_active, decoder_input[active])  # n x T x V
             if options.replacement == "logits-sum":
-                summed = log_probs if summed is None else summed[still] + log_probs
+                summed = log_probs if summed is None else summed + log_probs
             new_predicted, new_log_probs, next_input = refine_step(
                 log_probs, decoder_input[active], initial[active], step, vocab, options, summed
             )
@@ -232,11 +229,11 @@ class GMLMGenerator:
             if history is not None:
                 for row, n in enumerate(active.tolist()):
                     history[n].append(new_predicted[row])
-            if options.early_stop and step > 0:
-                still = changed
-                active = active[still]
-                if active.numel() == 0:
+            if options.early_stop and step > 0 and not bool(changed.all()):
+                if not bool(changed.any()):
                     break
-            else:
-                still = torch.ones_like(changed)
+                still = changed.nonzero().squeeze(1)  # rows of the active set that go on
+                active = active[still]
+                encoder_active = [e.index_select(still) for e in encoder_active]
+                summed = summed[still] if summed is not None else None
         return predicted, token_log_probs, passes, history

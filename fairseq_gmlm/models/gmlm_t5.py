@@ -191,7 +191,7 @@ class GMLMT5Model(BaseFairseqModel):
         return [model.encode(src_tokens, src_lengths) for model in self._members()]
 
     def _length_log_probs(self, encoder_outs):
-        return _mean_log_probs([F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(self._members(), encoder_outs)])
+        return mean_log_probs([F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(self._members(), encoder_outs)])
 
     def _masked_canvas(self, lengths: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(int(lengths.max()), device=lengths.device)[None, :]  # 1 x T
@@ -223,7 +223,7 @@ class GMLMT5Model(BaseFairseqModel):
         if step > 0:
             count = linear_schedule_count(editable.sum(1), step - 1, decoder_out.max_step - 1)
             tokens = tokens.masked_fill(reject_lowest(scores, editable, count), self.mask_idx)
-        log_probs = _mean_log_probs(
+        log_probs = mean_log_probs(
             [F.log_softmax(m.decode(tokens, e).float(), -1) for m, e in zip(self._members(), encoder_out)]
         )
         log_probs[..., [self.pad, self.bos, self.eos, self.mask_idx, self.length_idx]] = float("-inf")
@@ -241,8 +241,8 @@ def _reorder_encoder_outs(encoder_outs: List[EncoderOut], new_order: torch.Tenso
     return [encoder_out.index_select(new_order) for encoder_out in encoder_outs]
 
 
-def _mean_log_probs(log_probs: List[torch.Tensor]) -> torch.Tensor:
-    """Ensemble average in probability space, returned as log-probabilities."""
+def mean_log_probs(log_probs: List[torch.Tensor]) -> torch.Tensor:
+    """Ensemble average in probability space of the models' log-probabilities, returned as log-probabilities."""
     if len(log_probs) == 1:
         return log_probs[0]
     return torch.logsumexp(torch.stack(log_probs), 0) - torch.log(torch.tensor(float(len(log_probs))))
