@@ -48,7 +48,9 @@ def parse_args(argv=None):
     parser.add_argument("--arch", help="gmlm_t5 preset whose shape every model takes (default gmlm_t5_mini; tiny: gmlm_t5_tiny)")
     parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
     parser.add_argument("--max-update", type=int, help="updates per model on top of the time budget (tiny: 30)")
-    parser.add_argument("--average-last", type=int, help="epoch checkpoints averaged into final.pt (default 5; tiny: 2)")
+    parser.add_argument("--average-last", type=int,
+                        help="saved states averaged into final.pt: the last one and those saved before it (default 3; tiny: 2)")
+    parser.add_argument("--save-every", type=int, help="updates between saved states (default 100; tiny: 10)")
     parser.add_argument("--results", help="where the report goes (default benchmarks/; tiny: WORK/benchmarks)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
                         help="torch threads for training and timing (default $OMP_NUM_THREADS or all cores)")
@@ -63,9 +65,9 @@ def parse_args(argv=None):
 
 
 def fill_defaults(args):
-    tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2,
+    tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2, "save_every": 10,
             "latency_sentences": 8, "large_batch": 16, "repeats": 2}
-    full = {"arch": "gmlm_t5_mini", "vocab_size": 3000, "max_update": 0, "average_last": 5,
+    full = {"arch": "gmlm_t5_mini", "vocab_size": 3000, "max_update": 0, "average_last": 3, "save_every": 100,
             "latency_sentences": 200, "large_batch": 128, "repeats": 3}
     for name, value in (tiny if args.tiny else full).items():
         if getattr(args, name) is None:
@@ -90,7 +92,8 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Pa
     import torch
 
     flags = training.system_flags(kind, args.arch) + training.common_flags(
-        args.budget_minutes, args.max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available())
+        args.budget_minutes, args.max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(),
+        save_every=args.save_every, keep=args.average_last)
     return training.train(name, data_bin, args.work / "models" / name, flags + list(extra_flags), args.average_last)
 
 

@@ -1,8 +1,10 @@
 """Stages 2 and 4: train the AR baseline, gmlm_t5 and stock cmlm_transformer at one size and one budget.
 
 Every model gets the same data, vocabulary, optimiser, dropout, label smoothing and time budget; its final
-checkpoint ``MODELS/<name>/final.pt`` is the average of the last ``--average-last`` epoch checkpoints (the
-same rule for every system). The AR model is fairseq's own ``transformer`` and CMLM fairseq's own
+checkpoint ``MODELS/<name>/final.pt`` is the average of its last ``--average-last`` saved states: the state
+at the stop plus the checkpoints saved every ``--save-every`` updates before it (the same rule for every
+system). Within a budget of a few epochs, epoch checkpoints would average in a far weaker model, so states
+are saved by update count. The AR model is fairseq's own ``transformer`` and CMLM fairseq's own
 ``cmlm_transformer``, both with gmlm_t5's d_model, heads, d_ff and layer counts.
 """
 
@@ -45,13 +47,15 @@ def stock_shape_flags(shape: dict) -> list:
     return [str(flag) for flag in flags]
 
 
-def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool) -> list:
-    """Optimiser, regularisation and budget shared by every system."""
+def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, save_every: int,
+                 keep: int) -> list:
+    """Optimiser, regularisation, budget and checkpointing shared by every system."""
     flags = ["--user-dir", PLUGIN, "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "1.0",
              "--lr", "3e-3" if tiny else "1e-3", "--lr-scheduler", "inverse_sqrt",
-             "--warmup-updates", "10" if tiny else "500", "--weight-decay", "0.0001", "--dropout", "0.3",
+             "--warmup-updates", "10" if tiny else "200", "--weight-decay", "0.0001", "--dropout", "0.3",
              "--label-smoothing", "0.1", "--max-tokens", "4096", "--max-epoch", "10000",
-             "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", "5",
+             "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", "1",
+             "--save-interval-updates", str(save_every), "--keep-interval-updates", str(keep),
              "--num-workers", "0", "--seed", "1", "--no-progress-bar", "--log-format", "simple",
              "--log-interval", "10" if tiny else "100", "--max-source-positions", "256",
              "--max-target-positions", "256"]
@@ -86,7 +90,7 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
     (save_dir / "command.txt").write_text(" ".join(quote(part) for part in command) + "\n")
     run_logged(name, command, save_dir / "train.log")
-    average_checkpoints(epoch_checkpoints(save_dir)[-average_last:] or [save_dir / "checkpoint_last.pt"], final)
+    average_checkpoints(last_states(save_dir, average_last), final)
     return final
 
 
@@ -115,10 +119,16 @@ def summarise(line: str) -> str:
     return " | ".join(fields) or line[:160]
 
 
-def epoch_checkpoints(save_dir: Path) -> list:
-    found = [(int(m.group(1)), path) for path in save_dir.glob("checkpoint*.pt")
-             if (m := re.fullmatch(r"checkpoint(\d+)\.pt", path.name))]
-    return [path for _, path in sorted(found)]
+def last_states(save_dir: Path, count: int) -> list:
+    """The COUNT newest saved states, oldest first: checkpoint_last.pt and the checkpoint_E_U.pt before it."""
+    import torch
+
+    by_update = {int(m.group(1)): path for path in save_dir.glob("checkpoint*_*.pt")
+                 if (m := re.fullmatch(r"checkpoint\d+_(\d+)\.pt", path.name))}
+    last = save_dir / "checkpoint_last.pt"
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    by_update[state["optimizer_history"][-1]["num_updates"]] = last  # the stop may coincide with a save
+    return [by_update[update] for update in sorted(by_update)][-count:]
 
 
 def average_checkpoints(paths: list, output: Path) -> None:
