@@ -246,3 +246,21 @@ def test_fairseq_checkpoint_copies_go_through_atomic_copy():
     import fairseq_gmlm  # noqa: F401  (installs the guards)
     assert getattr(checkpoint_utils.PathManager, "fairseq_gmlm", False)
     assert getattr(checkpoint_utils.load_checkpoint_to_cpu, "fairseq_gmlm", False)
+
+
+@pytest.mark.parametrize("tool", ["fairseq-generate", "fairseq-interactive"])
+@pytest.mark.parametrize("flag", ["--bf16", "--amp"])
+def test_half_precision_flags_reach_generation_and_every_sentence_is_translated(trained, tmp_path, tool, flag):
+    if tool == "fairseq-generate":
+        result = generate(trained, "--task", "translation_gmlm", flag, check=True)
+        expected = 50
+    else:
+        source = tmp_path / "input.de"
+        source.write_text("Guten Morgen.\nWo ist der Bahnhof?\nDanke.\n", encoding="utf-8")
+        result = run_cli("fairseq-interactive", trained["data"], "--user-dir", PLUGIN, "--task", "translation_gmlm",
+                         "--path", trained["checkpoint"], "--cpu", "--input", source, "--bpe", "sentencepiece",
+                         "--sentencepiece-model", trained["spm"], "--iter-decode-max-iter", "3", flag)
+        expected = 3
+    weights = "bfloat16" if flag == "--bf16" else "float32"
+    assert f"generation on cpu: torch.{weights} weights, forward autocast to torch.bfloat16" in result.stderr
+    assert sorted(hypotheses(result.stdout)) == list(range(expected))

@@ -8,15 +8,19 @@ import signal
 import subprocess
 import sys
 import types
+from argparse import Namespace
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import BIN, PLUGIN, ROOT, run_cli
+from test_gmlm_loss import make_sample
+
+from conftest import BIN, PLUGIN, ROOT, build_task_and_model, run_cli
 from fairseq_gmlm import kernels
 from fairseq_gmlm.optim.adamw_fused import AdamWFused, AdamWFusedConfig, build_adamw, parse_betas
 from fairseq_gmlm.launch import torchrun_process_group, tpu_only_implied_by_bf16
+from fairseq_gmlm.precision import Precision, generation_precision
 
 
 # ---- kernel selection ---------------------------------------------------------------------------------------
@@ -157,6 +161,36 @@ def logged_updates(stdout: str) -> dict:
             values = dict(pair.split("=", 1) for pair in re.findall(r"\w+=[^,\s]+", line))
             updates[int(values["num_updates"])] = values
     return updates
+
+
+@pytest.mark.parametrize("flag, device, weights, autocast", [
+    ("bf16", "cpu", torch.bfloat16, torch.bfloat16), ("bf16", "cuda", torch.bfloat16, torch.bfloat16),
+    ("fp16", "cuda", torch.float16, torch.float16), ("amp", "cpu", None, torch.bfloat16),
+    ("amp", "cuda", None, torch.float16), (None, "cpu", None, None),
+])
+def test_generation_precision_for_each_flag(flag, device, weights, autocast):
+    flags = {name: name == flag for name in ("fp16", "bf16", "amp")}
+    assert generation_precision(**flags, device_type=device) == Precision(weights, autocast)
+
+
+@pytest.mark.parametrize("flag, weights, activations", [("bf16", torch.bfloat16, torch.bfloat16),
+                                                         ("amp", torch.float32, torch.bfloat16),
+                                                         (None, torch.float32, torch.float32)])
+def test_inference_runs_in_the_dtype_of_the_precision_flag(tmp_path, flag, weights, activations):
+    task, model, cfg = build_task_and_model(tmp_path)
+    model.eval()
+    if flag:
+        cfg.common[flag] = True
+    model.prepare_for_inference_(cfg)  # what fairseq-generate and fairseq-interactive call with their config
+    seen = []
+    projection = next(module for module in model.decoder.modules() if isinstance(module, torch.nn.Linear))
+    projection.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))  # norms stay float32
+    sample = make_sample(task, [("w1 w2 w3", "w3"), ("w4 w5", "w5")])
+    generator = task.build_generator([model], Namespace(iter_decode_max_iter=2, max_len_a=1.0, max_len_b=5))
+    hypotheses = task.inference_step(generator, [model], sample)
+    assert next(model.parameters()).dtype == weights
+    assert seen and set(seen) == {activations}
+    assert len(hypotheses) == 2 and all(torch.isfinite(h[0]["score"]) for h in hypotheses)
 
 
 def test_bf16_training_on_cpu_has_finite_falling_loss(ding_slice, tmp_path):

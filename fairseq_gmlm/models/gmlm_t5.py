@@ -23,6 +23,7 @@ from torch import nn
 
 from fairseq_gmlm.models.length_head import LengthHead, top_lengths
 from fairseq_gmlm.models.t5_layers import Stack, attention_bias_from_padding, init_t5_weights
+from fairseq_gmlm.precision import prepare_generation_precision
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,11 @@ class GMLMT5Model(BaseFairseqModel):
     def forward(self, src_tokens, src_lengths, prev_output_tokens, **unused) -> GMLMOutput:
         encoder_out = self.encode(src_tokens, src_lengths)
         return GMLMOutput(self.decode(prev_output_tokens, encoder_out), self.length_logits(encoder_out), encoder_out)
+
+    def prepare_for_inference_(self, cfg):
+        """Called by fairseq-generate and fairseq-interactive with the whole config: --bf16/--amp apply here."""
+        super().prepare_for_inference_(cfg)
+        prepare_generation_precision(self, cfg.common)
 
     def get_normalized_probs(self, net_output, log_probs: bool, sample=None):
         logits = net_output.logits if isinstance(net_output, GMLMOutput) else net_output[0]

@@ -17,7 +17,6 @@ from omegaconf import II
 import torch
 from fairseq import metrics, utils
 from fairseq.dataclass import ChoiceEnum
-from fairseq.optim.amp_optimizer import AMPOptimizer
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
@@ -26,6 +25,7 @@ from fairseq_gmlm.checkpoints import CHECKPOINT_PATH_KEY, check_dictionary, dict
 from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, Vocabulary
 from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
+from fairseq_gmlm.precision import autocast_for
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class TranslationGMLMTask(TranslationTask):
         return truncate_source(tokens, limit, self.src_dict.eos())
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
-        with autocast_for(models[0], optimizer=None):  # a half-precision model (--fp16) keeps softmax in float32
+        with autocast_for(models[0]):  # --fp16/--bf16/--amp: see fairseq_gmlm.precision
             hypotheses = super().inference_step(generator, models, sample, prefix_tokens, constraints)
         return blank_empty_sources(hypotheses, sample["net_input"]["src_tokens"], self.src_dict.pad(),
                                    self.src_dict.eos())
@@ -299,17 +299,3 @@ def blank_empty_sources(hypotheses, src_tokens: torch.Tensor, pad: int, eos: int
 
 def _first_ids(ids, shown: int = 10) -> str:
     return ", ".join(map(str, ids[:shown].tolist())) + (", ..." if len(ids) > shown else "")
-
-
-def autocast_for(model, optimizer):
-    """Autocast the forward under --amp (fp16 on CUDA, bf16 on CPU) and under --fp16/--bf16 (the parameters'
-    half dtype), so softmax, norms and losses run in float32; a no-op in full precision."""
-    device_type = next(model.parameters()).device.type
-    param_dtype = next(model.parameters()).dtype
-    if isinstance(optimizer, AMPOptimizer):
-        dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
-    elif param_dtype in (torch.float16, torch.bfloat16):
-        dtype = param_dtype
-    else:
-        return torch.autocast(device_type, enabled=False)
-    return torch.autocast(device_type, dtype=dtype)
