@@ -10,7 +10,8 @@ Stages (each skips when its outputs exist, so rerunning the command resumes):
   3 distill   scripts/distill.py: the training set re-translated by the AR model (beam 4)
   4 train NAT gmlm_t5 on distilled and on raw data, stock cmlm_transformer on distilled data
   5 evaluate  sacreBLEU and chrF of every configuration on every test set
-  6 speed     latency (batch 1) and throughput (large batch) in this process, on CUDA when available
+  6 speed     latency (batch 1) and throughput (large batch) in this process, on CUDA when available;
+            then where batch-1 time goes (network forward calls vs the rest)
   7 report    RESULTS.md, results.json, tradeoff.png under --results
 """
 
@@ -28,7 +29,7 @@ ROOT = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 
-from benchmark import corpora, evaluate, report, speed, systems, training, tuning  # noqa: E402
+from benchmark import corpora, evaluate, profile, report, speed, systems, training, tuning  # noqa: E402
 
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
@@ -173,9 +174,11 @@ def measure_and_report(args, info: dict, checkpoints: dict, tuned: dict, progres
     scores = evaluate.evaluate_stage(eval_device, configs, tests, valid, args.work / "eval")
     progress.stage(6, f"speed on {device} ({args.precision}, {args.threads} threads)")
     machine = report.machine_info(device, args.precision, args.threads)
-    timing = speed.speed_stage(loaded("speed"), configs, tests, args.work / f"speed-{device}-{args.precision}",
-                               machine, latency_sentences=args.latency_sentences, large_batch=args.large_batch,
+    speed_dir = args.work / f"speed-{device}-{args.precision}"
+    timing = speed.speed_stage(loaded("speed"), configs, tests, speed_dir, machine,
+                               latency_sentences=args.latency_sentences, large_batch=args.large_batch,
                                repeats=args.repeats)
+    timing["profile"] = profile.profile_stage(loaded("speed"), configs, tests, speed_dir, args.latency_sentences)
     progress.stage(7, f"report to {args.results}")
     report.write_report(dict(result_record(args, info, scores, timing, checkpoints), ar_tuning=tuned), args.results)
     progress.stage(7, "done")
@@ -212,6 +215,7 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny, "arch": args.arch,
             "machine": timing["machine"], "corpora": info["corpora"], "train_pairs": info["train_pairs"],
             "tables": report.merge(scores["test"], timing["rows"]), "valid_ar": scores["valid_ar"],
+            "profile": timing["profile"],
             "models": models, "commands": commands}
 
 

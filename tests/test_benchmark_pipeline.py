@@ -15,6 +15,7 @@ from conftest import ROOT, write_reversal_corpus
 
 pytest.importorskip("matplotlib")
 sys.path.insert(0, str(ROOT / "scripts"))
+from benchmark.profile import profiled_keys  # noqa: E402
 from benchmark.systems import benchmark_configs  # noqa: E402
 
 CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
@@ -47,7 +48,7 @@ def test_every_stage_writes_its_files(pipeline):
     work, _, output = pipeline
     expected = ["data/corpora.json", "data/spm.model", "data/bin/test.src-tgt.tgt.idx", "data/bin/test1.src-tgt.tgt.idx",
                 "distill/bin/train.src-tgt.tgt.idx", "distill/bin/test1.src-tgt.tgt.idx", "eval/scores.json",
-                "speed-cpu-fp32/speed.json", "benchmarks/RESULTS.md", "benchmarks/results.json", "benchmarks/tradeoff.png"]
+                "speed-cpu-fp32/speed.json", "speed-cpu-fp32/profile.json", "benchmarks/RESULTS.md", "benchmarks/results.json", "benchmarks/tradeoff.png"]
     expected += [f"models/{name}/final.pt" for name in ("ar-base", "ar-dropout0.1", "gmlm_distill", "gmlm_raw", "cmlm")]
     expected.append("models/ar-tuning.json")
     assert [path for path in expected if not (work / path).is_file()] == []
@@ -71,7 +72,8 @@ def test_results_table_has_every_row(pipeline):
         assert [row["config"] for row in rows] == [config.key for config in configs]
         for row in rows:
             assert row["sentences"] == TEST_SIZE
-            assert {"bleu", "chrf", "latency_ms", "throughput", "latency_speedup", "throughput_speedup"} <= set(row)
+            assert {"bleu", "chrf", "latency_ms", "throughput", "latency_speedup", "throughput_speedup",
+                    "length_ratio", "repeats"} <= set(row)
     markdown = (work / "benchmarks" / "RESULTS.md").read_text()
     for corpus in CORPORA:
         assert f"## Test set {corpus} ({TEST_SIZE} sentences)" in markdown
@@ -81,6 +83,17 @@ def test_results_table_has_every_row(pipeline):
     assert result["machine"]["threads"] == 1 and result["commands"]
     assert set(result["ar_tuning"]["variants"]) == {"base", "dropout0.1"}
     assert "## AR tuning" in markdown and "| dropout0.1 | `--dropout 0.1` |" in markdown
+    profiled = {(row["corpus"], row["config"]) for row in result["profile"]}
+    assert profiled == {(corpus, key) for corpus in CORPORA for key in profiled_keys()}
+    for row in result["profile"]:  # every system calls its decoder at least once per sentence
+        assert row["decoder_calls"] >= 1 and 0 < row["network_ms"] < row["total_ms"]
+    assert "## Where the time goes" in markdown
+
+
+def test_repeated_word_share_counts_lines_with_a_directly_repeated_word():
+    from benchmark.evaluate import repeated_word_share
+
+    assert repeated_word_share(["the the cat", "a cat , , sat", "Yes yes", "no repeat here", ""]) == 2 / 5
 
 
 def test_rerun_skips_every_finished_stage(pipeline):

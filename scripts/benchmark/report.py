@@ -46,6 +46,10 @@ def merge(scores: list, speed_rows: list) -> dict:
     return tables
 
 
+def percent(share):
+    return None if share is None else 100 * share
+
+
 def fmt(value, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
@@ -69,13 +73,18 @@ def markdown(result: dict) -> str:
                   f"median of {speed.get('repeats', '?')} interleaved runs after a warm-up. Speed-up: vs AR beam 4 "
                   f"at the same batch size.", "",
                   "| system | passes (max / mean) | BLEU | chrF | latency ms/sent (bs 1) | speed-up (bs 1) "
-                  "| throughput sent/s | speed-up (large batch) |", "|---|---|---|---|---|---|---|---|"]
+                  "| throughput sent/s | speed-up (large batch) | length ratio | repeats |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in rows:
             passes = "AR" if row["passes"] is None else f"{row['passes']} / {fmt(row['mean_passes'], '.2f')}"
             lines.append(f"| {row['system']} | {passes} | {row['bleu']:.2f} | {row['chrf']:.2f} | "
                          f"{fmt(row.get('latency_ms'))} | {fmt(row.get('latency_speedup'), '.2f')}x | "
-                         f"{fmt(row.get('throughput'))} | {fmt(row.get('throughput_speedup'), '.2f')}x |")
-        lines += ["", f"sacreBLEU: `{rows[0]['bleu_signature']}`; chrF: `{rows[0]['chrf_signature']}`", ""]
+                         f"{fmt(row.get('throughput'))} | {fmt(row.get('throughput_speedup'), '.2f')}x | "
+                         f"{fmt(row.get('length_ratio'), '.2f')} | {fmt(percent(row.get('repeats')), '.0f')}% |")
+        lines += ["", f"sacreBLEU: `{rows[0]['bleu_signature']}`; chrF: `{rows[0]['chrf_signature']}`. Error modes: "
+                  "length ratio = hypothesis / reference words (sacreBLEU's); repeats = sentences in which a word "
+                  f"directly repeats (the references: {fmt(percent(rows[0].get('reference_repeats')), '.0f')}%).", ""]
+    lines += profile_lines(result.get("profile"))
     lines += ["## AR baseline on the valid set", "", "| decoding | BLEU | chrF |", "|---|---|---|"]
     lines += [f"| {row['system']} | {row['bleu']:.2f} | {row['chrf']:.2f} |" for row in result["valid_ar"]]
     lines += tuning_lines(result.get("ar_tuning"))
@@ -84,6 +93,21 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {model['parameters']:,} | {model['budget']} | {model['checkpoint']} |")
     lines += ["", "## Commands", "", "```", *result["commands"], "```", ""]
     return "\n".join(lines)
+
+
+def profile_lines(rows: list) -> list:
+    if not rows:
+        return []
+    lines = [f"## Where the time goes (batch size 1, first {rows[0]['sentences']} test sentences, one untimed warm-up)",
+             "", "Networks: time inside the encoder and decoder forward calls (with the output projection and "
+             "gmlm's length head); other: search or refinement bookkeeping, batching and detokenization.", "",
+             "| test set | system | ms/sentence | in networks | other | decoder calls/sentence | ms per decoder call |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['corpus']} | {row['system']} ({row['config']}) | {row['total_ms']:.1f} | "
+                     f"{row['network_ms']:.1f} | {row['other_ms']:.1f} | {row['decoder_calls']:.1f} | "
+                     f"{row['ms_per_decoder_call']:.2f} |")
+    return lines + [""]
 
 
 def tuning_lines(record: dict) -> list:
