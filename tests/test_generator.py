@@ -107,3 +107,14 @@ def test_stock_fairseq_generator_drives_the_model_through_its_contract(setup):
     assert len(hypos) == len(SOURCES)
     for hypo in hypos:
         assert task.vocab.mask not in hypo[0]["tokens"].tolist()
+
+
+def test_projected_memory_gives_the_same_logits_also_after_selecting_candidates(setup):
+    task, model, sample = setup
+    encoder_out = model.encode(sample["net_input"]["src_tokens"])
+    projected = model.project_memory(encoder_out)
+    assert len(projected.memory) == len(model.decoder.blocks)
+    order = torch.tensor([2, 0, 0, 4])  # candidates laid out per sentence, some sentences twice
+    tokens = torch.full((4, 6), task.vocab.mask).index_fill(1, torch.tensor([5]), task.vocab.eos)
+    expected = model.decode(tokens, encoder_out.index_select(order))
+    torch.testing.assert_close(model.decode(tokens, projected.index_select(order)), expected)

@@ -158,7 +158,7 @@ class GMLMGenerator:
             model.train(options.retain_dropout)
 
         src_tokens, src_lengths = sample["net_input"]["src_tokens"], sample["net_input"]["src_lengths"]
-        encoder_outs = [m.encode(src_tokens, src_lengths) for m in models]
+        encoder_outs = [m.project_memory(m.encode(src_tokens, src_lengths)) for m in models]  # once for all passes
 
         # Candidates: top-k lengths x restarts per sentence, laid out sentence-major.
         length_log_probs = mean_log_probs(

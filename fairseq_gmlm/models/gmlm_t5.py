@@ -10,7 +10,7 @@ Shapes: B batch, S source length (without <length>), T target length, C model di
 
 import logging
 from dataclasses import dataclass, field
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -61,9 +61,14 @@ class GMLMT5Config(FairseqDataclass):
 class EncoderOut(NamedTuple):
     out: torch.Tensor  # B x (1 + S) x C, position 0 is <length>
     padding_mask: torch.Tensor  # B x (1 + S) bool, True at padding
+    # Per decoder block, the cross-attention keys and values of ``out`` (B x H x (1 + S) x D each), projected
+    # once for all refinement passes by GMLMT5Model.project_memory; None: projected in every decode().
+    memory: Optional[Tuple[Tuple[torch.Tensor, torch.Tensor], ...]] = None
 
     def index_select(self, order: torch.Tensor) -> "EncoderOut":
-        return EncoderOut(self.out.index_select(0, order), self.padding_mask.index_select(0, order))
+        memory = None if self.memory is None else tuple(
+            (keys.index_select(0, order), values.index_select(0, order)) for keys, values in self.memory)
+        return EncoderOut(self.out.index_select(0, order), self.padding_mask.index_select(0, order), memory)
 
 
 class GMLMOutput(NamedTuple):
@@ -157,8 +162,13 @@ class GMLMT5Model(BaseFairseqModel):
             prev_output_tokens.eq(self.pad), x.dtype
         )  # B x H x T x T
         memory_bias = attention_bias_from_padding(encoder_out.padding_mask, x.dtype)  # B x 1 x 1 x (1 + S)
-        hidden = self.decoder(x, self_bias, encoder_out.out, memory_bias)  # B x T x C
-        return self.output_projection(hidden)
+        hidden = self.decoder(x, self_bias, encoder_out.out, memory_bias, memory_keys_values=encoder_out.memory)
+        return self.output_projection(hidden)  # hidden: B x T x C
+
+    def project_memory(self, encoder_out: EncoderOut) -> EncoderOut:
+        """ENCODER_OUT with every decoder block's cross-attention keys and values computed, for decoding it
+        several times (refinement passes) without projecting them again each time."""
+        return encoder_out._replace(memory=self.decoder.memory_keys_values(encoder_out.out))
 
     def output_projection(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.lm_head is None:
@@ -194,7 +204,7 @@ class GMLMT5Model(BaseFairseqModel):
 
     def forward_encoder(self, encoder_inputs):
         src_tokens, src_lengths = encoder_inputs
-        return [model.encode(src_tokens, src_lengths) for model in self._members()]
+        return [model.project_memory(model.encode(src_tokens, src_lengths)) for model in self._members()]
 
     def _length_log_probs(self, encoder_outs):
         return mean_log_probs([F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(self._members(), encoder_outs)])

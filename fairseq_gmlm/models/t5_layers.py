@@ -13,7 +13,7 @@ RMSNorm without bias or mean subtraction, and positions enter only as a learned 
 """
 
 import math
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -182,11 +182,14 @@ class Block(nn.Module):
         )
         self.feed_forward = Sublayer(d_model, FeedForward(d_model, d_ff, feed_forward, dropout), dropout, eps)
 
-    def forward(self, x, self_bias, memory=None, memory_bias=None, cache=None):
-        """``cache``: this block's incremental-decoding state (see ``Stack.forward``), or None."""
+    def forward(self, x, self_bias, memory=None, memory_bias=None, cache=None, memory_key_value=None):
+        """``cache``: this block's incremental-decoding state (see ``Stack.forward``), or None;
+        ``memory_key_value``: ``memory``'s keys and values as ``memory_keys_values`` projects them, or None."""
         x = self.self_attention(x, self_bias, cache=cache)
         if self.cross_attention is not None:
-            x = self.cross_attention(x, memory_bias, self.memory_keys_values(memory, cache))
+            if memory_key_value is None:
+                memory_key_value = self.memory_keys_values(memory, cache)
+            x = self.cross_attention(x, memory_bias, memory_key_value)
         return self.feed_forward(x)
 
     def memory_keys_values(self, memory: torch.Tensor, cache=None):
@@ -214,17 +217,25 @@ class Stack(nn.Module):
         self.final_layer_norm = make_rms_norm(d_model, eps)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x, self_bias, memory=None, memory_bias=None, caches: Optional[List[Dict]] = None):
+    def forward(self, x, self_bias, memory=None, memory_bias=None, caches: Optional[List[Dict]] = None,
+                memory_keys_values: Optional[Sequence[Tuple[torch.Tensor, torch.Tensor]]] = None):
         """x: B x L x C embedded; self_bias: B|1 x H|1 x L x K; memory: B x S x C; memory_bias: B x 1 x 1 x S.
 
         ``caches``: for incremental (step by step) decoding, one dict per block, empty on the first step. Each
         block appends its self-attention keys and values ("self_k", "self_v": B x H x K x D, K = steps so far)
         and keeps the projected memory ("memory_k", "memory_v": B x H x S x D). Without caches K = L.
+        ``memory_keys_values``: the result of ``self.memory_keys_values(memory)``, for decoding one memory
+        several times (non-autoregressive refinement); None: projected here.
         """
         x = self.dropout(x)
         for index, block in enumerate(self.blocks):
-            x = block(x, self_bias, memory, memory_bias, cache=None if caches is None else caches[index])
+            x = block(x, self_bias, memory, memory_bias, cache=None if caches is None else caches[index],
+                      memory_key_value=None if memory_keys_values is None else memory_keys_values[index])
         return self.dropout(self.final_layer_norm(x))
+
+    def memory_keys_values(self, memory: torch.Tensor) -> Tuple[Tuple[torch.Tensor, torch.Tensor], ...]:
+        """Per block, the cross-attention keys and values of MEMORY (B x S x C): B x H x S x D each."""
+        return tuple(block.memory_keys_values(memory) for block in self.blocks)
 
 
 def init_t5_weights(module: nn.Module, d_model: int, factor: float = 1.0, relative_bias_std: Optional[float] = None) -> None:
