@@ -1,11 +1,17 @@
 """The real CLIs end to end on a slice of the bundled corpus: preprocess -> train (with --eval-bleu and
 checkpoint selection on BLEU) -> resume -> generate -> interactive."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from conftest import PLUGIN, run_cli
+from conftest import PLUGIN, ROOT, run_cli
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from sweep_decoding import combinations  # noqa: E402
 
 EVAL_BLEU_ARGS = '{"iter_decode_max_iter": 1, "max_len_a": 1.2, "max_len_b": 5}'
 
@@ -74,3 +80,20 @@ def test_interactive_answers_each_input_line_in_order(trained, ding_slice):
     hypotheses = re.findall(r"^D-(\d+)\t", result.stdout, re.M)
     assert [int(i) for i, _ in sources] == list(range(len(lines)))
     assert [int(i) for i in hypotheses] == list(range(len(lines)))
+
+
+def test_sweep_decoding_scores_every_combination_of_a_checkpoint(trained, ding_slice, tmp_path):
+    data, save_dir, _ = trained
+    table = tmp_path / "sweep.md"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep_decoding.py"), "--data", str(data), "--path",
+                    str(save_dir / "checkpoint_best.pt"), "--reference", str(ding_slice / "raw" / "valid.en"),
+                    "--subset", "valid", "--max-iter", "2", "--out", str(table)],
+                   check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    rows = [line.split("|")[1:-1] for line in table.read_text().splitlines()[2:] if line.startswith("| ")]
+    assert len(combinations()) == 2 * 2 * 2 * 2 - 2  # passthrough + initial without stutter = previous, per init
+    assert len(rows) == 14 + 3  # every combination, the best 3 again with 3 length candidates
+    assert sorted(tuple(cell.strip() for cell in row[:4]) for row in rows if row[4].strip() == "1") == sorted(
+        tuple(combo.values()) for combo in combinations())
+    bleu = [float(row[5]) for row in rows]
+    assert bleu == sorted(bleu, reverse=True)
+    assert all(0 < float(row[7]) <= 3 for row in rows)  # mean passes within --iter-decode-max-iter 2 + 1
