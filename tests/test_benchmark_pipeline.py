@@ -24,7 +24,7 @@ TEST_SIZE = 12
 
 def run_pipeline(work, corpora):
     command = [sys.executable, str(ROOT / "scripts" / "run_benchmark.py"), "--work", str(work), "--tiny", "--cpu",
-               "--corpora", *map(str, corpora), "--src", "src", "--tgt", "tgt", "--max-update", "8",
+               "--corpora", *map(str, corpora), "--src", "src", "--tgt", "tgt", "--max-update", "8", "--save-every", "4",
                "--tune-ar", "base", "dropout0.1",
                "--latency-sentences", "3", "--large-batch", "8", "--repeats", "2", "--threads", "1"]
     environment = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
@@ -54,6 +54,8 @@ def test_every_stage_writes_its_files(pipeline):
     assert [path for path in expected if not (work / path).is_file()] == []
     for stage in range(1, 8):
         assert f"[{stage}/7]" in output
+    averaged = re.findall(r"(\w+)/final\.pt = average of (.*)", output)
+    assert len(averaged) == 5 and all(states == "checkpoint_1_4.pt, checkpoint_last.pt" for _, states in averaged)
 
 
 def test_distilled_corpus_pairs_every_training_sentence(pipeline):
@@ -135,3 +137,18 @@ def test_corpus_check_names_the_flag_when_a_split_is_missing(tmp_path):
     (tmp_path / "train.de").write_text("a\n")
     with pytest.raises(SystemExit, match="--corpora .*missing train.en"):
         check_corpus(str(tmp_path), "de", "en")
+
+
+@pytest.mark.parametrize("last_update, expected", [
+    (250, ["checkpoint_2_200.pt", "checkpoint_2_220.pt", "checkpoint_last.pt"]),
+    (220, ["checkpoint_1_100.pt", "checkpoint_2_200.pt", "checkpoint_last.pt"]),  # the stop coincided with a save
+])
+def test_last_states_are_the_newest_saves_by_update_count_ending_with_the_stop(tmp_path, last_update, expected):
+    import torch
+    from benchmark.training import last_states
+
+    for name in ("checkpoint_1_100.pt", "checkpoint_2_200.pt", "checkpoint_2_220.pt", "checkpoint2.pt",
+                 "checkpoint_best.pt", "checkpoint_1_30.pt"):
+        (tmp_path / name).write_bytes(b"")
+    torch.save({"optimizer_history": [{"num_updates": last_update}]}, tmp_path / "checkpoint_last.pt")
+    assert [path.name for path in last_states(tmp_path, 3)] == expected

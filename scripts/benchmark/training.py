@@ -124,7 +124,7 @@ def last_states(save_dir: Path, count: int) -> list:
     import torch
 
     by_update = {int(m.group(1)): path for path in save_dir.glob("checkpoint*_*.pt")
-                 if (m := re.fullmatch(r"checkpoint\d+_(\d+)\.pt", path.name))}
+                 if (m := re.fullmatch(r"checkpoint_\d+_(\d+)\.pt", path.name))}
     last = save_dir / "checkpoint_last.pt"
     state = torch.load(last, map_location="cpu", weights_only=False)
     by_update[state["optimizer_history"][-1]["num_updates"]] = last  # the stop may coincide with a save
