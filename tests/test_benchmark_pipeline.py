@@ -55,7 +55,8 @@ def test_every_stage_writes_its_files(pipeline):
     for stage in range(1, 8):
         assert f"[{stage}/7]" in output
     averaged = re.findall(r"(\w+)/final\.pt = average of (.*)", output)
-    assert len(averaged) == 5 and all(states == "checkpoint_1_4.pt, checkpoint_last.pt" for _, states in averaged)
+    assert len(averaged) == 5  # --average-last 2 (tiny): the state at the stop and the save before it
+    assert all(re.fullmatch(r"checkpoint(_\d+_\d+|\d+)\.pt, checkpoint_last\.pt", states) for _, states in averaged)
 
 
 def test_distilled_corpus_pairs_every_training_sentence(pipeline):
@@ -141,14 +142,15 @@ def test_corpus_check_names_the_flag_when_a_split_is_missing(tmp_path):
 
 @pytest.mark.parametrize("last_update, expected", [
     (250, ["checkpoint_2_200.pt", "checkpoint_2_220.pt", "checkpoint_last.pt"]),
-    (220, ["checkpoint_1_100.pt", "checkpoint_2_200.pt", "checkpoint_last.pt"]),  # the stop coincided with a save
+    (220, ["checkpoint1.pt", "checkpoint_2_200.pt", "checkpoint_last.pt"]),  # the stop coincided with a save
 ])
 def test_last_states_are_the_newest_saves_by_update_count_ending_with_the_stop(tmp_path, last_update, expected):
     import torch
     from benchmark.training import last_states
 
-    for name in ("checkpoint_1_100.pt", "checkpoint_2_200.pt", "checkpoint_2_220.pt", "checkpoint2.pt",
-                 "checkpoint_best.pt", "checkpoint_1_30.pt"):
+    for name in ("checkpoint_1_100.pt", "checkpoint_2_200.pt", "checkpoint_2_220.pt", "checkpoint_best.pt",
+                 "checkpoint_1_30.pt"):
         (tmp_path / name).write_bytes(b"")
-    torch.save({"optimizer_history": [{"num_updates": last_update}]}, tmp_path / "checkpoint_last.pt")
+    for name, updates in (("checkpoint1.pt", 150), ("checkpoint_last.pt", last_update)):
+        torch.save({"optimizer_history": [{"num_updates": updates}]}, tmp_path / name)
     assert [path.name for path in last_states(tmp_path, 3)] == expected

@@ -54,7 +54,7 @@ def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, 
              "--lr", "3e-3" if tiny else "1e-3", "--lr-scheduler", "inverse_sqrt",
              "--warmup-updates", "10" if tiny else "200", "--weight-decay", "0.0001", "--dropout", "0.3",
              "--label-smoothing", "0.1", "--max-tokens", "4096", "--max-epoch", "10000",
-             "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", "1",
+             "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", str(keep),
              "--save-interval-updates", str(save_every), "--keep-interval-updates", str(keep),
              "--num-workers", "0", "--seed", "1", "--no-progress-bar", "--log-format", "simple",
              "--log-interval", "10" if tiny else "100", "--max-source-positions", "256",
@@ -120,14 +120,21 @@ def summarise(line: str) -> str:
 
 
 def last_states(save_dir: Path, count: int) -> list:
-    """The COUNT newest saved states, oldest first: checkpoint_last.pt and the checkpoint_E_U.pt before it."""
+    """The COUNT newest saved states by update count, oldest first, ending with checkpoint_last.pt: the
+    checkpoint_E_U.pt saved every --save-interval-updates and the epoch checkpoints checkpointE.pt (fairseq
+    writes no interval save at an epoch's end, so both kinds are needed)."""
     import torch
 
-    by_update = {int(m.group(1)): path for path in save_dir.glob("checkpoint*_*.pt")
-                 if (m := re.fullmatch(r"checkpoint_\d+_(\d+)\.pt", path.name))}
+    def updates(path: Path) -> int:
+        interval = re.fullmatch(r"checkpoint_\d+_(\d+)\.pt", path.name)
+        if interval:
+            return int(interval.group(1))
+        return torch.load(path, map_location="cpu", weights_only=False)["optimizer_history"][-1]["num_updates"]
+
+    saved = [path for path in save_dir.glob("checkpoint*.pt") if re.fullmatch(r"checkpoint(_\d+_\d+|\d+)\.pt", path.name)]
+    by_update = {updates(path): path for path in saved}
     last = save_dir / "checkpoint_last.pt"
-    state = torch.load(last, map_location="cpu", weights_only=False)
-    by_update[state["optimizer_history"][-1]["num_updates"]] = last  # the stop may coincide with a save
+    by_update[updates(last)] = last  # the stop may coincide with a save: the same state
     return [by_update[update] for update in sorted(by_update)][-count:]
 
 
