@@ -1,7 +1,8 @@
 """Stage 6, second part: where decoding time goes at batch size 1.
 
 For the AR, CMLM and GMLM configurations at the target number of passes, the time inside the networks'
-forward calls (encoder, decoder with its output projection, GMLM's length head) is measured apart from the
+forward calls (encoder, decoder with its output projection, GMLM's length head and cross-attention key/value
+projection) is measured apart from the
 rest (beam search or refinement bookkeeping, batching, detokenization: Python and small tensor ops), with the
 number of decoder calls. Timers wrap the instances' own methods for one run and are removed after it.
 """
@@ -24,7 +25,8 @@ def profiled_keys() -> list:
 def network_calls(model) -> dict:
     """{"encoder"|"decoder"|"length": (object, method name)}: gmlm_t5's methods, or a fairseq model's modules."""
     if hasattr(model, "length_logits"):  # gmlm_t5: decode() includes the output projection
-        return {"encoder": (model, "encode"), "length": (model, "length_logits"), "decoder": (model, "decode")}
+        return {"encoder": (model, "encode"), "length": (model, "length_logits"), "memory": (model, "project_memory"),
+                "decoder": (model, "decode")}
     return {"encoder": (model.encoder, "forward"), "decoder": (model.decoder, "forward")}
 
 
