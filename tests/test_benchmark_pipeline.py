@@ -76,7 +76,8 @@ def test_results_table_has_every_row(pipeline):
         for row in rows:
             assert row["sentences"] == TEST_SIZE
             assert {"bleu", "chrf", "latency_ms", "throughput", "latency_speedup", "throughput_speedup",
-                    "length_ratio", "repeats"} <= set(row)
+                    "length_ratio", "repeated_words"} <= set(row)
+            assert 0 <= row["repeated_words"] <= 1 and row["repeats"] == 2  # error-mode share; timing rounds
     markdown = (work / "benchmarks" / "RESULTS.md").read_text()
     for corpus in CORPORA:
         assert f"## Test set {corpus} ({TEST_SIZE} sentences)" in markdown

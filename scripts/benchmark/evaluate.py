@@ -22,7 +22,8 @@ def score(hypotheses: list, reference_file: str) -> dict:
     return {"bleu": bleu_score.score, "chrf": chrf.corpus_score(hypotheses, [references]).score,
             "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature()),
             "length_ratio": bleu_score.sys_len / max(bleu_score.ref_len, 1),
-            "repeats": repeated_word_share(hypotheses), "reference_repeats": repeated_word_share(references)}
+            "repeated_words": repeated_word_share(hypotheses),
+            "reference_repeated_words": repeated_word_share(references)}
 
 
 def repeated_word_share(lines: list) -> float:

@@ -80,10 +80,10 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row['system']} | {passes} | {row['bleu']:.2f} | {row['chrf']:.2f} | "
                          f"{fmt(row.get('latency_ms'))} | {fmt(row.get('latency_speedup'), '.2f')}x | "
                          f"{fmt(row.get('throughput'))} | {fmt(row.get('throughput_speedup'), '.2f')}x | "
-                         f"{fmt(row.get('length_ratio'), '.2f')} | {fmt(percent(row.get('repeats')), '.0f')}% |")
+                         f"{fmt(row.get('length_ratio'), '.2f')} | {fmt(percent(row.get('repeated_words')), '.0f')}% |")
         lines += ["", f"sacreBLEU: `{rows[0]['bleu_signature']}`; chrF: `{rows[0]['chrf_signature']}`. Error modes: "
                   "length ratio = hypothesis / reference words (sacreBLEU's); repeats = sentences in which a word "
-                  f"directly repeats (the references: {fmt(percent(rows[0].get('reference_repeats')), '.0f')}%).", ""]
+                  f"directly repeats (the references: {fmt(percent(rows[0].get('reference_repeated_words')), '.0f')}%).", ""]
     lines += profile_lines(result.get("profile"))
     lines += ["## AR baseline on the valid set", "", "| decoding | BLEU | chrF |", "|---|---|---|"]
     lines += [f"| {row['system']} | {row['bleu']:.2f} | {row['chrf']:.2f} |" for row in result["valid_ar"]]
