@@ -99,8 +99,9 @@ def profile_lines(rows: list) -> list:
     if not rows:
         return []
     lines = [f"## Where the time goes (batch size 1, first {rows[0]['sentences']} test sentences, one untimed warm-up)",
-             "", "Networks: time inside the encoder and decoder forward calls (with the output projection and "
-             "gmlm's length head); other: search or refinement bookkeeping, batching and detokenization.", "",
+             "", "Networks: time inside the encoder and decoder forward calls (with the output projection, "
+             "gmlm's length head and its one-off cross-attention key/value projection); other: search or refinement "
+             "bookkeeping, batching and detokenization.", "",
              "| test set | system | ms/sentence | in networks | other | decoder calls/sentence | ms per decoder call |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
