@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark.evaluate import score  # noqa: E402
@@ -64,9 +66,7 @@ def run(loaded: Loaded, combo: dict, args, length_candidates: int, sentences: in
     flags = ["--iter-decode-max-iter", str(args.max_iter), "--iter-decode-with-beam", str(length_candidates)]
     flags += [f"--{name.replace('_', '-')}={value}" for name, value in combo.items()]
     config = Config("sweep", "gmlm", "gmlm_raw", args.max_iter + 1, flags)
-    import torch
-
-    torch.manual_seed(1)
+    torch.manual_seed(1)  # --decoder-init random and sampling are seeded
     start = time.perf_counter()
     hypotheses, passes = translate(loaded, loaded.generator(config), config, args.subset, list(range(sentences)),
                                    args.batch_size)

@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchmark.speed import synchronize
 from benchmark.systems import TARGET_PASSES, translate
 
 logger = logging.getLogger("benchmark.profile")
@@ -31,7 +32,7 @@ def network_calls(model) -> dict:
 
 
 @contextmanager
-def timed_calls(models: list, synchronize):
+def timed_calls(models: list, device: str):
     """Yields {part: [seconds, calls]} accumulated over MODELS' network calls while the context is open."""
     totals = {}
     patched = []
@@ -41,10 +42,10 @@ def timed_calls(models: list, synchronize):
             original = getattr(owner, name)
 
             def timed(*args, _original=original, _total=totals[part], **kwargs):
-                synchronize()
+                synchronize(device)
                 start = time.perf_counter()
                 result = _original(*args, **kwargs)
-                synchronize()
+                synchronize(device)
                 _total[0] += time.perf_counter() - start
                 _total[1] += 1
                 return result
@@ -61,10 +62,6 @@ def timed_calls(models: list, synchronize):
 def profile(loaded: dict, configs: list, tests: dict, sentences: int) -> list:
     import torch
 
-    def synchronize():
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
     wanted = [config for config in configs if config.key in profiled_keys()]
     rows = []
     for corpus, test in tests.items():
@@ -74,10 +71,10 @@ def profile(loaded: dict, configs: list, tests: dict, sentences: int) -> list:
             generator = system.generator(config)
             translate(system, generator, config, test["subset"], ids[:2], 1)  # warm-up
             torch.manual_seed(1)
-            with timed_calls(system.models, synchronize) as totals:
+            with timed_calls(system.models, system.device) as totals:
                 start = time.perf_counter()
                 translate(system, generator, config, test["subset"], ids, 1)
-                synchronize()
+                synchronize(system.device)
                 total = time.perf_counter() - start
             network = sum(seconds for seconds, _ in totals.values())
             decoder_seconds, decoder_calls = totals["decoder"]

@@ -16,15 +16,19 @@ from benchmark.systems import translate
 logger = logging.getLogger("benchmark.speed")
 
 
-def timed_run(system, generator, config, subset: str, ids: list, batch_size: int) -> float:
-    import torch
+def synchronize(device: str) -> None:
+    """Wait for queued device work, so a timer read afterwards covers it (a no-op on the CPU)."""
+    if device == "cuda":
+        import torch
 
-    if system.device == "cuda":
         torch.cuda.synchronize()
+
+
+def timed_run(system, generator, config, subset: str, ids: list, batch_size: int) -> float:
+    synchronize(system.device)
     start = time.perf_counter()
     hypotheses, _ = translate(system, generator, config, subset, ids, batch_size)
-    if system.device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(system.device)
     seconds = time.perf_counter() - start
     if len(hypotheses) != len(ids):  # translate() checks the ids too; this guards the timing itself
         raise RuntimeError(f"{config.key}: {len(hypotheses)} sentences produced, {len(ids)} expected")

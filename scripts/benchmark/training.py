@@ -1,10 +1,10 @@
 """Stages 2 and 4: train the AR baseline, gmlm_t5 and stock cmlm_transformer at one size and one budget.
 
 Every model gets the same data, vocabulary, optimiser, dropout, label smoothing and time budget; its final
-checkpoint ``MODELS/<name>/final.pt`` is the average of its last ``--average-last`` saved states: the state
-at the stop plus the checkpoints saved every ``--save-every`` updates before it (the same rule for every
-system). Within a budget of a few epochs, epoch checkpoints would average in a far weaker model, so states
-are saved by update count. The AR model is fairseq's own ``transformer`` and CMLM fairseq's own
+checkpoint ``MODELS/<name>/final.pt`` is the average of its last ``--average-last`` saved states by update
+count (default 1: the state at the stop alone; the same rule for every system). Within a budget of a few
+epochs, averaging the last epoch checkpoints would mix in a far weaker model, so states are also saved every
+``--save-every`` updates. The AR model is fairseq's own ``transformer`` and CMLM fairseq's own
 ``cmlm_transformer``, both with gmlm_t5's d_model, heads, d_ff and layer counts.
 """
 
