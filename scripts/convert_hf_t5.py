@@ -11,7 +11,8 @@ reads ``HF_DIR/config.json``, ``HF_DIR/model.safetensors`` (or ``pytorch_model.b
     OUT/dict.txt               give it to fairseq-preprocess as --srcdict and --tgtdict
     OUT/spiece.model           the T5 sentencepiece model, to encode text before fairseq-preprocess
     OUT/model_flags.txt        the --arch and shape flags fairseq-train needs to build the same model
-    OUT/conversion_report.json what was mapped, what was created fresh, what was left out (all by name)
+    OUT/conversion_report.json what was mapped, what was created fresh, what was left out, what was
+                               transformed rather than copied (gmlm_t5's decoder position bias) (all by name)
 
 Vocabulary. T5 ids: 0 <pad>, 1 </s>, 2 <unk>, 3.. sentencepiece pieces, then the sentinels <extra_id_99> ..
 <extra_id_0> (and, in some checkpoints, unused rows up to config.vocab_size). fairseq's Dictionary always puts
@@ -33,6 +34,16 @@ Output head. T5 scales the decoder output by d_model^-0.5 when its config says `
 original T5; Hugging Face >= 5 records this as ``scale_decoder_outputs``) and not for T5 v1.1 (untied head).
 A tied, scaled head becomes ``--tie-output-projection``; any other combination becomes a separate
 ``lm_head`` holding the (scaled, where T5 scales) head weights, which computes the same logits.
+
+Relative position biases. T5's encoder table is bidirectional (half the buckets for keys to the left, half for
+keys to the right) and is copied unchanged, as is the decoder table for ``t5_ar``: T5's decoder table is
+one-directional (all buckets for keys to the left), like t5_ar's. gmlm_t5's decoder attends both ways and
+reads its table bidirectionally, so copying T5's rows unchanged would put the biases of far-left keys on keys
+to the right. For gmlm_t5 the decoder table goes through ``t5_layers.bidirectional_from_causal`` (with
+config.json's ``relative_attention_num_buckets`` and ``relative_attention_max_distance``): each left bucket
+takes the causal bias of its distance (exact buckets) or the mean over the distances it covers, and each
+right bucket mirrors its left counterpart. A converted gmlm_t5 decoder therefore starts near, not equal to,
+T5's decoder; the encoder, and all of t5_ar, compute what T5 computes.
 """
 
 import argparse
@@ -70,12 +81,13 @@ class TargetLayout:
     stacks: Dict[str, str]  # "encoder"/"decoder" -> prefix of that Stack's parameters
     embeddings: Tuple[str, ...]  # names that hold the one shared token embedding
     lm_head: str
+    bidirectional_decoder: bool = False  # decoder reads its relative-bias table both ways (see the docstring)
 
 
 TARGETS = {
     "gmlm_t5": TargetLayout(
         task="translation_gmlm", stacks={"encoder": "encoder.", "decoder": "decoder."},
-        embeddings=("embed_tokens.weight",), lm_head="lm_head.weight",
+        embeddings=("embed_tokens.weight",), lm_head="lm_head.weight", bidirectional_decoder=True,
     ),
     "t5_ar": TargetLayout(
         task="translation", stacks={"encoder": "encoder.stack.", "decoder": "decoder.stack."},
@@ -339,10 +351,15 @@ def build_fairseq_model(target: str, flags: List[str], dictionary_path: str, see
 def converted_state(
     hf_state: Dict[str, torch.Tensor], fresh_state: Dict[str, torch.Tensor], layout: TargetLayout,
     vocabulary: VocabularyMap, d_model: int, scaled: bool, tied_head: bool,
-) -> Tuple[Dict[str, torch.Tensor], List[str], List[str]]:
-    """Returns (the model's full state dict, our parameters not taken from T5, T5 tensors left out with why)."""
+    num_buckets: int = 32, max_distance: int = 128,
+) -> Tuple[Dict[str, torch.Tensor], List[str], List[str], List[str]]:
+    """Returns (the model's full state dict, our parameters not taken from T5, T5 tensors left out with why,
+    T5 tensors converted other than by copying, with how). ``num_buckets``/``max_distance``: config.json's
+    relative-attention fields, for the bidirectional decoder table (``layout.bidirectional_decoder``)."""
+    from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
+
     state = dict(fresh_state)
-    filled, unused = set(), []
+    filled, unused, transformed = set(), [], []
 
     def put(name: str, value: torch.Tensor, source: str) -> None:
         if name not in state:
@@ -389,9 +406,15 @@ def converted_state(
             unused.append(f"{hf_name} ({why})")
             continue
         role, name = located
+        if role == "decoder" and layout.bidirectional_decoder and name.startswith("relative_position."):
+            value = bidirectional_from_causal(value, num_buckets, max_distance)
+            transformed.append(
+                f"{hf_name} (one-directional -> bidirectional layout: left buckets from the causal biases of "
+                f"their distances, averaged where a bucket covers several; right buckets mirror the left)"
+            )
         put(layout.stacks[role] + name, value, hf_name)
     not_from_t5 = sorted(name for name in state if name not in filled)
-    return state, not_from_t5, unused
+    return state, not_from_t5, unused, transformed
 
 
 def checkpoint_dict(cfg, model_state: Dict[str, torch.Tensor], report: dict) -> dict:
@@ -451,8 +474,9 @@ def convert(hf_dir: str, out_dir: str, target: str, max_source: int = 1024, max_
     dictionary_path = os.path.join(out_dir, "dict.txt")
     write_dictionary(dictionary_path, vocabulary.entries)
     cfg, model = build_fairseq_model(target, flags, dictionary_path, seed)
-    state, not_from_t5, unused = converted_state(
-        hf_state, model.state_dict(), TARGETS[target], vocabulary, fields["d_model"], scaled, tied_head
+    state, not_from_t5, unused, transformed = converted_state(
+        hf_state, model.state_dict(), TARGETS[target], vocabulary, fields["d_model"], scaled, tied_head,
+        fields["relative_attention_num_buckets"], fields["relative_attention_max_distance"],
     )
     model.load_state_dict(state, strict=True)
 
@@ -470,6 +494,7 @@ def convert(hf_dir: str, out_dir: str, target: str, max_source: int = 1024, max_
         "renamed_t5_tokens": vocabulary.renamed,
         "parameters_not_from_t5": not_from_t5,
         "t5_tensors_left_out": unused,
+        "t5_tensors_transformed": transformed,
         "notes": notes,
     }
     torch.save(checkpoint_dict(cfg, model.state_dict(), report), os.path.join(out_dir, "checkpoint.pt"))
@@ -493,6 +518,8 @@ def log_report(report: dict) -> None:
         logger.info("not in the T5 checkpoint, freshly initialised: %s", name)
     for name in report["t5_tensors_left_out"]:
         logger.warning("T5 tensor left out: %s", name)
+    for name in report["t5_tensors_transformed"]:
+        logger.info("T5 tensor converted, not copied: %s", name)
     for note in report["notes"]:
         logger.info("%s", note)
 

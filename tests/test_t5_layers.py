@@ -1,7 +1,9 @@
 import torch
 
 from conftest import build_task_and_model
-from fairseq_gmlm.models.t5_layers import relative_position_bucket
+import pytest
+
+from fairseq_gmlm.models.t5_layers import bidirectional_from_causal, relative_position_bucket
 
 
 def buckets(offsets, bidirectional):
@@ -19,6 +21,79 @@ def test_unidirectional_buckets_match_t5_formula_on_known_offsets():
     # 32 buckets, 16 exact, keys to the right all share bucket 0; -32: 16 + floor(16 * log 2 / log 8) = 21.
     offsets = [0, 3, -3, -15, -16, -32, -128, -5000]
     assert buckets(offsets, False) == [0, 0, 3, 15, 16, 21, 31, 31]
+
+
+
+BUCKET_SHAPES = [(32, 128), (8, 16)]
+BUCKET_SHAPE_IDS = ["32-buckets-128", "8-buckets-16"]
+
+
+def left_bucket_distances(num_buckets, max_distance):
+    """Bidirectional left bucket -> the causal buckets of the distances 0..max_distance it covers, straight
+    from relative_position_bucket (independent of bidirectional_from_causal)."""
+    covered = {}
+    for d in range(max_distance + 1):
+        left = relative_position_bucket(torch.tensor(-d), True, num_buckets, max_distance).item()
+        causal = relative_position_bucket(torch.tensor(-d), False, num_buckets, max_distance).item()
+        covered.setdefault(left, []).append(causal)
+    return covered
+
+
+@pytest.mark.parametrize("num_buckets,max_distance", BUCKET_SHAPES, ids=BUCKET_SHAPE_IDS)
+def test_bidirectional_from_causal_keeps_exact_left_offsets(num_buckets, max_distance):
+    torch.manual_seed(0)
+    causal_table = torch.randn(num_buckets, 4)
+    mapped = bidirectional_from_causal(causal_table, num_buckets, max_distance)
+    assert mapped.shape == causal_table.shape
+    for d in range(num_buckets // 4):  # exact in both layouts
+        left = relative_position_bucket(torch.tensor(-d), True, num_buckets, max_distance).item()
+        causal = relative_position_bucket(torch.tensor(-d), False, num_buckets, max_distance).item()
+        assert left == d and causal == d
+        torch.testing.assert_close(mapped[left], causal_table[causal])
+
+
+@pytest.mark.parametrize("num_buckets,max_distance", BUCKET_SHAPES, ids=BUCKET_SHAPE_IDS)
+def test_bidirectional_from_causal_coarse_left_buckets_lie_within_their_distances(num_buckets, max_distance):
+    torch.manual_seed(1)
+    causal_table = torch.randn(num_buckets, 4)
+    mapped = bidirectional_from_causal(causal_table, num_buckets, max_distance)
+    coarse = {bucket: rows for bucket, rows in left_bucket_distances(num_buckets, max_distance).items() if len(rows) > 1}
+    assert coarse  # the shapes do have buckets covering several distances
+    for bucket, rows in coarse.items():
+        values = causal_table[torch.tensor(rows)]  # distances x H
+        low, high = values.min(0).values, values.max(0).values
+        assert (mapped[bucket] >= low - 1e-6).all() and (mapped[bucket] <= high + 1e-6).all(), bucket
+        assert torch.allclose(mapped[bucket], values.mean(0), atol=1e-6), bucket
+
+
+@pytest.mark.parametrize("num_buckets,max_distance", BUCKET_SHAPES, ids=BUCKET_SHAPE_IDS)
+def test_bidirectional_from_causal_mirrors_right_offsets(num_buckets, max_distance):
+    torch.manual_seed(2)
+    mapped = bidirectional_from_causal(torch.randn(num_buckets, 3), num_buckets, max_distance)
+    for d in range(1, 2 * max_distance):
+        right = relative_position_bucket(torch.tensor(d), True, num_buckets, max_distance).item()
+        left = relative_position_bucket(torch.tensor(-d), True, num_buckets, max_distance).item()
+        assert right >= num_buckets // 2 > left
+        torch.testing.assert_close(mapped[right], mapped[left])
+
+
+@pytest.mark.parametrize("num_buckets,max_distance", BUCKET_SHAPES, ids=BUCKET_SHAPE_IDS)
+def test_bidirectional_from_causal_does_not_copy_rows(num_buckets, max_distance):
+    """Row i of the causal table holds i: the far-left causal rows must not reach right-hand buckets."""
+    causal_table = torch.arange(num_buckets, dtype=torch.float)[:, None].repeat(1, 2)
+    mapped = bidirectional_from_causal(causal_table, num_buckets, max_distance)
+    assert not torch.equal(mapped, causal_table)
+    half = num_buckets // 2
+    # every row, left or right, averages causal buckets of left distances only: +d reads what -d reads
+    for d in range(1, max_distance + 1):
+        causal = relative_position_bucket(torch.tensor(-d), False, num_buckets, max_distance).item()
+        right = relative_position_bucket(torch.tensor(d), True, num_buckets, max_distance).item()
+        left = relative_position_bucket(torch.tensor(-d), True, num_buckets, max_distance).item()
+        assert right - half == left
+        if d < num_buckets // 4:
+            assert mapped[right, 0].item() == causal == d  # a copy would give half + d here
+    far_left = relative_position_bucket(torch.tensor(-max_distance), True, num_buckets, max_distance).item()
+    assert mapped[far_left, 0].item() > mapped[half - 2, 0].item() >= num_buckets // 4
 
 
 def test_decoder_is_not_causal_when_a_later_target_token_changes(tmp_path):

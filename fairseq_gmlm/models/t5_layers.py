@@ -47,6 +47,28 @@ def relative_position_bucket(
     return bucket + torch.where(distance < max_exact, distance, far)
 
 
+def bidirectional_from_causal(table: torch.Tensor, num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
+    """A one-directional (causal decoder) relative-bias table, num_buckets x H, laid out bidirectionally.
+
+    The causal layout spends all buckets on keys to the left; the bidirectional one half per side, so it
+    resolves left offsets more coarsely. Each left bucket takes the causal value of its distance where it
+    covers one distance (the exact buckets), else the mean of the causal values over the distances
+    0..``max_distance`` it covers; each right bucket (key at +d) mirrors the left bucket of -d.
+    """
+    distances = torch.arange(max_distance + 1)  # left offsets -d
+    causal = relative_position_bucket(-distances, False, num_buckets, max_distance)  # D
+    left = relative_position_bucket(-distances, True, num_buckets, max_distance)  # D, in [0, num_buckets / 2)
+    half = num_buckets // 2
+    values = table.detach().float()[causal]  # D x H
+    sums = torch.zeros(half, table.size(1)).index_add_(0, left, values)  # half x H
+    counts = torch.bincount(left, minlength=half)[:half]  # half
+    for bucket in range(1, half):  # a bucket no distance reaches (odd shapes) repeats its left neighbour
+        if counts[bucket] == 0:
+            sums[bucket], counts[bucket] = sums[bucket - 1] / counts[bucket - 1], 1
+    left_values = sums / counts[:, None]  # half x H
+    return torch.cat([left_values, left_values]).to(table.dtype)  # right bucket half + j mirrors left j
+
+
 class RelativePositionBias(nn.Module):
     """One learned scalar per (bucket, head), shared by all layers of a stack."""
 
@@ -171,10 +193,34 @@ class Sublayer(nn.Module):
         return x + self.dropout(self.inner(self.layer_norm(x), *args, **kwargs))
 
 
+class PositionalAttention(nn.Module):
+    """Attention whose queries and keys are absolute positions and whose values are the hidden states (Gu et
+    al., "Non-Autoregressive Neural Machine Translation", ICLR 2018; PaDIR's ``positional_attention``): each
+    position gathers content from the positions it learned to look at, whatever tokens they hold."""
+
+    def __init__(self, d_model: int, num_heads: int, d_kv: int, dropout: float, eps: float):
+        super().__init__()
+        self.position_norm = make_rms_norm(d_model, eps)
+        self.attention = Attention(d_model, num_heads, d_kv, dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x: B x T x C (normed hidden states); bias: B x 1 x 1 x T padding bias; positions: 1 x T x C."""
+        normed = self.position_norm(positions).expand(x.size(0), -1, -1)  # B x T x C
+        attention = self.attention
+        key_value = (attention._heads(attention.k(normed)), attention._heads(attention.v(x)))  # B x H x T x D
+        return attention(normed, bias, key_value)  # B x T x C
+
+
 class Block(nn.Module):
-    def __init__(self, d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention: bool):
+    def __init__(self, d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention: bool,
+                 positional_attention: bool = False):
         super().__init__()
         self.self_attention = Sublayer(d_model, Attention(d_model, num_heads, d_kv, dropout), dropout, eps)
+        self.positional_attention = (
+            Sublayer(d_model, PositionalAttention(d_model, num_heads, d_kv, dropout, eps), dropout, eps)
+            if positional_attention
+            else None
+        )
         self.cross_attention = (
             Sublayer(d_model, Attention(d_model, num_heads, d_kv, dropout), dropout, eps)
             if cross_attention
@@ -182,10 +228,14 @@ class Block(nn.Module):
         )
         self.feed_forward = Sublayer(d_model, FeedForward(d_model, d_ff, feed_forward, dropout), dropout, eps)
 
-    def forward(self, x, self_bias, memory=None, memory_bias=None, cache=None, memory_key_value=None):
+    def forward(self, x, self_bias, memory=None, memory_bias=None, cache=None, memory_key_value=None,
+                positions=None, padding_bias=None):
         """``cache``: this block's incremental-decoding state (see ``Stack.forward``), or None;
-        ``memory_key_value``: ``memory``'s keys and values as ``memory_keys_values`` projects them, or None."""
+        ``memory_key_value``: ``memory``'s keys and values as ``memory_keys_values`` projects them, or None;
+        ``positions`` (1 x L x C) and ``padding_bias`` (B x 1 x 1 x L): for positional attention only."""
         x = self.self_attention(x, self_bias, cache=cache)
+        if self.positional_attention is not None:
+            x = self.positional_attention(x, padding_bias, positions)
         if self.cross_attention is not None:
             if memory_key_value is None:
                 memory_key_value = self.memory_keys_values(memory, cache)
@@ -207,18 +257,20 @@ class Stack(nn.Module):
     def __init__(
         self, num_layers, d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps,
         bidirectional: bool, cross_attention: bool, num_buckets: int, max_distance: int,
+        positional_attention: bool = False,
     ):
         super().__init__()
         self.relative_position = RelativePositionBias(num_heads, bidirectional, num_buckets, max_distance)
         self.blocks = nn.ModuleList(
-            Block(d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention)
+            Block(d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention, positional_attention)
             for _ in range(num_layers)
         )
         self.final_layer_norm = make_rms_norm(d_model, eps)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x, self_bias, memory=None, memory_bias=None, caches: Optional[List[Dict]] = None,
-                memory_keys_values: Optional[Sequence[Tuple[torch.Tensor, torch.Tensor]]] = None):
+                memory_keys_values: Optional[Sequence[Tuple[torch.Tensor, torch.Tensor]]] = None,
+                positions: Optional[torch.Tensor] = None, padding_bias: Optional[torch.Tensor] = None):
         """x: B x L x C embedded; self_bias: B|1 x H|1 x L x K; memory: B x S x C; memory_bias: B x 1 x 1 x S.
 
         ``caches``: for incremental (step by step) decoding, one dict per block, empty on the first step. Each
@@ -226,11 +278,13 @@ class Stack(nn.Module):
         and keeps the projected memory ("memory_k", "memory_v": B x H x S x D). Without caches K = L.
         ``memory_keys_values``: the result of ``self.memory_keys_values(memory)``, for decoding one memory
         several times (non-autoregressive refinement); None: projected here.
+        ``positions`` (1 x L x C) and ``padding_bias`` (B x 1 x 1 x L): for blocks with positional attention.
         """
         x = self.dropout(x)
         for index, block in enumerate(self.blocks):
             x = block(x, self_bias, memory, memory_bias, cache=None if caches is None else caches[index],
-                      memory_key_value=None if memory_keys_values is None else memory_keys_values[index])
+                      memory_key_value=None if memory_keys_values is None else memory_keys_values[index],
+                      positions=positions, padding_bias=padding_bias)
         return self.dropout(self.final_layer_norm(x))
 
     def memory_keys_values(self, memory: torch.Tensor) -> Tuple[Tuple[torch.Tensor, torch.Tensor], ...]:
