@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional
 import torch
 
 _MASK32 = 0xFFFFFFFF
-STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6}
+STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6, "glance": 7}
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
@@ -91,3 +91,28 @@ def corrupt(
     tokens = target.masked_fill(masked, mask)
     tokens = torch.where(randomised, random_tokens.clamp(max=random_high - 1), tokens)
     return Corruption(tokens=tokens, noised=noised, masked=masked)
+
+
+def fully_masked(target: torch.Tensor, *, pad: int, eos: int, mask: int) -> torch.Tensor:
+    """B x T: every word of the right-padded TARGET replaced by ``<mask>``; EOS and padding kept."""
+    return target.masked_fill(target.ne(pad) & target.ne(eos), mask)
+
+
+def glance(
+    target: torch.Tensor, predicted: torch.Tensor, keys: torch.Tensor, *, ratio: float, pad: int, eos: int, mask: int
+) -> Corruption:
+    """Glancing sampling (GLAT: Qian et al., "Glancing Transformer for Non-Autoregressive Neural Machine
+    Translation", ACL 2021): reveal floor(RATIO x the Hamming distance between PREDICTED, a first parallel pass
+    from the fully masked target, and TARGET) reference words at uniformly drawn positions; mask the rest.
+
+    target, predicted: B x T; keys (B) from :func:`example_keys`. The worse the first pass, the more of the
+    reference the model sees, so training starts easy and hardens as the model improves. The masked words
+    are the noised (and scored) ones.
+    """
+    words = target.ne(pad) & target.ne(eos)  # B x T
+    wrong = (predicted.ne(target) & words).sum(1)  # B
+    reveal = (ratio * wrong.double()).floor().long()  # B
+    draw = uniform(keys, "glance", target.size(1)).masked_fill(~words, 2.0)  # B x T, non-words drawn last
+    rank = draw.argsort(1).argsort(1)  # B x T: 0 for the lowest draw
+    hidden = words & (rank >= reveal[:, None])
+    return Corruption(tokens=target.masked_fill(hidden, mask), noised=hidden, masked=hidden)

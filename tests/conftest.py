@@ -75,13 +75,15 @@ def reversal_corpus(tmp_path_factory):
 
 
 def build_task_and_model(data_dir: Path, *extra_args, arch: str = "gmlm_t5_tiny", words: int = 24, seed: int = 1):
-    """Parse a real fairseq-train command line and build the task and an untrained model in-process."""
+    """Parse a real fairseq-train command line and build the task and an untrained model in-process.
+
+    DATA_DIR gets a dictionary of WORDS symbols w0, w1, ...; words=None keeps the dictionary already there."""
     import torch
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    for lang in ("src", "tgt"):
+    for lang in ("src", "tgt") if words is not None else ():
         (data_dir / f"dict.{lang}.txt").write_text("".join(f"w{i} {1000 - i}\n" for i in range(words)))
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, [

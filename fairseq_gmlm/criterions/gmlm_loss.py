@@ -1,7 +1,8 @@
 """``gmlm_loss``: label-smoothed token loss on the corrupted target, plus the length loss.
 
 Li et al., "Promises and Pitfalls of Generative Masked Language Modeling" (ICML 2024). Tokens are scored at
-all real positions, only the noised ones, or only the ``<mask>``ed ones (``--loss-positions``). With
+all real positions, only the noised ones, or only the ``<mask>``ed ones (``--loss-positions``); EOS is scored
+under every choice. With
 ``--train-stages N`` (unrolled training) stage i's argmax output, with rejected positions replaced as at
 inference, is stage i+1's decoder input; later stages are scored on all real tokens and no gradient flows
 through the choice.
@@ -52,13 +53,15 @@ def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Te
     return loss * weights, nll * weights
 
 
-def scored_positions(kind: str, real: torch.Tensor, corruption) -> torch.Tensor:
+def scored_positions(kind: str, real: torch.Tensor, corruption, eos: torch.Tensor) -> torch.Tensor:
+    """B x T bool. EOS (B x T bool ``eos``) is scored under every choice, as PaDIR does: it is never noised, yet
+    its log-probability is part of every candidate's score at inference."""
     if kind == "all":
         return real
     if kind == "noised":
-        return corruption.noised
+        return corruption.noised | eos
     if kind == "masked":
-        return corruption.masked
+        return corruption.masked | eos
     raise ValueError(f"unknown --loss-positions {kind!r}; choose one of {', '.join(LOSS_POSITIONS)}")
 
 
@@ -74,6 +77,7 @@ class GMLMLoss(FairseqCriterion):
         self.loss_positions = str(loss_positions)
         self.length_loss_factor = length_loss_factor
         self.train_stages = train_stages
+        self.eos = task.target_dictionary.eos()
 
     def forward(self, model, sample, reduce=True):
         corruption = sample.get("corruption")
@@ -84,7 +88,7 @@ class GMLMLoss(FairseqCriterion):
         net_input = sample["net_input"]
         output = model(net_input["src_tokens"], net_input["src_lengths"], corruption.tokens)
 
-        positions = scored_positions(self.loss_positions, real, corruption)
+        positions = scored_positions(self.loss_positions, real, corruption, target.eq(self.eos))
         loss, nll = token_losses(output.logits, target, positions, self.label_smoothing)
         predicted = output.logits.argmax(-1)
         n_correct = (predicted.eq(target) & positions).sum()

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 MASK_SYMBOL = "<mask>"
 LENGTH_SYMBOL = "<length>"
+POSITION_INPUTS = ("none", "learned", "mask-range", "positional-attention")
 
 
 @dataclass
@@ -53,6 +54,22 @@ class GMLMT5Config(FairseqDataclass):
     )
     tie_output_projection: bool = field(
         default=False, metadata={"help": "output projection = token embedding (scaled by d_model^-0.5)"}
+    )
+    position_input: ChoiceEnum(list(POSITION_INPUTS)) = field(
+        default="none",
+        metadata={"help": "how decoder inputs learn where they are, beyond the relative biases: 'learned' absolute "
+                          "position embeddings added to every input, 'mask-range' (<mask> at position i is embedded "
+                          "as its own <mask_i>), 'positional-attention' (an attention block per decoder layer "
+                          "whose queries and keys are positions), or 'none'"},
+    )
+    encoder_positions: bool = field(
+        default=False, metadata={"help": "also add learned absolute position embeddings to the encoder input"}
+    )
+    init_from_ar: Optional[str] = field(
+        default=None,
+        metadata={"help": "start training from this t5_ar checkpoint of the same shape (embedding, encoder and "
+                          "decoder blocks, output projection; the decoder's relative biases mapped to the "
+                          "bidirectional layout); fairseq-train only, ignored when loading a trained model"},
     )
     max_source_positions: int = II("task.max_source_positions")
     max_target_positions: int = II("task.max_target_positions")
@@ -97,6 +114,9 @@ def joint_dictionary(task, model_name: str):
     return task.target_dictionary
 
 
+POSITION_INIT_STD = 0.1  # learned absolute positions added to token embeddings (std 1)
+
+
 @register_model("gmlm_t5", dataclass=GMLMT5Config)
 class GMLMT5Model(BaseFairseqModel):
     def __init__(self, cfg: GMLMT5Config, dictionary):
@@ -110,9 +130,21 @@ class GMLMT5Model(BaseFairseqModel):
         self.max_target_positions = cfg.max_target_positions
 
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)
+        # (checkpoints saved before these options existed lack them)
+        self.position_input = str(getattr(cfg, "position_input", "none"))
         self.encoder = self.build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
         self.encoder.reorder_encoder_out = _reorder_encoder_outs  # what fairseq's stock generator calls
-        self.decoder = self.build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True)
+        self.decoder = self.build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True,
+                                        positional_attention=self.position_input == "positional-attention")
+        # learned: added to every decoder input; mask-range: the <mask_i> rows; positional-attention: the
+        # attention's queries and keys. One row per target position.
+        self.decoder_positions = (
+            None if self.position_input == "none" else nn.Embedding(cfg.max_target_positions, cfg.d_model)
+        )
+        # one more row than source positions: <length> is prepended
+        self.encoder_positions = (
+            nn.Embedding(cfg.max_source_positions + 1, cfg.d_model) if getattr(cfg, "encoder_positions", False) else None
+        )
         self.length_head = LengthHead(cfg.d_model, cfg.max_target_positions)
         self.lm_head = None if cfg.tie_output_projection else nn.Linear(cfg.d_model, len(dictionary), bias=False)
 
@@ -121,14 +153,22 @@ class GMLMT5Model(BaseFairseqModel):
         init_t5_weights(self, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
         if self.lm_head is not None:
             nn.init.normal_(self.lm_head.weight, std=cfg.d_model**-0.5)
+        if self.decoder_positions is not None:
+            # mask-range rows stand in for the <mask> row (std 1 like every token row), positional attention
+            # normalises its positions; added positions start small, so a warm start is barely disturbed
+            std = POSITION_INIT_STD if self.position_input == "learned" else 1.0
+            nn.init.normal_(self.decoder_positions.weight, std=std)
+        if self.encoder_positions is not None:
+            nn.init.normal_(self.encoder_positions.weight, std=POSITION_INIT_STD)
         self.ensemble = None  # other models for fairseq's stock generator, see enable_ensemble
 
     @staticmethod
-    def build_stack(cfg, num_layers: int, bidirectional: bool, cross_attention: bool) -> Stack:
+    def build_stack(cfg, num_layers: int, bidirectional: bool, cross_attention: bool,
+                    positional_attention: bool = False) -> Stack:
         return Stack(
             num_layers, cfg.d_model, cfg.num_heads, cfg.d_kv, cfg.d_ff, str(cfg.feed_forward), cfg.dropout,
             cfg.layer_norm_epsilon, bidirectional, cross_attention,
-            cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance,
+            cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance, positional_attention,
         )
 
     @classmethod
@@ -148,6 +188,8 @@ class GMLMT5Model(BaseFairseqModel):
         padding_mask = tokens.eq(self.pad)  # B x (1 + S)
         x = self.embed_tokens(tokens)  # B x (1 + S) x C
         length = tokens.size(1)
+        if self.encoder_positions is not None:
+            x = x + self.encoder_positions.weight[:length]  # (1 + S) x C, broadcast over B
         bias = self.encoder.relative_position(length, length) + attention_bias_from_padding(padding_mask, x.dtype)
         return EncoderOut(self.encoder(x, bias), padding_mask)
 
@@ -156,14 +198,27 @@ class GMLMT5Model(BaseFairseqModel):
 
     def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut) -> torch.Tensor:
         """prev_output_tokens: B x T right-padded decoder input (words, <mask>s, EOS). Returns B x T x V logits."""
-        x = self.embed_tokens(prev_output_tokens)  # B x T x C
+        x = self.embed_decoder_input(prev_output_tokens)  # B x T x C
         length = prev_output_tokens.size(1)
-        self_bias = self.decoder.relative_position(length, length) + attention_bias_from_padding(
-            prev_output_tokens.eq(self.pad), x.dtype
-        )  # B x H x T x T
+        padding_bias = attention_bias_from_padding(prev_output_tokens.eq(self.pad), x.dtype)  # B x 1 x 1 x T
+        self_bias = self.decoder.relative_position(length, length) + padding_bias  # B x H x T x T
         memory_bias = attention_bias_from_padding(encoder_out.padding_mask, x.dtype)  # B x 1 x 1 x (1 + S)
-        hidden = self.decoder(x, self_bias, encoder_out.out, memory_bias, memory_keys_values=encoder_out.memory)
+        positions = None
+        if self.position_input == "positional-attention":
+            positions = self.decoder_positions.weight[None, :length]  # 1 x T x C
+        hidden = self.decoder(x, self_bias, encoder_out.out, memory_bias, memory_keys_values=encoder_out.memory,
+                              positions=positions, padding_bias=padding_bias)
         return self.output_projection(hidden)  # hidden: B x T x C
+
+    def embed_decoder_input(self, tokens: torch.Tensor) -> torch.Tensor:
+        """B x T token ids -> B x T x C, with the --position-input that adds to the embeddings."""
+        x = self.embed_tokens(tokens)  # B x T x C
+        if self.position_input == "learned":
+            x = x + self.decoder_positions.weight[: tokens.size(1)]  # T x C, broadcast over B
+        elif self.position_input == "mask-range":
+            mask_rows = self.decoder_positions.weight[: tokens.size(1)].expand_as(x)  # <mask_i> at position i
+            x = torch.where(tokens.eq(self.mask_idx).unsqueeze(-1), mask_rows, x)
+        return x
 
     def project_memory(self, encoder_out: EncoderOut) -> EncoderOut:
         """ENCODER_OUT with every decoder block's cross-attention keys and values computed, for decoding it

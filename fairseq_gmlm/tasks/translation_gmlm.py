@@ -25,6 +25,7 @@ from fairseq_gmlm.checkpoints import CHECKPOINT_PATH_KEY, check_dictionary, dict
 from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, Vocabulary
 from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
+from fairseq_gmlm.models.warm_start import init_from_ar
 from fairseq_gmlm.precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,12 @@ class TranslationGMLMConfig(TranslationConfig):
     keep_prob: str = field(
         default="0.1", metadata={"help": "share of noised tokens left unchanged: a number, or 'uniform' for "
                                          "U(0,0.5) per example"}
+    )
+    glancing_ratio: float = field(
+        default=0.0,
+        metadata={"help": "glancing training (GLAT): instead of the random corruption above, a first pass without "
+                          "gradient on the fully masked target; floor(ratio x its wrong words) reference words are "
+                          "revealed, the rest masked and scored. 0: off"},
     )
     # ---- decoding (also used by unrolled training to build the next stage's input) ----
     decoder_init: ChoiceEnum(["mask", "random"]) = field(
@@ -98,12 +105,21 @@ class TranslationGMLMTask(TranslationTask):
         self.keep_prob = parse_probability("--keep-prob", cfg.keep_prob)
         if (self.random_token_prob or 0.0) + (self.keep_prob or 0.0) > 1.0:
             raise ValueError("--random-token-prob plus --keep-prob must not exceed 1")
+        if not 0.0 <= cfg.glancing_ratio <= 1.0:
+            raise ValueError(f"--glancing-ratio must be in [0, 1] (0 = off), got {cfg.glancing_ratio}")
         mask, length = tgt_dict.index(MASK_SYMBOL), tgt_dict.index(LENGTH_SYMBOL)
         self.vocab = Vocabulary(
             pad=tgt_dict.pad(), eos=tgt_dict.eos(), mask=mask,
             random_low=tgt_dict.nspecial, random_high=min(mask, length),
             never_predicted=sorted({tgt_dict.pad(), tgt_dict.bos(), tgt_dict.eos(), mask, length}),
         )
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        path = getattr(cfg, "init_from_ar", None)
+        if path and not from_checkpoint:  # fairseq-train; a trained model is loaded over it when resuming
+            init_from_ar(model, path)
+        return model
 
     # ---- checkpoints -------------------------------------------------------------------------------------
 
@@ -211,24 +227,41 @@ class TranslationGMLMTask(TranslationTask):
 
     # ---- training ----------------------------------------------------------------------------------------
 
-    def corrupt(self, sample, update: int):
-        """Add ``sample["corruption"]`` and make it the decoder input."""
+    def corrupt(self, sample, update: int, model=None):
+        """Add ``sample["corruption"]`` and make it the decoder input: glancing when MODEL is given and
+        --glancing-ratio > 0 (training), else the random corruption."""
         target = sample["target"]
         keys = noising.example_keys(sample["id"], self.cfg.seed, update)
-        corruption = noising.corrupt(
-            target, keys, pad=self.vocab.pad, eos=self.vocab.eos, mask=self.vocab.mask,
-            random_low=self.vocab.random_low, random_high=self.vocab.random_high,
-            mask_ratio=self.mask_ratio, random_prob=self.random_token_prob, keep_prob=self.keep_prob,
-        )
+        if model is not None and self.cfg.glancing_ratio > 0:
+            predicted = self.first_pass(model, sample)
+            corruption = noising.glance(target, predicted, keys, ratio=self.cfg.glancing_ratio, pad=self.vocab.pad,
+                                        eos=self.vocab.eos, mask=self.vocab.mask)
+        else:
+            corruption = noising.corrupt(
+                target, keys, pad=self.vocab.pad, eos=self.vocab.eos, mask=self.vocab.mask,
+                random_low=self.vocab.random_low, random_high=self.vocab.random_high,
+                mask_ratio=self.mask_ratio, random_prob=self.random_token_prob, keep_prob=self.keep_prob,
+            )
         sample["corruption"] = corruption
         sample["net_input"]["prev_output_tokens"] = corruption.tokens
         return sample
 
+    def first_pass(self, model, sample) -> torch.Tensor:
+        """Glancing's first parallel pass, without gradient: B x T argmax predictions from the fully masked
+        target (in training mode, dropout included, as the pass that follows)."""
+        vocab, net_input = self.vocab, sample["net_input"]
+        canvas = noising.fully_masked(sample["target"], pad=vocab.pad, eos=vocab.eos, mask=vocab.mask)
+        with torch.no_grad():
+            encoder_out = model.encode(net_input["src_tokens"], net_input["src_lengths"])
+            logits = model.decode(canvas, encoder_out)  # B x T x V
+            logits[..., vocab.never_predicted] = float("-inf")
+            return logits.argmax(-1)
+
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         model.train()
         model.set_num_updates(update_num)
-        sample = self.corrupt(sample, update_num)
         with autocast_for(model, optimizer):
+            sample = self.corrupt(sample, update_num, model)
             loss, sample_size, logging_output = criterion(model, sample)
         if ignore_grad:
             loss *= 0

@@ -1,0 +1,106 @@
+"""``--init-from-ar``: start a ``gmlm_t5`` from a trained ``t5_ar`` of the same shape.
+
+PaDIR (Li et al., ICML 2024) fine-tunes pretrained T5 checkpoints; where none is at hand, the project's own
+autoregressive T5 (``t5_ar``) trained on the task plays that role. Copied: the shared embedding (the AR
+dictionary is the GMLM's without the ``<mask>`` and ``<length>`` rows that translation_gmlm appends, which
+start fresh), every encoder and decoder block, both final norms, the encoder's relative biases and the output
+projection. The decoder's self-attention loses its causal mask simply by being run without one; its relative
+bias table is mapped from the one-directional to the bidirectional layout (``bidirectional_from_causal``).
+Created fresh: the length head and whatever the AR model has no counterpart for (position inputs,
+positional attention). Every parameter copied, mapped, created or dropped is logged once by name.
+"""
+
+import logging
+from typing import Dict, List, NamedTuple, Optional
+
+import torch
+
+from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
+
+logger = logging.getLogger(__name__)
+
+DECODER_BIAS = "decoder.relative_position.relative_attention_bias.weight"
+EXTRA_ROWS = ("embed_tokens.weight", "lm_head.weight")  # the AR has no <mask>/<length> rows
+
+
+class WarmStart(NamedTuple):
+    state: Dict[str, torch.Tensor]  # the GMLM's full state dict
+    copied: List[str]
+    mapped: List[str]
+    created: List[str]
+    dropped: List[str]
+
+
+def gmlm_name(ar_name: str) -> Optional[str]:
+    """The gmlm_t5 parameter a t5_ar parameter becomes, or None (the decoder's copy of the shared embedding)."""
+    if ar_name == "decoder.embed_tokens.weight":
+        return None
+    if ar_name == "encoder.embed_tokens.weight":
+        return "embed_tokens.weight"
+    if ar_name == "decoder.lm_head.weight":
+        return "lm_head.weight"
+    for side in ("encoder", "decoder"):
+        if ar_name.startswith(f"{side}.stack."):
+            return side + "." + ar_name[len(f"{side}.stack."):]
+    return ar_name
+
+
+def warm_state(ar_state: Dict[str, torch.Tensor], gmlm_state: Dict[str, torch.Tensor], num_buckets: int,
+               max_distance: int, path: str = "the AR checkpoint") -> WarmStart:
+    """GMLM_STATE (a freshly initialised gmlm_t5's) with every parameter that AR_STATE (a t5_ar's) has."""
+    state = dict(gmlm_state)
+    copied, mapped, dropped = [], [], []
+    for ar_name, value in ar_state.items():
+        name = gmlm_name(ar_name)
+        if name is None:
+            continue
+        if name not in state:
+            dropped.append(ar_name)
+            continue
+        target = state[name]
+        if name == DECODER_BIAS:
+            value = bidirectional_from_causal(value, num_buckets, max_distance)
+            mapped.append(name)
+        elif name in EXTRA_ROWS and value.dim() == 2 and value.size(0) < target.size(0):
+            value = torch.cat([value, target[value.size(0):]])  # <mask>, <length> rows keep their fresh init
+            copied.append(name)
+        else:
+            copied.append(name)
+        if value.shape != target.shape:
+            raise ValueError(
+                f"--init-from-ar {path}: {ar_name} has shape {tuple(value.shape)} but gmlm_t5's {name} has "
+                f"{tuple(target.shape)}: give the GMLM the AR model's shape (the same --arch size, e.g. t5_ar_mini "
+                f"-> gmlm_t5_mini) and the same binarised data"
+            )
+        state[name] = value.to(target.dtype)
+    created = sorted(set(state) - set(copied) - set(mapped))
+    return WarmStart(state, copied, mapped, created, dropped)
+
+
+def check_vocabulary(ar_state: Dict[str, torch.Tensor], dictionary_size: int, path: str) -> None:
+    rows = ar_state["encoder.embed_tokens.weight"].size(0)
+    if rows != dictionary_size - 2:
+        raise ValueError(
+            f"--init-from-ar {path}: its embedding has {rows} rows, but this data's dictionary has {dictionary_size - 2} "
+            f"symbols (plus <mask> and <length>): train the AR model on the same binarised data"
+        )
+
+
+def init_from_ar(model, path: str) -> None:
+    """Load the t5_ar checkpoint PATH into MODEL (a gmlm_t5) as described in the module docstring."""
+    from fairseq import checkpoint_utils
+
+    checkpoint = checkpoint_utils.load_checkpoint_to_cpu(path)
+    ar_state = checkpoint["model"]
+    if "encoder.stack.final_layer_norm.weight" not in ar_state:
+        raise ValueError(f"--init-from-ar {path}: not a t5_ar checkpoint (no encoder.stack parameters)")
+    check_vocabulary(ar_state, len(model.dictionary), path)
+    cfg = model.cfg
+    warm = warm_state(ar_state, model.state_dict(), cfg.relative_attention_num_buckets,
+                      cfg.relative_attention_max_distance, path)
+    model.load_state_dict(warm.state)
+    logger.info("--init-from-ar %s: copied %d parameters: %s", path, len(warm.copied), ", ".join(warm.copied))
+    logger.info("--init-from-ar: mapped the causal decoder bias table to the bidirectional layout: %s",
+                ", ".join(warm.mapped))
+    logger.info("--init-from-ar: created fresh: %s", ", ".join(warm.created) or "none")
+    logger.info("--init-from-ar: dropped (no counterpart in gmlm_t5): %s", ", ".join(warm.dropped) or "none")

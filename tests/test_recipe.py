@@ -1,0 +1,195 @@
+"""The translating recipe: warm start from t5_ar (--init-from-ar), decoder position inputs (--position-input,
+--encoder-positions), glancing training (--glancing-ratio) and the EOS position in the token loss."""
+
+import re
+
+import pytest
+import torch
+
+from conftest import BIN, PLUGIN, build_task_and_model, run_cli
+from test_gmlm_loss import ROWS, make_sample
+
+from fairseq_gmlm import noising
+from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
+from fairseq_gmlm.models.warm_start import gmlm_name
+
+TRAIN = ["--optimizer", "adam", "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "10",
+         "--max-tokens", "2048", "--cpu", "--no-progress-bar", "--log-format", "simple", "--log-interval", "1",
+         "--seed", "1", "--no-epoch-checkpoints", "--source-lang", "src", "--target-lang", "tgt", "--dropout", "0"]
+
+
+def train(data, save_dir, *args):
+    result = run_cli("fairseq-train", data, "--user-dir", PLUGIN, "--save-dir", save_dir, *TRAIN, *args, timeout=600)
+    return result.stdout + result.stderr
+
+
+def gmlm_args(*args):
+    return ["--task", "translation_gmlm", "--arch", "gmlm_t5_tiny", "--criterion", "gmlm_loss", *args]
+
+
+@pytest.fixture(scope="module")
+def ar_checkpoint(reversal_corpus, tmp_path_factory):
+    """t5_ar_tiny trained 120 updates on the reversal task: enough to carry knowledge into a warm start."""
+    save_dir = tmp_path_factory.mktemp("ar")
+    train(reversal_corpus / "bin", save_dir, "--task", "translation", "--arch", "t5_ar_tiny",
+          "--criterion", "label_smoothed_cross_entropy", "--max-update", "120")
+    return save_dir / "checkpoint_last.pt"
+
+
+def last_valid_loss(log: str) -> float:
+    return float(re.findall(r"valid on 'valid' subset \| loss ([\d.]+)", log)[-1])
+
+
+# ---- warm start ---------------------------------------------------------------------------------------------
+
+def test_warm_start_copies_every_ar_parameter_and_maps_the_decoder_bias(reversal_corpus, ar_checkpoint, tmp_path):
+    for lang in ("src", "tgt"):
+        (tmp_path / f"dict.{lang}.txt").write_text((reversal_corpus / "bin" / f"dict.{lang}.txt").read_text())
+    _, model, _ = build_task_and_model(tmp_path, "--init-from-ar", ar_checkpoint, words=None)
+    ar = torch.load(ar_checkpoint, map_location="cpu", weights_only=False)["model"]
+    state = model.state_dict()
+    rows = ar["encoder.embed_tokens.weight"].size(0)
+    assert len(model.dictionary) == rows + 2  # <mask>, <length> appended
+    checked = 0
+    for ar_name, value in ar.items():
+        name = gmlm_name(ar_name)
+        if name is None:
+            continue
+        if name == "decoder.relative_position.relative_attention_bias.weight":
+            torch.testing.assert_close(state[name], bidirectional_from_causal(value, 32, 128))
+            assert not torch.equal(state[name], value)
+        elif name in ("embed_tokens.weight", "lm_head.weight"):
+            assert torch.equal(state[name][:rows], value)
+        else:
+            assert torch.equal(state[name], value), name
+        checked += 1
+    assert checked == len(ar) - 1  # every AR tensor but the decoder's alias of the shared embedding
+    # the length head has no AR counterpart and keeps its fresh initialisation
+    fresh = build_task_and_model(tmp_path, words=None)[1].state_dict()  # the same seed
+    assert torch.equal(state["length_head.length_embedding.weight"], fresh["length_head.length_embedding.weight"])
+
+
+def test_warm_start_is_logged_and_beats_scratch_after_the_same_updates(reversal_corpus, ar_checkpoint, tmp_path):
+    data = reversal_corpus / "bin"
+    common = gmlm_args("--max-update", "30", "--position-input", "learned")
+    warm = train(data, tmp_path / "warm", *common, "--init-from-ar", ar_checkpoint)
+    scratch = train(data, tmp_path / "scratch", *common)
+    assert re.search(r"--init-from-ar .*: copied \d+ parameters: embed_tokens\.weight", warm)
+    assert "created fresh: decoder_positions.weight, length_head.length_embedding.weight" in warm
+    assert last_valid_loss(warm) < last_valid_loss(scratch)
+
+
+def test_warm_start_refuses_a_checkpoint_of_another_shape(reversal_corpus, ar_checkpoint, tmp_path):
+    result = run_cli("fairseq-train", reversal_corpus / "bin", "--user-dir", PLUGIN, "--save-dir", tmp_path, *TRAIN,
+                     *gmlm_args("--max-update", "1", "--d-ff", "96", "--init-from-ar", ar_checkpoint), check=False)
+    assert result.returncode != 0
+    assert "--init-from-ar" in result.stderr and "same --arch size" in result.stderr
+
+
+# ---- position inputs through the CLIs -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("position_args", [["--position-input", "mask-range"],
+                                           ["--position-input", "positional-attention"],
+                                           ["--position-input", "learned", "--encoder-positions"]])
+def test_position_inputs_train_and_decode_through_the_clis(reversal_corpus, tmp_path, position_args):
+    data = reversal_corpus / "bin"
+    log = train(data, tmp_path, *gmlm_args("--max-update", "20", *position_args))
+    assert "num_updates 20" in log or "num_updates=20" in log
+    result = run_cli("fairseq-generate", data, "--user-dir", PLUGIN, "--task", "translation_gmlm", "--path",
+                     tmp_path / "checkpoint_last.pt", "--cpu", "--iter-decode-max-iter", "2", "--batch-size", "16")
+    assert sum(line.startswith("H-") for line in result.stdout.splitlines()) == 100
+
+
+def test_mask_range_gives_each_masked_position_its_own_input(tmp_path):
+    _, model, _ = build_task_and_model(tmp_path, "--position-input", "mask-range")
+    tokens = torch.tensor([[model.mask_idx] * 4 + [model.eos]])
+    x = model.embed_decoder_input(tokens)[0]  # T x C
+    assert not torch.allclose(x[0], x[1])  # two <mask>s at different positions differ
+    torch.testing.assert_close(x[2], model.decoder_positions.weight[2])
+    word = torch.tensor([[5, 5, model.eos]])
+    y = model.embed_decoder_input(word)[0]
+    torch.testing.assert_close(y[0], y[1])  # words keep their plain embedding
+
+
+def test_positional_attention_makes_equal_inputs_differ_by_position(tmp_path):
+    _, model, _ = build_task_and_model(tmp_path, "--position-input", "positional-attention", "--dropout", "0",
+                                       "--relative-attention-init-std", "0")
+    model.eval()
+    torch.nn.init.zeros_(model.decoder.relative_position.relative_attention_bias.weight)  # no relative signal
+    src = torch.tensor([[5, 6, 7, model.eos]])
+    encoder_out = model.encode(src)
+    canvas = torch.tensor([[model.mask_idx] * 4 + [model.eos]])
+    logits = model.decode(canvas, encoder_out)[0]
+    assert not torch.allclose(logits[0], logits[1], atol=1e-5)
+    plain = build_task_and_model(tmp_path / "plain", "--dropout", "0")[1].eval()
+    torch.nn.init.zeros_(plain.decoder.relative_position.relative_attention_bias.weight)
+    plain_logits = plain.decode(canvas, plain.encode(src))[0]
+    torch.testing.assert_close(plain_logits[0], plain_logits[1])  # without it, all-<mask> positions are identical
+
+
+# ---- glancing ---------------------------------------------------------------------------------------------------
+
+def glance(target, predicted, ratio, ids=(0, 1)):
+    keys = noising.example_keys(torch.tensor(ids), seed=1, update=3)
+    return noising.glance(target, predicted, keys, ratio=ratio, pad=1, eos=2, mask=9)
+
+
+def test_glancing_reveals_ratio_times_the_wrong_words_and_masks_the_rest():
+    target = torch.tensor([[10, 11, 12, 13, 14, 15, 2, 1], [10, 11, 12, 13, 14, 15, 16, 2]])
+    worse = target.clone()
+    worse[0, :6] = 20  # 6 wrong words
+    worse[1, :2] = 20  # 2 wrong words
+    corruption = glance(target, worse, 0.5)
+    revealed = (corruption.tokens.ne(9) & target.ne(1) & target.ne(2)).sum(1)
+    assert revealed.tolist() == [3, 1]
+    assert corruption.tokens[0, 6] == 2 and corruption.tokens[0, 7] == 1  # EOS and padding untouched
+    assert torch.equal(corruption.masked, corruption.tokens.eq(9))
+    assert torch.equal(corruption.noised, corruption.masked)
+    kept = corruption.tokens.ne(9)
+    assert torch.equal(corruption.tokens[kept], target[kept])  # what is revealed is the reference
+
+
+def test_glancing_reveals_more_when_the_first_pass_is_worse():
+    target = torch.arange(10, 30).view(1, 20)
+    target[0, -1] = 2
+    counts = []
+    for wrong in (0, 5, 10, 19):
+        predicted = target.clone()
+        predicted[0, :wrong] = 99
+        counts.append(int(glance(target, predicted, 0.6, ids=(4,)).tokens.ne(9).sum()) - 1)  # minus EOS
+    assert counts == [0, 3, 6, 11]
+
+
+def test_glancing_training_logs_and_two_gloo_processes_match_one(ding_slice, tmp_path):
+    from test_scale import logged_updates, train_command
+
+    data = ding_slice / "prepared" / "bin"
+    common = ["--lr", "1e-3", "--max-update", "1", "--dropout", "0", "--glancing-ratio", "0.5"]
+    single = run_cli("fairseq-train", *train_command(data, tmp_path / "one", *common, "--update-freq", "2"))
+    double = run_cli("torchrun", "--standalone", "--nproc_per_node", "2", BIN / "fairseq-train",
+                     *train_command(data, tmp_path / "two", *common, "--distributed-backend", "gloo"), timeout=300)
+    first_single, first_double = logged_updates(single.stdout)[1], logged_updates(double.stdout + double.stderr)[1]
+    for key in ("loss", "nll_loss", "length_loss", "gnorm", "wpb", "bsz"):
+        assert first_single[key] == first_double[key], key
+
+
+# ---- the EOS position in the token loss ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("loss_positions", ["noised", "masked", "all"])
+def test_eos_position_receives_gradient_under_every_loss_positions(tmp_path, loss_positions):
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+
+    task, model, _ = build_task_and_model(tmp_path, "--dropout", "0")
+    sample = task.corrupt(make_sample(task, ROWS), update=1)
+    captured = {}
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        captured["logits"] = output
+
+    model.lm_head.register_forward_hook(keep)
+    criterion = GMLMLoss(task, 0.1, loss_positions, 0.1, 1)
+    loss, _, _ = criterion(model, sample)
+    loss.backward()
+    eos = sample["target"].eq(task.target_dictionary.eos())
+    assert captured["logits"].grad[eos].abs().sum() > 0
