@@ -48,15 +48,15 @@ def stock_shape_flags(shape: dict) -> list:
 
 
 def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, save_every: int,
-                 keep: int) -> list:
+                 keep: int, dropout: float = 0.3) -> list:
     """Optimiser, regularisation, budget and checkpointing shared by every system."""
     flags = ["--user-dir", PLUGIN, "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "1.0",
              "--lr", "3e-3" if tiny else "1e-3", "--lr-scheduler", "inverse_sqrt",
-             "--warmup-updates", "10" if tiny else "200", "--weight-decay", "0.0001", "--dropout", "0.3",
+             "--warmup-updates", "10" if tiny else "200", "--weight-decay", "0.0001", "--dropout", str(dropout),
              "--label-smoothing", "0.1", "--max-tokens", "4096", "--max-epoch", "10000",
              "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", str(keep),
              "--save-interval-updates", str(save_every), "--keep-interval-updates", str(keep),
-             "--num-workers", "0", "--seed", "1", "--no-progress-bar", "--log-format", "simple",
+             "--num-workers", "0", "--seed", "1", "--ignore-unused-valid-subsets", "--no-progress-bar", "--log-format", "simple",
              "--log-interval", "10" if tiny else "100", "--max-source-positions", "256",
              "--max-target-positions", "256"]
     if max_update:
@@ -77,6 +77,9 @@ def system_flags(kind: str, arch: str) -> list:
                 *stock_shape_flags(shape), "--apply-bert-init", "--criterion", "nat_loss", "--length-loss-factor", "0.1"]
     if kind == "gmlm":
         return ["--task", "translation_gmlm", "--arch", arch, "--criterion", "gmlm_loss"]
+    if kind == "t5_ar":
+        return ["--task", "translation", "--arch", arch.replace("gmlm_t5", "t5_ar"),
+                "--criterion", "label_smoothed_cross_entropy"]
     raise ValueError(f"unknown system kind {kind!r}")
 
 

@@ -1,0 +1,177 @@
+"""Stage 6 of scripts/ablate.py: ablations/RESULTS.md, ablations/results.json and ablations/passes.png."""
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from benchmark.report import fmt, percent
+
+logger = logging.getLogger("benchmark.ablation_report")
+ROOT = Path(__file__).resolve().parents[2]
+TARGET_PASSES = 5  # the main table's configuration: <variant>_p5
+TWIN = "ar_twin_beam4"  # the 100% of the "% of AR twin" column
+AR_ROWS = {"teacher_beam4": ("teacher", "teacher, beam 4"), "ar_twin_beam4": ("ar_twin", "AR twin, beam 4"),
+           "ar_twin_greedy": ("ar_twin", "AR twin, greedy")}  # config -> (model, label)
+COLUMNS = ("BLEU", "chrF", "% of AR twin", "length ratio", "repeats")
+
+
+def relative(value):
+    """VALUE with every string that is an absolute path under the repository root made relative to it."""
+    if isinstance(value, dict):
+        return {key: relative(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [relative(item) for item in value]
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(os.path.normpath(value))
+        if path.is_relative_to(ROOT):
+            return str(path.relative_to(ROOT)) or "."
+    return value
+
+
+def share(value) -> str:
+    """A percentage with no decimals, or '–'."""
+    return "–" if value is None else f"{value:.0f}%"
+
+
+def index_rows(rows: list) -> dict:
+    """{(corpus, config): row}."""
+    return {(row["corpus"], row["config"]): row for row in rows}
+
+
+def corpus_cells(index: dict, corpus: str, config: str) -> list:
+    """BLEU, chrF, % of the AR twin's beam-4 BLEU, length ratio and repeats of one configuration on one corpus."""
+    row = index.get((corpus, config))
+    if row is None or row.get("bleu") is None:
+        return ["–"] * len(COLUMNS)
+    twin = index.get((corpus, TWIN)) or {}
+    of_twin = 100 * row["bleu"] / twin["bleu"] if twin.get("bleu") else None
+    return [fmt(row["bleu"], ".2f"), fmt(row.get("chrf"), ".2f"), share(of_twin),
+            fmt(row.get("length_ratio"), ".2f"), share(percent(row.get("repeated_words")))]
+
+
+def table_row(cells: list) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
+def intro_lines(record: dict) -> list:
+    """The title, what was trained for how long on what, and the command."""
+    minutes, ar_minutes = record["minutes"], record["ar_minutes"]
+    text = (f"Date {record['date']}; arch `{record['arch']}`. Training budget: every variant {minutes:g} min; the "
+            f"teacher (t5_ar at the same shape) {ar_minutes:g} min; the AR twin is the teacher trained on for "
+            f"{minutes:g} min more ({ar_minutes + minutes:g} min in total). {record['parallel']} training jobs at a "
+            f"time with {record['threads']} thread(s) each; {record['train_pairs']:,} training pairs (the union of "
+            f"the corpora); dropout {record['dropout']}. Scored with sacreBLEU and chrF on the valid set of each "
+            f"corpus: {', '.join(record['corpora'])}. P passes = `--iter-decode-max-iter P-1`.")
+    if record.get("tiny"):
+        text += " **--tiny run: toy data and models, figures meaningless.**"
+    return ["# Ablations: what makes the GMLM translate", "", text, "", "```", record["command"], "```", ""]
+
+
+def main_table_lines(record: dict) -> list:
+    """One row per variant at 5 passes, then the AR systems; per corpus the columns of COLUMNS."""
+    corpora, index = record["corpora"], index_rows(record["rows"])
+    lines = [f"## Variants at {TARGET_PASSES} decoder passes, against the AR systems", "",
+             table_row(["variant", "description", "data", "warm start", "updates",
+                        *(f"{corpus} {column}" for corpus in corpora for column in COLUMNS)]),
+             "|" + "---|" * (5 + len(corpora) * len(COLUMNS))]
+    for name, spec in record["variants"].items():
+        cells = [cell for corpus in corpora for cell in corpus_cells(index, corpus, f"{name}_p{TARGET_PASSES}")]
+        updates = spec.get("updates", record["updates"].get(name))
+        lines.append(table_row([name, spec["description"], spec["data"], "yes" if spec["warm"] else "no",
+                                fmt(updates, ","), *cells]))
+    for config, (model, label) in AR_ROWS.items():
+        cells = [cell for corpus in corpora for cell in corpus_cells(index, corpus, config)]
+        warm = "no" if model == "teacher" else "continues the teacher"
+        lines.append(table_row([config, label, "raw", warm, fmt(record["updates"].get(model), ","), *cells]))
+    return lines + ["", main_table_legend(record, index), ""]
+
+
+def main_table_legend(record: dict, index: dict) -> str:
+    """What the columns of the main table mean, with the references' repeat rate per corpus."""
+    references = []
+    for corpus in record["corpora"]:
+        row = next((row for (name, _), row in index.items() if name == corpus), {})
+        references.append(share(percent(row.get("reference_repeated_words"))))
+    return ("% of AR twin: BLEU as a share of the AR twin's beam-4 BLEU on that corpus. Length ratio: hypothesis / "
+            "reference words (sacreBLEU's). Repeats: the share of outputs in which a word directly repeats "
+            f"(the references: {' / '.join(references)}).")
+
+
+def pass_counts(rows: list) -> list:
+    """The sorted pass counts of the non-autoregressive rows."""
+    return sorted({row["passes"] for row in rows if row.get("passes") is not None})
+
+
+def per_corpus(index: dict, corpora: list, config: str, key: str, spec: str) -> str:
+    """ROW[KEY] of CONFIG on every corpus, joined by ' / ' in corpus order ('–' where missing)."""
+    return " / ".join(fmt((index.get((corpus, config)) or {}).get(key), spec) for corpus in corpora)
+
+
+def passes_table_lines(record: dict) -> list:
+    """BLEU per variant and pass count, each cell 'BLEU on corpus 1 / corpus 2 / ...'."""
+    corpora, index, counts = record["corpora"], index_rows(record["rows"]), pass_counts(record["rows"])
+    header = ["variant", *(f"{count} pass{'es' * (count != 1)}" for count in counts),
+              f"mean passes used ({TARGET_PASSES}-pass row)"]
+    lines = ["## BLEU against decoder passes", "", f"Cells: BLEU on {' / '.join(corpora)}.", "",
+             table_row(header), "|" + "---|" * len(header)]
+    for name in record["variants"]:
+        cells = [per_corpus(index, corpora, f"{name}_p{count}", "bleu", ".2f") for count in counts]
+        mean = per_corpus(index, corpora, f"{name}_p{TARGET_PASSES}", "mean_passes", ".2f")
+        lines.append(table_row([name, *cells, mean]))
+    return lines + [""]
+
+
+def signature_lines(rows: list) -> list:
+    """The sacreBLEU and chrF signatures of the first row."""
+    if not rows:
+        return ["No scores.", ""]
+    return [f"sacreBLEU: `{rows[0].get('bleu_signature')}`; chrF: `{rows[0].get('chrf_signature')}`.", ""]
+
+
+def markdown(record: dict) -> str:
+    """RESULTS.md."""
+    lines = intro_lines(record) + main_table_lines(record) + passes_table_lines(record)
+    lines += signature_lines(record["rows"]) + ["![BLEU against passes](passes.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(record: dict, path: Path) -> None:
+    """passes.png: per corpus, BLEU against passes per variant; the AR rows as dashed horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corpora, rows = record["corpora"], record["rows"]
+    figure, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 4.5), squeeze=False)
+    for axis, corpus in zip(axes[0], corpora):
+        for name in record["variants"]:
+            points = sorted((row["passes"], row["bleu"]) for row in rows if row["corpus"] == corpus
+                            and row.get("passes") is not None and row["config"] == f"{name}_p{row['passes']}")
+            if points:
+                axis.plot(*zip(*points), marker="o", label=name)
+        for (config, (_, label)), color in zip(AR_ROWS.items(), ("darkgoldenrod", "black", "teal")):
+            row = next((row for row in rows if row["corpus"] == corpus and row["config"] == config), None)
+            if row is not None:
+                axis.axhline(row["bleu"], linestyle="--", color=color, linewidth=1, label=label)
+        axis.set_xticks(pass_counts(rows) or [1])
+        axis.set(xlabel="decoder passes", ylabel="sacreBLEU", title=f"valid set {corpus}")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write(record: dict, out_dir: Path) -> None:
+    """RESULTS.md, results.json (paths relative to the repository) and passes.png into OUT_DIR."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = relative(record)
+    (out_dir / "results.json").write_text(json.dumps(record, indent=1))
+    (out_dir / "RESULTS.md").write_text(markdown(record))
+    plot(record, out_dir / "passes.png")
+    logger.info("wrote %s/{RESULTS.md,results.json,passes.png}", out_dir)
