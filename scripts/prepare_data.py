@@ -6,6 +6,11 @@
 expects ``RAW/{train,valid,test}.{SRC,TGT}`` (one sentence per line, line N of each side paired) and writes
 ``OUT/spm.model``, ``OUT/spm/{split}.{lang}`` (pieces) and ``OUT/bin/`` (what fairseq-train reads). Use
 ``--train-prefix/--valid-prefix/--test-prefix`` for files named otherwise. Re-running reuses what exists.
+
+    python scripts/prepare_data.py --raw data/ding-de-en data/lohelp-de-en --src de --tgt en --out work/union
+
+trains on the union of several corpora and keeps each one's test and valid sets apart (subsets ``test``,
+``test1``, ... and ``valid1``, ``valid2``, ...; ``valid`` is the union), as ``OUT/corpora.json`` records.
 """
 
 import argparse
@@ -14,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 logger = logging.getLogger("prepare_data")
 
@@ -51,7 +57,9 @@ def encode_file(processor, source: str, destination: str) -> None:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw", help="folder with train/valid/test.{src,tgt}")
+    parser.add_argument("--raw", nargs="+", help="folder with train/valid/test.{src,tgt}; several: trained on the union "
+                                                 "of their train and valid sets, each test (valid) set binarised "
+                                                 "apart as test, test1, ... (valid1, valid2, ...; see OUT/corpora.json)")
     parser.add_argument("--train-prefix"), parser.add_argument("--valid-prefix"), parser.add_argument("--test-prefix")
     parser.add_argument("--src", required=True), parser.add_argument("--tgt", required=True)
     parser.add_argument("--out", required=True)
@@ -61,6 +69,15 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
+    if args.raw and len(args.raw) > 1:
+        if args.train_prefix or args.valid_prefix or args.test_prefix or args.spm_model:
+            raise SystemExit("several --raw folders take no --*-prefix or --spm-model")
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from benchmark.corpora import prepare
+
+        prepare(args.raw, Path(args.out), args.src, args.tgt, args.vocab_size, tiny=False)
+        return
+    args.raw = args.raw[0] if args.raw else None
 
     prefixes = {}
     for split in ("train", "valid", "test"):

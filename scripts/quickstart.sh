@@ -1,51 +1,88 @@
 #!/usr/bin/env bash
-# The README's main command. On a fresh machine: create or reuse .venv, prepare the bundled Ding de->en corpus
-# (joint sentencepiece + fairseq-preprocess), train a small GMLM on the CPU within a time budget, translate the
-# test set with fairseq-generate --iter-decode-max-iter 4, and print sacreBLEU and chrF with their signatures.
+# The README's main command. On a fresh machine: create or reuse .venv, prepare the two bundled German->English
+# corpora (Ding sentences + LibreOffice help: joint sentencepiece, fairseq-preprocess, each test set apart),
+# train the autoregressive t5_ar, warm-start the GMLM from it and fine-tune it (the recipe of ablations/RESULTS.md),
+# translate both test sets with fairseq-generate --iter-decode-max-iter 4, print sacreBLEU and chrF with their
+# signatures and five test sentences with source, reference and translation.
 #
-#   bash scripts/quickstart.sh                 # defaults below
-#   TRAIN_MINUTES=60 bash scripts/quickstart.sh
+#   bash scripts/quickstart.sh                          # about 30 minutes on 2 CPU cores
+#   AR_MINUTES=30 GMLM_MINUTES=30 bash scripts/quickstart.sh
 #
-# Re-running reuses the prepared data; delete $WORK/checkpoints to train again.
+# Re-running reuses the prepared data and finished models; delete $WORK/ar or $WORK/gmlm to train again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
 
 WORK="${WORK:-work/quickstart}"
-TRAIN_MINUTES="${TRAIN_MINUTES:-25}"
-ARCH="${ARCH:-gmlm_t5_mini}"
+AR_MINUTES="${AR_MINUTES:-13}"
+GMLM_MINUTES="${GMLM_MINUTES:-12}"
+SIZE="${SIZE:-mini}"  # gmlm_t5_mini / t5_ar_mini: d_model 128, 3+3 layers
 THREADS="${THREADS:-$(nproc)}"
+# The recipe (ablations/RESULTS.md): warm start from t5_ar, learned decoder positions, dropout 0.1.
+RECIPE=(--position-input "${POSITION_INPUT:-learned}")
 export OMP_NUM_THREADS="$THREADS"
 mkdir -p "$WORK"
+DATA="$WORK/data"
+COMMON=(--user-dir fairseq_gmlm --optimizer adam --adam-betas '(0.9, 0.98)' --lr 1e-3 --lr-scheduler inverse_sqrt
+        --warmup-updates 200 --clip-norm 1.0 --weight-decay 0.0001 --dropout 0.1 --label-smoothing 0.1
+        --max-tokens 4096 --max-epoch 10000 --max-source-positions 256 --max-target-positions 256
+        --no-epoch-checkpoints --ignore-unused-valid-subsets --cpu --num-workers 0 --seed 1
+        --no-progress-bar --log-format simple --log-interval 100)
 
-echo "== 1/4 prepare data/ding-de-en -> $WORK/data"
-python scripts/prepare_data.py --raw data/ding-de-en --src de --tgt en --out "$WORK/data" --vocab-size 3000
+# train NAME MINUTES ARGS...: fairseq-train into $WORK/NAME, one progress line per epoch with the time left
+train() {
+  local name="$1" minutes="$2"; shift 2
+  if [ -f "$WORK/$name/done" ]; then echo "   (reusing $WORK/$name)"; return; fi
+  local start; start=$(date +%s)
+  fairseq-train "$DATA/bin" "${COMMON[@]}" --stop-time-hours "$(python -c "print($minutes / 60)")" \
+    --save-dir "$WORK/$name" "$@" 2>&1 | tee "$WORK/$name.log" |
+    grep --line-buffered -E "\| valid on|done training" |
+    while IFS= read -r line; do
+      elapsed=$(( $(date +%s) - start ))
+      summary=$(echo "$line" | grep -oE "epoch [0-9]+|nll_loss [0-9.]+|num_updates [0-9]+|done training.*" | paste -sd' ')
+      left=$(awk -v m="$minutes" -v e="$elapsed" 'BEGIN { l = m - e / 60; printf "%.0f", (l > 0 ? l : 0) }')
+      printf "   [%s %2dm%02ds elapsed, ~%sm left] %s\n" "$name" $((elapsed / 60)) $((elapsed % 60)) "$left" "$summary"
+    done
+  touch "$WORK/$name/done"
+}
 
-echo "== 2/4 train $ARCH on the CPU for at most $TRAIN_MINUTES minutes (best checkpoint by valid BLEU)"
-start=$(date +%s)
-fairseq-train "$WORK/data/bin" --user-dir fairseq_gmlm --task translation_gmlm --arch "$ARCH" \
-  --criterion gmlm_loss --label-smoothing 0.1 --dropout 0.3 \
-  --optimizer adam --adam-betas '(0.9, 0.98)' --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 500 \
-  --clip-norm 1.0 --max-tokens 4096 --max-epoch 200 --stop-time-hours "$(python -c "print($TRAIN_MINUTES / 60)")" \
-  --eval-bleu --eval-bleu-args '{"iter_decode_max_iter": 4, "max_len_a": 1.5, "max_len_b": 10}' \
-  --eval-bleu-remove-bpe sentencepiece --best-checkpoint-metric bleu --maximize-best-checkpoint-metric \
-  --validate-interval 2 --no-epoch-checkpoints --save-dir "$WORK/checkpoints" --cpu --num-workers 0 \
-  --no-progress-bar --log-interval 50 --seed 1 2>&1 | tee "$WORK/train.log" | grep -E "valid on|done training"
-train_seconds=$(( $(date +%s) - start ))
+echo "== 1/5 prepare data/ding-de-en + data/lohelp-de-en -> $DATA"
+python scripts/prepare_data.py --raw data/ding-de-en data/lohelp-de-en --src de --tgt en --out "$DATA" --vocab-size 3000 \
+  > "$WORK/prepare.log" 2>&1 || { tail -20 "$WORK/prepare.log"; exit 1; }
 
-echo "== 3/4 translate the test set: fairseq-generate --iter-decode-max-iter 4"
-start=$(date +%s)
-fairseq-generate "$WORK/data/bin" --user-dir fairseq_gmlm --task translation_gmlm \
-  --path "$WORK/checkpoints/checkpoint_best.pt" --gen-subset test --iter-decode-max-iter 4 \
-  --max-len-a 1.5 --max-len-b 10 --batch-size 100 --remove-bpe sentencepiece --cpu --print-step \
-  > "$WORK/generate.test.txt" 2> "$WORK/generate.log"
-generate_seconds=$(( $(date +%s) - start ))
-grep '^D-' "$WORK/generate.test.txt" | sort -t- -k2 -n | cut -f3 > "$WORK/test.hyp.en"
-lines=$(wc -l < "$WORK/test.hyp.en")
-[ "$lines" -eq "$(wc -l < data/ding-de-en/test.en)" ] || { echo "expected one translation per test line, got $lines" >&2; exit 1; }
+echo "== 2/5 train the autoregressive t5_ar_$SIZE for $AR_MINUTES minutes (the GMLM's warm start)"
+train ar "$AR_MINUTES" --task translation --arch "t5_ar_$SIZE" --criterion label_smoothed_cross_entropy
 
-echo "== 4/4 score detokenized output against data/ding-de-en/test.en"
-sacrebleu data/ding-de-en/test.en -i "$WORK/test.hyp.en" -m bleu chrf -b -w 2 > "$WORK/scores.txt"
-sacrebleu data/ding-de-en/test.en -i "$WORK/test.hyp.en" -m bleu chrf -w 2 --format text | tee -a "$WORK/scores.txt"
-passes=$(grep '^I-' "$WORK/generate.test.txt" | awk -F'\t' '{s += $2} END {printf "%.2f", s / NR}')
-echo "train wall time: ${train_seconds}s; generate wall time (1000 sentences, incl. loading): ${generate_seconds}s; mean decoder passes: $passes"
+echo "== 3/5 warm-start gmlm_t5_$SIZE from it and fine-tune for $GMLM_MINUTES minutes"
+train gmlm "$GMLM_MINUTES" --task translation_gmlm --arch "gmlm_t5_$SIZE" --criterion gmlm_loss \
+  --init-from-ar "$WORK/ar/checkpoint_last.pt" "${RECIPE[@]}"
+
+echo "== 4/5 translate both test sets: fairseq-generate --iter-decode-max-iter 4"
+for corpus in ding-de-en lohelp-de-en; do
+  subset=$(python -c "import json; print(json.load(open('$DATA/corpora.json'))['tests']['$corpus']['subset'])")
+  start=$(date +%s)
+  fairseq-generate "$DATA/bin" --user-dir fairseq_gmlm --task translation_gmlm --path "$WORK/gmlm/checkpoint_last.pt" \
+    --gen-subset "$subset" --iter-decode-max-iter 4 --max-len-a 1.5 --max-len-b 10 --batch-size 100 \
+    --remove-bpe sentencepiece --cpu --print-step > "$WORK/generate.$corpus.txt" 2> "$WORK/generate.$corpus.log"
+  seconds=$(( $(date +%s) - start ))
+  grep '^D-' "$WORK/generate.$corpus.txt" | sort -t- -k2 -n | cut -f3 > "$WORK/test.$corpus.hyp.en"
+  lines=$(wc -l < "$WORK/test.$corpus.hyp.en")
+  [ "$lines" -eq "$(wc -l < "data/$corpus/test.en")" ] || { echo "expected one translation per test line, got $lines" >&2; exit 1; }
+  passes=$(grep '^I-' "$WORK/generate.$corpus.txt" | awk -F'\t' '{s += $2} END {printf "%.2f", s / NR}')
+  echo "   $corpus: $lines sentences in ${seconds}s (incl. loading), mean decoder passes $passes"
+done
+
+echo "== 5/5 score detokenized output against the references"
+for corpus in ding-de-en lohelp-de-en; do
+  echo "-- $corpus"
+  sacrebleu "data/$corpus/test.en" -i "$WORK/test.$corpus.hyp.en" -m bleu chrf -w 2 --format text | tee "$WORK/scores.$corpus.txt"
+done
+echo "-- five test sentences (source / reference / GMLM)"
+for line in 3 250 500; do
+  printf "   DE:  %s\n   REF: %s\n   GMLM: %s\n\n" "$(sed -n "${line}p" data/ding-de-en/test.de)" \
+    "$(sed -n "${line}p" data/ding-de-en/test.en)" "$(sed -n "${line}p" "$WORK/test.ding-de-en.hyp.en")"
+done
+for line in 10 600; do
+  printf "   DE:  %s\n   REF: %s\n   GMLM: %s\n\n" "$(sed -n "${line}p" data/lohelp-de-en/test.de)" \
+    "$(sed -n "${line}p" data/lohelp-de-en/test.en)" "$(sed -n "${line}p" "$WORK/test.lohelp-de-en.hyp.en")"
+done
