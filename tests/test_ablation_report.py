@@ -93,3 +93,13 @@ def test_results_json_round_trip_with_relative_paths(report):
 
 def test_plot_is_a_png(report):
     assert (report[0] / "passes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pass_cost_divides_wall_time_by_sentences_and_passes_over_corpora():
+    from benchmark.ablation_report import pass_cost
+
+    rows = [{"corpus": "a", "config": "base_p5", "seconds": 2.0, "sentences": 100, "mean_passes": 4.0},
+            {"corpus": "b", "config": "base_p5", "seconds": 1.0, "sentences": 50, "mean_passes": 2.0},
+            {"corpus": "a", "config": "other_p5", "seconds": 9.0, "sentences": 1, "mean_passes": 1.0}]
+    assert pass_cost(rows, "base_p5") == pytest.approx(1000 * 3.0 / 500)
+    assert pass_cost(rows, "missing_p5") is None

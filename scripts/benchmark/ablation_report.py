@@ -124,6 +124,26 @@ def passes_table_lines(record: dict) -> list:
     return lines + [""]
 
 
+def pass_cost(rows: list, config: str):
+    """Milliseconds per sentence and decoder pass of CONFIG over all corpora (batches of 64, the whole
+    evaluation's wall time, so it includes encoding and bookkeeping); None without timed rows."""
+    timed = [row for row in rows if row["config"] == config and row.get("seconds") and row.get("mean_passes")]
+    if not timed:
+        return None
+    return 1000 * sum(row["seconds"] for row in timed) / sum(row["sentences"] * row["mean_passes"] for row in timed)
+
+
+def cost_lines(record: dict) -> list:
+    """What each variant's decoder pass costs at TARGET_PASSES passes (the position inputs differ here)."""
+    lines = ["## Cost of a decoder pass", "",
+             f"Evaluation wall time per sentence and pass at {TARGET_PASSES} passes, batches of 64, over every corpus's "
+             f"valid set, {record['parallel'] * record['threads']} threads, nothing else running.", "",
+             table_row(["variant", "ms per sentence and pass"]), "|---|---|"]
+    for name in record["variants"]:
+        lines.append(table_row([name, fmt(pass_cost(record["rows"], f"{name}_p{TARGET_PASSES}"), ".3f")]))
+    return lines + [""]
+
+
 def signature_lines(rows: list) -> list:
     """The sacreBLEU and chrF signatures of the first row."""
     if not rows:
@@ -133,7 +153,7 @@ def signature_lines(rows: list) -> list:
 
 def markdown(record: dict) -> str:
     """RESULTS.md."""
-    lines = intro_lines(record) + main_table_lines(record) + passes_table_lines(record)
+    lines = intro_lines(record) + main_table_lines(record) + passes_table_lines(record) + cost_lines(record)
     lines += signature_lines(record["rows"]) + ["![BLEU against passes](passes.png)", ""]
     return "\n".join(lines)
 

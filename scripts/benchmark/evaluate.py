@@ -52,7 +52,8 @@ def evaluate(loaded: dict, configs: list, tests: dict, out_dir: Path) -> list:
             seconds = time.perf_counter() - start
             (out_dir / "hyp" / f"{corpus}.{config.key}.txt").write_text("".join(h + "\n" for h in hypotheses))
             row = {"corpus": corpus, "config": config.key, "system": config.system, "passes": config.passes,
-                   "mean_passes": mean(passes), "sentences": len(hypotheses), **score(hypotheses, test["reference"])}
+                   "mean_passes": mean(passes), "sentences": len(hypotheses), "seconds": round(seconds, 3),
+                   **score(hypotheses, test["reference"])}
             logger.info("%s %-24s BLEU %6.2f chrF %6.2f passes %s (%.1fs)", corpus, config.key, row["bleu"],
                         row["chrf"], row["mean_passes"], seconds)
             rows.append(row)
