@@ -37,9 +37,9 @@ def copy_raw(corpora, raw_dir: Path, src: str, tgt: str, sizes=None, split: str 
     for corpus in corpora:
         check_corpus(corpus, src, tgt)
     for lang in (src, tgt):
-        for split in ("train", "valid"):
-            lines = [line for corpus in corpora for line in read_lines(Path(corpus) / f"{split}.{lang}", sizes, split)]
-            write_lines(raw_dir / f"{split}.{lang}", lines)
+        for union in ("train", "valid"):
+            lines = [line for corpus in corpora for line in read_lines(Path(corpus) / f"{union}.{lang}", sizes, union)]
+            write_lines(raw_dir / f"{union}.{lang}", lines)
         for name, corpus in zip(names, corpora):
             for apart in ("test", "valid"):
                 write_lines(raw_dir / f"{apart}.{name}.{lang}", read_lines(Path(corpus) / f"{apart}.{lang}", sizes, apart))
