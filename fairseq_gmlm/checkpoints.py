@@ -23,7 +23,7 @@ import zipfile
 import numpy
 import torch
 
-from fairseq_gmlm.errors import CheckpointError
+from fairseq_gmlm.errors import CheckpointError, UsageError
 
 # Key under which the loaded file's path travels in ``state["task_state"]`` to the task's ``load_state_dict``.
 CHECKPOINT_PATH_KEY = "fairseq_gmlm_checkpoint_path"
@@ -31,8 +31,19 @@ CHECKPOINT_PATH_KEY = "fairseq_gmlm_checkpoint_path"
 _resuming_task = contextvars.ContextVar("fairseq_gmlm_resuming_task", default=None)
 
 
+def numpy_reconstruct():
+    """numpy's array-unpickling function ``_reconstruct``: in ``numpy._core.multiarray`` from NumPy 2, in
+    ``numpy.core.multiarray`` in NumPy 1.x (1.26 has no ``numpy._core`` attribute)."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
 def checkpoint_globals() -> list:
-    allowed = [argparse.Namespace, numpy.ndarray, numpy.dtype, numpy._core.multiarray._reconstruct]
+    """The classes and functions a fairseq checkpoint pickles, for ``torch.serialization.add_safe_globals``."""
+    allowed = [argparse.Namespace, numpy.ndarray, numpy.dtype, numpy_reconstruct()]
     allowed += [getattr(numpy.dtypes, name) for name in dir(numpy.dtypes) if name.endswith("DType")]
     return allowed
 
@@ -117,7 +128,7 @@ def check_dictionary(saved: dict, dictionary, dictionary_path: str, checkpoint_p
         return
     how = (f"it has {current['size']} symbols, the checkpoint's has {saved['size']}" if saved["size"] != current["size"]
            else f"both have {current['size']} symbols, but they differ")
-    raise ValueError(
+    raise UsageError(
         f"the dictionary {dictionary_path} does not match checkpoint {checkpoint_path} ({how}, counting the <mask> and "
         f"<length> symbols the task adds): give the data directory the model was trained on, or binarise your data "
         f"with fairseq-preprocess --srcdict/--tgtdict set to the training data's dict.*.txt"

@@ -1,11 +1,12 @@
 """Wrong use ends with one line on stderr that says what to change, not a traceback.
 
-The plugin checks user input with ``ValueError`` (flags, dictionaries) and ``CheckpointError`` (unreadable
-checkpoint files), raised where the problem is detected. fairseq's command-line tools let such an exception
-reach the interpreter, which prints the whole stack. ``report_usage_errors_briefly`` installs an excepthook that
-prints ``<tool>: error: <message>`` instead, for those two kinds when raised by this package's own code; every
-other exception (a bug, or an error from inside torch or fairseq) keeps its full traceback. Set
-``FAIRSEQ_GMLM_TRACEBACK=1`` to see the traceback of usage errors too. The exit status stays 1.
+The plugin checks user input with ``UsageError`` (flags, dictionaries, inputs) and ``CheckpointError``
+(unreadable checkpoint files), raised where the problem is detected. fairseq's command-line tools let such an
+exception reach the interpreter, which prints the whole stack. ``report_usage_errors_briefly`` installs an
+excepthook that prints ``<tool>: error: <message>`` instead, for those two kinds when raised by this package's own
+code; every other exception keeps its full traceback: a bug (a plain ``ValueError`` too, even one raised in this
+package), or an error from inside torch or fairseq. Set ``FAIRSEQ_GMLM_TRACEBACK=1`` to see the traceback of usage
+errors too. The exit status stays 1.
 """
 
 import os
@@ -14,11 +15,17 @@ import sys
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+class UsageError(ValueError):
+    """Wrong use (a bad flag value, an input or dictionary that does not fit): the message says what to change.
+
+    A ``ValueError``, so callers and tests that catch ``ValueError`` keep working."""
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be read (truncated, not a checkpoint) or does not fit the data."""
 
 
-USER_ERRORS = (ValueError, CheckpointError)
+USER_ERRORS = (UsageError, CheckpointError)
 
 
 def raised_by_plugin(traceback) -> bool:
@@ -31,10 +38,13 @@ def raised_by_plugin(traceback) -> bool:
 
 
 def is_usage_error(error: BaseException) -> bool:
+    """True for a ``UsageError`` or ``CheckpointError`` (or a subclass) raised by this package's code: the errors
+    reported in one line. A plain ``ValueError`` is a bug and keeps its traceback."""
     return isinstance(error, USER_ERRORS) and raised_by_plugin(error.__traceback__)
 
 
 def report_usage_errors_briefly() -> None:
+    """Install the excepthook described in the module docstring. Idempotent."""
     if getattr(sys.excepthook, "fairseq_gmlm", False):
         return
     previous = sys.excepthook

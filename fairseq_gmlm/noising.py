@@ -17,6 +17,8 @@ from typing import NamedTuple, Optional
 
 import torch
 
+from fairseq_gmlm.errors import UsageError
+
 _MASK32 = 0xFFFFFFFF
 STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6, "glance": 7}
 
@@ -78,7 +80,7 @@ def corrupt(
     random_p = per_example(random_prob, 0.5, keys, "random_prob")  # B x 1
     keep_p = per_example(keep_prob, 0.5, keys, "keep_prob")  # B x 1
     if bool(((random_p + keep_p) > 1.0).any()):
-        raise ValueError("--random-token-prob plus --keep-prob must not exceed 1")
+        raise UsageError("--random-token-prob plus --keep-prob must not exceed 1")
 
     length = target.size(1)
     can_noise = target.ne(pad) & target.ne(eos)  # B x T

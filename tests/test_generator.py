@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from conftest import build_task_and_model
+from fairseq_gmlm.errors import UsageError
+from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, candidate_lengths
+from fairseq_gmlm.models.length_head import top_lengths
 from test_gmlm_loss import make_sample
 
 SOURCES = [("w1 w2 w3", "w3"), ("w4 w5 w6 w7 w8 w9", "w9"), ("w10", "w10"), ("w11 w12", "w12"), ("w2 w2 w2 w2", "w2")]
@@ -42,7 +45,6 @@ def test_output_length_equals_the_chosen_candidate_length_without_stutter_remova
     encoder_out = model.encode(sample["net_input"]["src_tokens"])
     length_log_probs = torch.log_softmax(model.length_logits(encoder_out), -1)
     hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=1)
-    from fairseq_gmlm.models.length_head import top_lengths
     source_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1)
     expected = top_lengths(length_log_probs, 1, source_length + 5)[:, 0]
     assert [len(h[0]["tokens"]) for h in hypos] == expected.tolist()
@@ -51,10 +53,10 @@ def test_output_length_equals_the_chosen_candidate_length_without_stutter_remova
 def test_length_beam_returns_one_of_the_top_k_lengths(setup):
     task, model, sample = setup
     encoder_out = model.encode(sample["net_input"]["src_tokens"])
-    from fairseq_gmlm.models.length_head import top_lengths
     source_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1)
     top3 = top_lengths(torch.log_softmax(model.length_logits(encoder_out), -1), 3, source_length + 5)
-    hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=3, restarts=2)
+    hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=3, restarts=2,
+                     decoder_init="random")
     for row, hypo in zip(top3.tolist(), hypos):
         assert len(hypo[0]["tokens"]) in row
 
@@ -96,6 +98,52 @@ def test_bad_decoding_flags_are_rejected_with_the_flag_name(setup):
         task.build_generator([model], Namespace(iter_decode_max_iter=-1))
     with pytest.raises(ValueError, match="--iter-decode-with-beam"):
         task.build_generator([model], Namespace(iter_decode_with_beam=0))
+
+
+def test_candidate_lengths_shift_each_length_by_the_odd_offsets_and_clamp_to_the_allowed_range():
+    top = torch.tensor([[5, 9], [2, 3]])  # B x K
+    max_length = torch.tensor([9, 20])
+    assert candidate_lengths(top, 1, 1, max_length).tolist() == top.tolist()
+    assert candidate_lengths(top, 3, 1, max_length).tolist() == [[4, 5, 6, 8, 9, 9], [2, 2, 3, 2, 3, 4]]
+    both = [3, 3, 4, 4, 5, 5, 6, 6, 7, 7] + [7, 7, 8, 8, 9, 9, 10, 10, 11, 11]  # 5 +-2, then 9 +-2, each twice
+    assert candidate_lengths(top, 5, 2, 100)[0].tolist() == both
+
+
+def test_length_offsets_reach_the_generator_and_decode_every_offset_length(setup, monkeypatch):
+    task, model, sample = setup
+    decoded = []
+    refine = GMLMGenerator.refine
+
+    def spy(self, models, encoder_outs, initial):
+        decoded.append(initial.ne(task.vocab.pad).sum(1))  # N candidate lengths
+        return refine(self, models, encoder_outs, initial)
+
+    monkeypatch.setattr(GMLMGenerator, "refine", spy)
+    assert task.refinement_options().length_offsets == 1
+    hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=2, length_offsets=3)
+    encoder_out = model.encode(sample["net_input"]["src_tokens"])
+    max_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1) + 5  # --max-len-a 1 --max-len-b 5
+    top = top_lengths(torch.log_softmax(model.length_logits(encoder_out), -1), 2, max_length)
+    expected = candidate_lengths(top, 3, 1, max_length)  # B x 6
+    assert decoded[0].view(len(SOURCES), 6).tolist() == expected.tolist()
+    for row, hypo in zip(expected.tolist(), hypos):
+        assert len(hypo[0]["tokens"]) in row
+
+
+def test_even_length_offsets_are_refused():
+    for offsets in (0, 2):
+        with pytest.raises(UsageError, match="--length-offsets must be an odd number"):
+            RefinementOptions(length_offsets=offsets).check()
+
+
+def test_restarts_with_mask_init_and_argmax_are_refused_as_identical_copies(setup):
+    task, model, _ = setup
+    for flags in ({}, {"decoder_init": "mask"}):
+        with pytest.raises(UsageError, match=r"--restarts 2 .*--decoder-init random.*--sampling"):
+            task.build_generator([model], Namespace(restarts=2, **flags))
+    assert RefinementOptions(restarts=2, init="random").check().restarts == 2
+    assert RefinementOptions(restarts=2, sampling=True).check().restarts == 2
+    assert RefinementOptions(restarts=1).check().restarts == 1
 
 
 def test_stock_fairseq_generator_drives_the_model_through_its_contract(setup):

@@ -65,3 +65,14 @@ def test_zero_smoothing_equals_nll_and_empty_positions_keep_a_gradient():
     empty, _ = token_losses(logits, target, torch.zeros(2, 4, dtype=torch.bool), 0.1)
     empty.sum().backward()
     assert logits.grad is not None and torch.count_nonzero(logits.grad) == 0
+
+
+def test_ntokens_counts_every_real_target_token_while_sample_size_counts_the_scored_ones(tmp_path):
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--loss-positions", "noised",
+                                            "--mask-ratio", "0.5")
+    criterion = task.build_criterion(cfg.criterion)
+    _, sample_size, logging_output = loss_of(task, model, criterion, ROWS, [0, 1, 2])
+    real = make_sample(task, ROWS)["target"].ne(task.vocab.pad).sum()  # words and EOS: 4 + 3 + 6
+    assert int(logging_output["ntokens"]) == int(real) == 13
+    assert int(sample_size) == int(logging_output["sample_size"]) == int(logging_output["n_scored_first_stage"])
+    assert int(sample_size) < int(real)  # only the noised words and EOS are scored

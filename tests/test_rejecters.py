@@ -1,10 +1,12 @@
 import torch
 
+from fairseq_gmlm.generation.refinement import RefinementOptions, Vocabulary, refine_step
 from fairseq_gmlm.generation.rejecters import (
     candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
 )
 
-PAD, EOS = 1, 2
+BOS, PAD, EOS, MASK, LENGTH = 0, 1, 2, 8, 9
+NEVER_PREDICTED = [BOS, PAD, EOS, MASK, LENGTH]
 tokens = torch.tensor([[5, 6, 6, 7, 8, EOS], [9, 9, 9, EOS, PAD, PAD]])
 editable = tokens.ne(PAD) & tokens.ne(EOS)
 scores = torch.tensor([[-0.1, -2.0, -0.5, -3.0, -0.2, -9.0], [-1.0, -0.1, -2.0, -9.0, -9.0, -9.0]])
@@ -46,7 +48,33 @@ def test_replacement_takes_previous_initial_or_summed_argmax_at_rejected_positio
     summed[0, 1, 7] = 1.0
     assert replace("previous", predicted, rejected, previous, initial).tolist() == [[5, 4, EOS]]
     assert replace("initial", predicted, rejected, previous, initial).tolist() == [[5, 3, EOS]]
-    assert replace("logits-sum", predicted, rejected, previous, initial, summed).tolist() == [[5, 7, EOS]]
+    summed_fill = replace("logits-sum", predicted, rejected, previous, initial, summed, NEVER_PREDICTED)
+    assert summed_fill.tolist() == [[5, 7, EOS]]
+
+
+def summed_favouring_never_predicted(n: int, t: int, word: int) -> torch.Tensor:
+    """N x T x V log-prob sums in which every never-predicted id beats everything and WORD is the best word."""
+    summed = torch.full((n, t, 10), -5.0)
+    summed[..., NEVER_PREDICTED] = 0.0
+    summed[..., word] = -1.0
+    return summed
+
+
+def test_logits_sum_replacement_never_writes_eos_padding_mask_or_length():
+    predicted = torch.tensor([[5, 6, 7, EOS]])
+    rejected = torch.tensor([[True, True, True, False]])
+    fill = replace("logits-sum", predicted, rejected, predicted, predicted, summed_favouring_never_predicted(1, 4, 4),
+                   NEVER_PREDICTED)
+    assert fill.tolist() == [[4, 4, 4, EOS]]
+
+
+def test_refine_step_with_logits_sum_feeds_only_predictable_words_to_the_next_pass():
+    vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
+    options = RefinementOptions(max_iter=4, rejecter="bottom-k", reject_k=2, replacement="logits-sum")
+    decoder_input = torch.tensor([[MASK, MASK, MASK, EOS], [MASK, EOS, PAD, PAD]])
+    log_probs = summed_favouring_never_predicted(2, 4, 6).log_softmax(-1)
+    _, _, next_input = refine_step(log_probs, decoder_input, decoder_input, 0, vocab, options, log_probs * 3)
+    assert next_input.tolist() == [[6, 6, 6, EOS], [6, EOS, PAD, PAD]]
 
 
 def test_candidate_scores_ignore_padding():

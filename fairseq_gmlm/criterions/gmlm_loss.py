@@ -9,12 +9,15 @@ through the choice.
 
 The length loss is a per-sentence cross-entropy summed over sentences and weighted by
 ``--length-loss-factor``; like the token loss it is divided by ``sample_size`` (the number of scored tokens),
-so its weight does not drift with the batch size and sums across workers stay exact.
+so its weight does not drift with the batch size and sums across workers stay exact. ``ntokens`` in the logging
+output is the number of real target tokens (words and EOS, not padding) whatever is scored, so fairseq's wpb and
+wps count the whole target.
 
 Shapes: B batch, T target length, V vocabulary.
 """
 
 import math
+from argparse import Namespace
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +26,7 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
+from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import refine_step
 
 LOSS_POSITIONS = ("all", "noised", "masked")
@@ -62,7 +66,7 @@ def scored_positions(kind: str, real: torch.Tensor, corruption, eos: torch.Tenso
         return corruption.noised | eos
     if kind == "masked":
         return corruption.masked | eos
-    raise ValueError(f"unknown --loss-positions {kind!r}; choose one of {', '.join(LOSS_POSITIONS)}")
+    raise UsageError(f"unknown --loss-positions {kind!r}; choose one of {', '.join(LOSS_POSITIONS)}")
 
 
 @register_criterion("gmlm_loss", dataclass=GMLMLossConfig)
@@ -70,9 +74,9 @@ class GMLMLoss(FairseqCriterion):
     def __init__(self, task, label_smoothing, loss_positions, length_loss_factor, train_stages):
         super().__init__(task)
         if train_stages < 1:
-            raise ValueError(f"--train-stages must be >= 1, got {train_stages}")
+            raise UsageError(f"--train-stages must be >= 1, got {train_stages}")
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
+            raise UsageError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.loss_positions = str(loss_positions)
         self.length_loss_factor = length_loss_factor
@@ -82,7 +86,7 @@ class GMLMLoss(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         corruption = sample.get("corruption")
         if corruption is None:
-            raise ValueError("gmlm_loss needs the corrupted target that --task translation_gmlm adds to each batch")
+            raise UsageError("gmlm_loss needs the corrupted target that --task translation_gmlm adds to each batch")
         target = sample["target"]  # B x T
         real = target.ne(self.padding_idx)  # B x T
         net_input = sample["net_input"]
@@ -96,7 +100,10 @@ class GMLMLoss(FairseqCriterion):
         sample_size = positions.sum()
 
         decoder_input, logits, summed = corruption.tokens, output.logits, None
-        options = self.task.refinement_options()._replace(max_iter=self.train_stages - 1, sampling=False)
+        # One candidate per sentence: the task's --restarts is for generation (where check() vets it), not here.
+        options = self.task.refinement_options(Namespace(restarts=1))._replace(
+            max_iter=self.train_stages - 1, sampling=False
+        )
         for stage in range(1, self.train_stages):
             with torch.no_grad():
                 log_probs = F.log_softmax(logits.detach().float(), -1)
@@ -117,7 +124,7 @@ class GMLMLoss(FairseqCriterion):
             "loss": total.data.sum(),
             "nll_loss": nll.data.sum(),
             "length_loss": length_loss.data.sum(),
-            "ntokens": sample_size.data,
+            "ntokens": real.sum().data,  # real target tokens (words and EOS), for fairseq's wpb/wps
             "nsentences": target.size(0),
             "sample_size": sample_size.data,
             "n_correct": n_correct.data,

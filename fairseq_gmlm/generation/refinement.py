@@ -8,7 +8,7 @@ nothing; finally drop stutters, score the candidates and keep the best per sente
 ``max_iter`` keeps fairseq's meaning (``--iter-decode-max-iter``): refinements after the first parallel
 prediction, so at most ``max_iter + 1`` decoder passes.
 
-Shapes: B sentences, N = B x lengths x restarts candidates, T target length, V vocabulary.
+Shapes: B sentences, N = B x lengths x offsets x restarts candidates, T target length, V vocabulary.
 """
 
 import logging
@@ -17,9 +17,10 @@ from typing import List, NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 
-from fairseq_gmlm.generation.rejecters import candidate_scores, reject, replace, stutter
+from fairseq_gmlm.errors import UsageError
+from fairseq_gmlm.generation.rejecters import candidate_scores, predictable, reject, replace, stutter
 from fairseq_gmlm.models.gmlm_t5 import mean_log_probs
-from fairseq_gmlm.models.length_head import top_lengths
+from fairseq_gmlm.models.length_head import MIN_LENGTH, top_lengths
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class RefinementOptions(NamedTuple):
 
     max_iter: int = 10  # refinements after the first pass
     length_candidates: int = 1
+    length_offsets: int = 1  # odd: each predicted length also tried at +-1 ... +-(length_offsets // 2); 1 = none
     restarts: int = 1
     init: str = "mask"  # "mask" or "random"
     rejecter: str = "linear"
@@ -48,16 +50,24 @@ class RefinementOptions(NamedTuple):
     retain_dropout: bool = False
 
     def check(self) -> "RefinementOptions":
+        """Return self, or raise a UsageError naming the flag to change."""
         if self.max_iter < 0:
-            raise ValueError(f"--iter-decode-max-iter must be >= 0 (0 = one decoder pass), got {self.max_iter}")
+            raise UsageError(f"--iter-decode-max-iter must be >= 0 (0 = one decoder pass), got {self.max_iter}")
         if self.length_candidates < 1:
-            raise ValueError(f"--iter-decode-with-beam must be >= 1 length candidates, got {self.length_candidates}")
+            raise UsageError(f"--iter-decode-with-beam must be >= 1 length candidates, got {self.length_candidates}")
+        if self.length_offsets < 1 or self.length_offsets % 2 == 0:
+            raise UsageError(f"--length-offsets must be an odd number >= 1 (B tries each predicted length shifted by "
+                             f"-(B-1)/2 ... +(B-1)/2; 1 = no offsets), got {self.length_offsets}")
         if self.restarts < 1:
-            raise ValueError(f"--restarts must be >= 1, got {self.restarts}")
+            raise UsageError(f"--restarts must be >= 1, got {self.restarts}")
+        if self.restarts > 1 and self.init == "mask" and not self.sampling and not self.retain_dropout:
+            raise UsageError(f"--restarts {self.restarts} with --decoder-init mask and argmax decoding gives "
+                             f"{self.restarts} identical candidates per length: add --decoder-init random (random "
+                             f"initial words) or --sampling (with --beam 1) to make them differ, or use --restarts 1")
         if self.init not in ("mask", "random"):
-            raise ValueError(f"--decoder-init must be 'mask' or 'random', got {self.init!r}")
+            raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.init!r}")
         if self.temperature <= 0:
-            raise ValueError(f"--temperature must be > 0, got {self.temperature}")
+            raise UsageError(f"--temperature must be > 0, got {self.temperature}")
         return self
 
 
@@ -70,6 +80,19 @@ class Vocabulary(NamedTuple):
     random_low: int  # random initial tokens are drawn from [random_low, random_high)
     random_high: int
     never_predicted: List[int]  # pad, bos, eos, <mask>, <length>
+
+
+def candidate_lengths(top: torch.Tensor, offsets: int, restarts: int, max_length) -> torch.Tensor:
+    """PaDIR's length beam: each predicted length (top: B x K) shifted by every offset in -(offsets // 2) ...
+    +(offsets // 2), each repeated ``restarts`` times. Returns B x (K x offsets x restarts), per sentence length-major,
+    then offset, then restart; clamped to [MIN_LENGTH, max_length] (an int or a B tensor, as in ``top_lengths``),
+    so near a bound, or where two predicted lengths are close, some candidates share a length."""
+    half = offsets // 2
+    shifts = torch.arange(-half, half + 1, device=top.device)  # O
+    lengths = (top[:, :, None] + shifts).reshape(top.size(0), -1)  # B x KO
+    upper = torch.as_tensor(max_length, device=top.device).clamp(min=MIN_LENGTH).reshape(-1, 1)  # B|1 x 1
+    lengths = torch.minimum(lengths.clamp(min=MIN_LENGTH), upper)
+    return lengths.repeat_interleave(restarts, dim=1)  # B x KOR
 
 
 def initial_tokens(lengths: torch.Tensor, vocab: Vocabulary, init: str) -> torch.Tensor:
@@ -90,8 +113,7 @@ def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOption
 
     log_probs: N x T x V (normalised over the whole vocabulary). Returns tokens N x T and their log-probs.
     """
-    scores = log_probs.clone()
-    scores[..., vocab.never_predicted] = float("-inf")
+    scores = predictable(log_probs, vocab.never_predicted)
     if options.sampling:
         scores = scores / options.temperature
         if options.top_k > 0:
@@ -130,7 +152,9 @@ def refine_step(
     )
     if options.stutter:
         rejected = rejected | stutter(predicted, editable)
-    next_input = replace(options.replacement, predicted, rejected, decoder_input, initial, summed_log_probs)
+    next_input = replace(
+        options.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
+    )
     return predicted, token_log_probs, next_input
 
 
@@ -152,7 +176,8 @@ class GMLMGenerator:
     @torch.no_grad()
     def generate(self, models, sample, prefix_tokens=None, constraints=None, **unused):
         if prefix_tokens is not None or constraints is not None:
-            raise ValueError("translation_gmlm decodes all positions in parallel: --prefix-size and --constraints are not supported")
+            raise UsageError("translation_gmlm decodes all positions in parallel: --prefix-size and --constraints "
+                             "are not supported")
         options, vocab = self.options, self.vocab
         for model in models:
             model.train(options.retain_dropout)
@@ -160,15 +185,15 @@ class GMLMGenerator:
         src_tokens, src_lengths = sample["net_input"]["src_tokens"], sample["net_input"]["src_lengths"]
         encoder_outs = [m.project_memory(m.encode(src_tokens, src_lengths)) for m in models]  # once for all passes
 
-        # Candidates: top-k lengths x restarts per sentence, laid out sentence-major.
+        # Candidates: top-k lengths x offsets x restarts per sentence, laid out sentence-major.
         length_log_probs = mean_log_probs(
             [F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(models, encoder_outs)]
         )  # B x classes
         source_length = src_tokens.ne(vocab.pad).sum(1)  # B, with EOS
         max_length = (options.max_len_a * source_length + options.max_len_b).long()  # B, target length with EOS
         max_length = max_length.clamp(max=min(m.max_target_positions for m in models))
-        lengths = top_lengths(length_log_probs, options.length_candidates, max_length)  # B x K
-        lengths = lengths.repeat_interleave(options.restarts, dim=1)  # B x KR
+        top = top_lengths(length_log_probs, options.length_candidates, max_length)  # B x K
+        lengths = candidate_lengths(top, options.length_offsets, options.restarts, max_length)  # B x KOR
         per_sentence = lengths.size(1)
         lengths = lengths.reshape(-1)  # N
         sentence = torch.arange(src_tokens.size(0), device=src_tokens.device).repeat_interleave(per_sentence)

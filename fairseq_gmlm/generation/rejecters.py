@@ -5,14 +5,23 @@ keep, and a replacement scheme says what the rejected positions hold in the next
 al., ICML 2024) keeps everything ("passthrough") and re-masks stutters; Mask-Predict (Ghazvininejad et al.,
 2019) rejects the least confident tokens on a linear schedule.
 
-Shapes: N candidates, T target length. ``editable`` (N x T bool) marks positions the decoder may change: the
-real tokens, not EOS and not padding. Every rejecter returns an N x T bool mask that is False outside it.
+Shapes: N candidates, T target length, V vocabulary. ``editable`` (N x T bool) marks positions the decoder may
+change: the real tokens, not EOS and not padding. Every rejecter returns an N x T bool mask that is False outside it.
 """
 
 import torch
 
+from fairseq_gmlm.errors import UsageError
+
 REJECTERS = ("passthrough", "linear", "bottom-k", "bottom-fraction")
 REPLACEMENTS = ("previous", "initial", "logits-sum")
+
+
+def predictable(scores: torch.Tensor, never_predicted) -> torch.Tensor:
+    """A copy of ``scores`` (... x V) with the ids in ``never_predicted`` (pad, bos, eos, ``<mask>``, ``<length>``:
+    ``Vocabulary.never_predicted``) at -inf, so that neither an argmax nor sampling can choose them."""
+    ids = torch.as_tensor(never_predicted, dtype=torch.long, device=scores.device)
+    return scores.index_fill(-1, ids, float("-inf"))
 
 
 def reject_lowest(scores: torch.Tensor, editable: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
@@ -49,7 +58,7 @@ def reject(
     elif kind == "bottom-fraction":
         count = (num_editable.float() * fraction).floor().long()
     else:
-        raise ValueError(f"unknown --rejecter {kind!r}; choose one of {', '.join(REJECTERS)}")
+        raise UsageError(f"unknown --rejecter {kind!r}; choose one of {', '.join(REJECTERS)}")
     return reject_lowest(scores, editable, count)
 
 
@@ -67,22 +76,25 @@ def replace(
     previous: torch.Tensor,
     initial: torch.Tensor,
     summed_log_probs: torch.Tensor = None,
+    never_predicted=None,
 ) -> torch.Tensor:
-    """The next decoder input: ``predicted`` where kept, the replacement where rejected.
+    """The next decoder input (N x T): ``predicted`` where kept, the replacement where rejected.
 
     previous: the input of the pass that made ``predicted``; initial: the first input (with ``<mask>``
-    initialisation this is true re-masking); logits-sum: argmax of log-probabilities summed over passes.
+    initialisation this is true re-masking); logits-sum: the argmax of ``summed_log_probs`` (N x T x V, the
+    log-probabilities summed over passes) among the predictable ids, never one of ``never_predicted``.
     """
     if kind == "previous":
         fill = previous
     elif kind == "initial":
         fill = initial
     elif kind == "logits-sum":
-        if summed_log_probs is None:
-            raise ValueError("--replacement logits-sum needs the summed log-probabilities")
-        fill = summed_log_probs.argmax(-1)
+        if summed_log_probs is None or never_predicted is None:
+            # a caller bug, not wrong use: refine_step always passes both
+            raise ValueError("replace('logits-sum', ...) needs summed_log_probs and never_predicted")
+        fill = predictable(summed_log_probs, never_predicted).argmax(-1)  # N x T
     else:
-        raise ValueError(f"unknown --replacement {kind!r}; choose one of {', '.join(REPLACEMENTS)}")
+        raise UsageError(f"unknown --replacement {kind!r}; choose one of {', '.join(REPLACEMENTS)}")
     return torch.where(rejected, fill, predicted)
 
 

@@ -21,6 +21,7 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from omegaconf import II
 from torch import nn
 
+from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.models.length_head import LengthHead, top_lengths
 from fairseq_gmlm.models.t5_layers import Stack, attention_bias_from_padding, init_t5_weights
 from fairseq_gmlm.precision import prepare_generation_precision
@@ -97,7 +98,7 @@ class GMLMOutput(NamedTuple):
 def symbol_index(dictionary, symbol: str) -> int:
     index = dictionary.index(symbol)
     if index == dictionary.unk() and symbol != dictionary.unk_word:
-        raise ValueError(
+        raise UsageError(
             f"the dictionary has no {symbol!r} symbol; gmlm_t5 is built by the translation_gmlm task, which adds "
             f"it (use --task translation_gmlm, also at generate time)"
         )
@@ -107,7 +108,7 @@ def symbol_index(dictionary, symbol: str) -> int:
 def joint_dictionary(task, model_name: str):
     """The task's one dictionary; T5 models share one embedding between source and target."""
     if task.source_dictionary != task.target_dictionary:
-        raise ValueError(
+        raise UsageError(
             f"{model_name} shares one embedding between source and target: binarise the data with "
             "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
         )

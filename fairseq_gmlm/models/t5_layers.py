@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.kernels import make_rms_norm
 
 
@@ -162,7 +163,7 @@ class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, kind: str, dropout: float):
         super().__init__()
         if kind not in ("relu", "gated-gelu"):
-            raise ValueError(f"--feed-forward must be 'relu' or 'gated-gelu', got {kind!r}")
+            raise UsageError(f"--feed-forward must be 'relu' or 'gated-gelu', got {kind!r}")
         self.gated = kind == "gated-gelu"
         if self.gated:
             self.wi_0 = nn.Linear(d_model, d_ff, bias=False)

@@ -15,6 +15,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 import torch
 
+from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def warm_state(ar_state: Dict[str, torch.Tensor], gmlm_state: Dict[str, torch.Te
         else:
             copied.append(name)
         if value.shape != target.shape:
-            raise ValueError(
+            raise UsageError(
                 f"--init-from-ar {path}: {ar_name} has shape {tuple(value.shape)} but gmlm_t5's {name} has "
                 f"{tuple(target.shape)}: give the GMLM the AR model's shape (the same --arch size, e.g. t5_ar_mini "
                 f"-> gmlm_t5_mini) and the same binarised data"
@@ -80,7 +81,7 @@ def warm_state(ar_state: Dict[str, torch.Tensor], gmlm_state: Dict[str, torch.Te
 def check_vocabulary(ar_state: Dict[str, torch.Tensor], dictionary_size: int, path: str) -> None:
     rows = ar_state["encoder.embed_tokens.weight"].size(0)
     if rows != dictionary_size - 2:
-        raise ValueError(
+        raise UsageError(
             f"--init-from-ar {path}: its embedding has {rows} rows, but this data's dictionary has {dictionary_size - 2} "
             f"symbols (plus <mask> and <length>): train the AR model on the same binarised data"
         )
@@ -93,7 +94,7 @@ def init_from_ar(model, path: str) -> None:
     checkpoint = checkpoint_utils.load_checkpoint_to_cpu(path)
     ar_state = checkpoint["model"]
     if "encoder.stack.final_layer_norm.weight" not in ar_state:
-        raise ValueError(f"--init-from-ar {path}: not a t5_ar checkpoint (no encoder.stack parameters)")
+        raise UsageError(f"--init-from-ar {path}: not a t5_ar checkpoint (no encoder.stack parameters)")
     check_vocabulary(ar_state, len(model.dictionary), path)
     cfg = model.cfg
     warm = warm_state(ar_state, model.state_dict(), cfg.relative_attention_num_buckets,

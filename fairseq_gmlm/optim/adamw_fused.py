@@ -20,6 +20,7 @@ from fairseq.optim import FairseqOptimizer, register_optimizer
 from omegaconf import II, OmegaConf
 
 from fairseq_gmlm import kernels
+from fairseq_gmlm.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def parse_betas(betas) -> tuple:
     else:
         values = tuple(float(v) for v in (OmegaConf.to_container(betas) if OmegaConf.is_config(betas) else betas))
     if len(values) != 2 or not all(0.0 <= v < 1.0 for v in values):
-        raise ValueError(f"--adam-betas must be two numbers in [0, 1), e.g. '(0.9, 0.98)', got {betas!r}")
+        raise UsageError(f"--adam-betas must be two numbers in [0, 1), e.g. '(0.9, 0.98)', got {betas!r}")
     return values
 
 

@@ -22,8 +22,9 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from fairseq_gmlm import noising
 from fairseq_gmlm.checkpoints import CHECKPOINT_PATH_KEY, check_dictionary, dictionary_fingerprint
+from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, Vocabulary
-from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS
+from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS, predictable
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
 from fairseq_gmlm.models.warm_start import init_from_ar
 from fairseq_gmlm.precision import autocast_for
@@ -73,7 +74,16 @@ class TranslationGMLMConfig(TranslationConfig):
         metadata={"help": "what a rejected position holds next pass: the previous input, the initial token "
                           "(re-masking under --decoder-init mask), or the argmax of log-probs summed over passes"},
     )
-    restarts: int = field(default=1, metadata={"help": "independent random restarts per length candidate"})
+    restarts: int = field(
+        default=1,
+        metadata={"help": "independent restarts per length candidate; they differ only with --decoder-init random "
+                          "or --sampling"},
+    )
+    length_offsets: int = field(
+        default=1,
+        metadata={"help": "odd B: also try each of the --iter-decode-with-beam predicted lengths shifted by "
+                          "-(B-1)/2 ... +(B-1)/2 (PaDIR's length beam), within [2, --max-len-a/b]; 1: no offsets"},
+    )
     brevity_penalty: float = field(
         default=0.0,
         metadata={"help": "alpha in ((5+len)/6)^alpha dividing a candidate's summed log-prob; 0: mean log-prob"},
@@ -85,7 +95,7 @@ class TranslationGMLMConfig(TranslationConfig):
 _TASK_DECODING = {
     "decoder_init": "init", "rejecter": "rejecter", "reject_k": "reject_k", "reject_fraction": "reject_fraction",
     "stutter_remask": "stutter", "replacement": "replacement", "restarts": "restarts",
-    "brevity_penalty": "brevity_alpha",
+    "length_offsets": "length_offsets", "brevity_penalty": "brevity_alpha",
 }
 
 
@@ -104,9 +114,9 @@ class TranslationGMLMTask(TranslationTask):
         self.random_token_prob = parse_probability("--random-token-prob", cfg.random_token_prob)
         self.keep_prob = parse_probability("--keep-prob", cfg.keep_prob)
         if (self.random_token_prob or 0.0) + (self.keep_prob or 0.0) > 1.0:
-            raise ValueError("--random-token-prob plus --keep-prob must not exceed 1")
+            raise UsageError("--random-token-prob plus --keep-prob must not exceed 1")
         if not 0.0 <= cfg.glancing_ratio <= 1.0:
-            raise ValueError(f"--glancing-ratio must be in [0, 1] (0 = off), got {cfg.glancing_ratio}")
+            raise UsageError(f"--glancing-ratio must be in [0, 1] (0 = off), got {cfg.glancing_ratio}")
         mask, length = tgt_dict.index(MASK_SYMBOL), tgt_dict.index(LENGTH_SYMBOL)
         self.vocab = Vocabulary(
             pad=tgt_dict.pad(), eos=tgt_dict.eos(), mask=mask,
@@ -201,9 +211,9 @@ class TranslationGMLMTask(TranslationTask):
         """Decoding options from generation ``args`` (fairseq's flags and, where given, ours), else the task's."""
         args = args if args is not None else Namespace()
         if getattr(args, "iter_decode_eos_penalty", 0.0) > 0:
-            raise ValueError("--iter-decode-eos-penalty is not supported by translation_gmlm; use --brevity-penalty")
+            raise UsageError("--iter-decode-eos-penalty is not supported by translation_gmlm; use --brevity-penalty")
         if getattr(args, "iter_decode_with_external_reranker", False):
-            raise ValueError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
+            raise UsageError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
         ours = {name: getattr(args, task_name, getattr(self.cfg, task_name)) for task_name, name in _TASK_DECODING.items()}
         ours["init"], ours["rejecter"], ours["replacement"] = str(ours["init"]), str(ours["rejecter"]), str(ours["replacement"])
         ours["stutter"] = parse_switch("--stutter-remask", ours["stutter"])
@@ -254,8 +264,7 @@ class TranslationGMLMTask(TranslationTask):
         with torch.no_grad():
             encoder_out = model.encode(net_input["src_tokens"], net_input["src_lengths"])
             logits = model.decode(canvas, encoder_out)  # B x T x V
-            logits[..., vocab.never_predicted] = float("-inf")
-            return logits.argmax(-1)
+            return predictable(logits, vocab.never_predicted).argmax(-1)
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         model.train()
@@ -295,7 +304,7 @@ def parse_switch(flag: str, value) -> bool:
     if isinstance(value, bool):
         return value
     if str(value) not in ("on", "off"):
-        raise ValueError(f"{flag} must be 'on' or 'off', got {value!r}")
+        raise UsageError(f"{flag} must be 'on' or 'off', got {value!r}")
     return str(value) == "on"
 
 
@@ -306,9 +315,9 @@ def parse_probability(flag: str, value) -> Optional[float]:
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"{flag} must be a number in [0, 1] or 'uniform', got {value!r}") from None
+        raise UsageError(f"{flag} must be a number in [0, 1] or 'uniform', got {value!r}") from None
     if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{flag} must be in [0, 1], got {number}")
+        raise UsageError(f"{flag} must be in [0, 1], got {number}")
     return number
 
 
