@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +36,7 @@ sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 
 from benchmark import corpora, evaluate, systems, training  # noqa: E402
+from benchmark.progress import Progress  # noqa: E402
 
 logger = logging.getLogger("ablate")
 STAGES = 6
@@ -95,14 +95,6 @@ def parse_args(argv=None):
     args.results = Path(args.results or (args.work / "ablations" if args.tiny else ROOT / "ablations"))
     args.variants = args.variants or list(VARIANTS)
     return args
-
-
-class Progress:
-    def __init__(self):
-        self.start = time.time()
-
-    def stage(self, number: int, text: str) -> None:
-        print(f"== [{number}/{STAGES}] {text} ({(time.time() - self.start) / 60:.1f} min elapsed)", flush=True)
 
 
 def base_flags(args, kind: str, minutes: float, max_update: int = None) -> list:
@@ -181,7 +173,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # every training subprocess
-    progress = Progress()
+    progress = Progress(STAGES)
     args.work.mkdir(parents=True, exist_ok=True)
 
     progress.stage(1, f"prepare {', '.join(args.corpora)}")

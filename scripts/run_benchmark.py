@@ -20,7 +20,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +29,7 @@ sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 
 from benchmark import corpora, evaluate, profile, report, speed, systems, training, tuning  # noqa: E402
+from benchmark.progress import Progress  # noqa: E402
 
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
@@ -82,14 +82,6 @@ def fill_defaults(args):
     return args
 
 
-class Progress:
-    def __init__(self):
-        self.start = time.time()
-
-    def stage(self, number: int, text: str) -> None:
-        print(f"== [{number}/{STAGES}] {text} ({time.time() - self.start:.0f}s elapsed)", flush=True)
-
-
 def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Path:
     import torch
 
@@ -140,7 +132,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the training subprocesses too
-    progress = Progress()
+    progress = Progress(STAGES)
     args.work.mkdir(parents=True, exist_ok=True)
 
     progress.stage(1, f"prepare {', '.join(args.corpora)}")
