@@ -58,6 +58,7 @@ VARIANTS = {
     "glancing": variant("glancing training (ratio 0.5)", flags=[*POSITIONS, "learned", "--glancing-ratio", "0.5"]),
     "stages2": variant("--train-stages 2", flags=[*POSITIONS, "learned", "--train-stages", "2"]),
     "raw": variant("raw (not distilled) targets", data="raw", flags=[*POSITIONS, "learned"]),
+    "lr5e-4": variant("peak learning rate 5e-4 instead of 1e-3", flags=[*POSITIONS, "learned", "--lr", "5e-4"]),
 }
 PASSES = (1, 2, 3, 5, 10)
 TARGET_PASSES = 5  # --iter-decode-max-iter 4
@@ -191,8 +192,12 @@ def main(argv=None):
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         checkpoints = {name: future.result() for name, future in futures.items()}
     checkpoints["teacher"] = teacher
+    if args.stop_after == 4:
+        return
     progress.stage(5, f"evaluate on {', '.join(info['valids'])} valid sets")
     rows = evaluate_all(args, info, checkpoints)
+    if args.stop_after == 5:
+        return
     progress.stage(6, f"report to {args.results}")
     write_report(args, info, rows, {name: updates_of(path) for name, path in checkpoints.items()})
     progress.stage(6, "done")
