@@ -35,8 +35,9 @@ ROOT = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 
-from benchmark import corpora, evaluate, systems, training  # noqa: E402
+from benchmark import evaluate, systems, training  # noqa: E402
 from benchmark.progress import Progress  # noqa: E402
+from prepare_data import prepare_corpora, read_lines  # noqa: E402
 
 logger = logging.getLogger("ablate")
 STAGES = 6
@@ -178,7 +179,7 @@ def main(argv=None):
     args.work.mkdir(parents=True, exist_ok=True)
 
     progress.stage(1, f"prepare {', '.join(args.corpora)}")
-    info = corpora.prepare(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
+    info = prepare_corpora(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
     progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min)")
     teacher = train_teacher(args, info["bin"])
     progress.stage(3, "distill the training set with the teacher (beam 4)")

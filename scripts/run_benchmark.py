@@ -28,8 +28,9 @@ ROOT = SCRIPTS.parent
 sys.path.insert(0, str(SCRIPTS))
 sys.path.insert(0, str(ROOT))
 
-from benchmark import corpora, evaluate, profile, report, speed, systems, training, tuning  # noqa: E402
+from benchmark import evaluate, profile, report, speed, systems, training, tuning  # noqa: E402
 from benchmark.progress import Progress  # noqa: E402
+from prepare_data import prepare_corpora, read_lines  # noqa: E402
 
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
@@ -113,7 +114,7 @@ def train_ar(args, info: dict) -> tuple:
 
 def valid_set(args) -> dict:
     reference = args.work / "data" / "raw" / f"valid.{args.tgt}"
-    return {"subset": "valid", "reference": str(reference), "sentences": len(corpora.read_lines(reference))}
+    return {"subset": "valid", "reference": str(reference), "sentences": len(read_lines(reference))}
 
 
 def distill(args, data_bin: str, teacher: Path) -> str:
@@ -136,7 +137,7 @@ def main(argv=None):
     args.work.mkdir(parents=True, exist_ok=True)
 
     progress.stage(1, f"prepare {', '.join(args.corpora)}")
-    info = corpora.prepare(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
+    info = prepare_corpora(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
     data_bin = info["bin"]
     progress.stage(2, f"train the AR baseline (budget {args.budget_minutes} min per model)")
     ar_checkpoint, tuned = train_ar(args, info)

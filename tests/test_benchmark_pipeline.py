@@ -134,7 +134,7 @@ def test_distill_reads_empty_hypotheses_when_generate_prints_them(tmp_path):
 
 
 def test_corpus_check_names_the_flag_when_a_split_is_missing(tmp_path):
-    from benchmark.corpora import check_corpus
+    from prepare_data import check_corpus
 
     (tmp_path / "train.de").write_text("a\n")
     with pytest.raises(SystemExit, match="--corpora .*missing train.en"):
