@@ -193,3 +193,29 @@ def test_eos_position_receives_gradient_under_every_loss_positions(tmp_path, los
     loss.backward()
     eos = sample["target"].eq(task.target_dictionary.eos())
     assert captured["logits"].grad[eos].abs().sum() > 0
+
+
+# ---- validation BLEU when some batches have no hypothesis n-gram --------------------------------------------
+
+def bleu_logs(counts, totals):
+    log = {"_bleu_sys_len": 4, "_bleu_ref_len": 4}
+    for i in range(4):
+        log[f"_bleu_counts_{i}"], log[f"_bleu_totals_{i}"] = counts[i], totals[i]
+    return [log]
+
+
+@pytest.mark.parametrize("order", ["words first", "empty first"])
+def test_validation_bleu_survives_batches_without_ngrams_in_either_order(tmp_path, order):
+    from fairseq.logging import metrics
+
+    task, _, cfg = build_task_and_model(tmp_path, "--eval-bleu")
+    criterion = task.build_criterion(cfg.criterion)
+    words, empty = bleu_logs([4, 3, 2, 1], [4, 3, 2, 1]), bleu_logs([0] * 4, [0] * 4)
+    batches = [words, empty] if order == "words first" else [empty, words]
+    with metrics.aggregate(new_root=True) as aggregator:
+        for logs in batches:
+            for log in logs:
+                log.update(loss=1.0, nll_loss=1.0, length_loss=1.0, ntokens=4, nsentences=1, sample_size=4)
+            task.reduce_metrics(logs, criterion)
+        bleu = aggregator.get_smoothed_values()["bleu"]
+    assert bleu == 100.0  # the one batch with words is a perfect match; the empty batch adds no n-grams

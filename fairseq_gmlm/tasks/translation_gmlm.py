@@ -288,15 +288,29 @@ class TranslationGMLMTask(TranslationTask):
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        # The stock task logs BLEU only when some hypothesis has an n-gram, and --best-checkpoint-metric bleu
-        # then fails with KeyError (fairseq-notes.md, defect 3): an empty output scores 0.
+        # The stock task logs BLEU only when some hypothesis of the batch has an n-gram, and --best-checkpoint-metric
+        # bleu then fails with KeyError (fairseq-notes.md, defect 3). Where it did not, log the same derived meter
+        # (0 until some batch brings n-gram counts); a plain scalar would clash with the stock one of another batch.
         validating = any("_bleu_sys_len" in log for log in logging_outputs)
         if validating and not any(log.get("_bleu_totals_0", 0) for log in logging_outputs):
-            metrics.log_scalar("bleu", 0.0, round=2)
+            metrics.log_derived("bleu", bleu_or_zero)
 
     def valid_step(self, sample, model, criterion):
         # Validation corrupts with a fixed update number, so the valid loss is comparable across epochs.
         return super().valid_step(self.corrupt(sample, update=0), model, criterion)
+
+
+def bleu_or_zero(meters) -> float:
+    """Corpus BLEU from the summed n-gram statistics of the validation batches (as fairseq's translation task
+    computes it), 0 when no batch had any hypothesis n-gram."""
+    if "_bleu_totals" not in meters or max(meters["_bleu_totals"].sum) == 0:
+        return 0.0
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU.compute_bleu(correct=meters["_bleu_counts"].sum, total=meters["_bleu_totals"].sum,
+                             sys_len=int(meters["_bleu_sys_len"].sum), ref_len=int(meters["_bleu_ref_len"].sum),
+                             smooth_method="exp")
+    return round(bleu.score, 2)
 
 
 def parse_switch(flag: str, value) -> bool:
