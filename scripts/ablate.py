@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmark import evaluate, systems, training  # noqa: E402
 from benchmark.progress import Progress  # noqa: E402
-from prepare_data import prepare_corpora, read_lines  # noqa: E402
+from prepare_data import prepare_corpora  # noqa: E402
 
 logger = logging.getLogger("ablate")
 STAGES = 6
