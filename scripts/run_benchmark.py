@@ -123,7 +123,7 @@ def distill(args, data_bin: str, teacher: Path) -> str:
                "--out", str(out), "--src", args.src, "--tgt", args.tgt, "--beam", "4"]
     if args.cpu:
         command.append("--cpu")
-    (args.work / "distill.command.txt").write_text(" ".join(command) + "\n")
+    (args.work / "distill.command.txt").write_text(training.shown(["python", *command[1:]]) + "\n")
     if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(ROOT))).returncode != 0:
         raise SystemExit(f"distillation failed; see {out}")
     return str(out / "bin")

@@ -155,3 +155,11 @@ def test_last_states_are_the_newest_saves_by_update_count_ending_with_the_stop(t
     for name, updates in (("checkpoint1.pt", 150), ("checkpoint_last.pt", last_update)):
         torch.save({"optimizer_history": [{"num_updates": updates}]}, tmp_path / name)
     assert [path.name for path in last_states(tmp_path, 3)] == expected
+
+
+def test_recorded_commands_name_tools_and_repository_paths_as_a_user_types_them():
+    from benchmark.training import ROOT as SCRIPTS_ROOT, shown
+
+    command = ["/some/venv/bin/fairseq-train", str(SCRIPTS_ROOT / "work" / "data" / "bin"), "--user-dir",
+               str(SCRIPTS_ROOT / "fairseq_gmlm"), "--adam-betas", "(0.9, 0.98)", "/elsewhere/x.pt"]
+    assert shown(command) == "fairseq-train work/data/bin --user-dir fairseq_gmlm --adam-betas '(0.9, 0.98)' /elsewhere/x.pt"

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 MASK_SYMBOL = "<mask>"
 LENGTH_SYMBOL = "<length>"
 POSITION_INPUTS = ("none", "learned", "mask-range", "positional-attention")
+POSITION_INIT_STD = 0.1  # learned absolute positions added to token embeddings (std 1)
 
 
 @dataclass
@@ -113,9 +114,6 @@ def joint_dictionary(task, model_name: str):
             "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
         )
     return task.target_dictionary
-
-
-POSITION_INIT_STD = 0.1  # learned absolute positions added to token embeddings (std 1)
 
 
 @register_model("gmlm_t5", dataclass=GMLMT5Config)

@@ -91,10 +91,17 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
         return final
     save_dir.mkdir(parents=True, exist_ok=True)
     command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
-    (save_dir / "command.txt").write_text(" ".join(quote(part) for part in command) + "\n")
+    (save_dir / "command.txt").write_text(shown(command) + "\n")
     run_logged(name, command, save_dir / "train.log")
     average_checkpoints(last_states(save_dir, average_last), final)
     return final
+
+
+def shown(command: list) -> str:
+    """COMMAND as a user would type it: tools by name, paths inside the repository relative to it."""
+    parts = [Path(part).name if index == 0 else part for index, part in enumerate(command)]
+    root = str(ROOT) + os.sep
+    return " ".join(quote(part.replace(root, "")) for part in map(str, parts))
 
 
 def quote(part: str) -> str:
