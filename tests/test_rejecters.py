@@ -86,3 +86,59 @@ def test_candidate_scores_ignore_padding():
     # the length model's log-probability joins the sum before normalisation
     with_length = candidate_scores(log_probs, real, length_log_probs=torch.tensor([-3.0, 0.0]))
     assert with_length.tolist() == [-3.0, -2.0]
+
+
+def test_confidence_rejecter_keeps_every_prediction_above_the_threshold():
+    log_probs = torch.log(torch.tensor([[0.95, 0.5, 0.99, 0.2, 0.8, 1.0]]))
+    editable_row = torch.tensor([[True, True, True, True, True, False]])
+    rejected = reject("confidence", log_probs, editable_row, 0, 9, threshold=0.9)
+    assert rejected.tolist() == [[False, True, False, True, True, False]]
+    # the same predictions at a lower threshold: only the 0.2 one goes
+    assert reject("confidence", log_probs, editable_row, 0, 9, threshold=0.3).tolist() == [
+        [False, False, False, True, False, False]]
+
+
+def test_confidence_rejecter_closes_at_least_one_open_position_per_pass():
+    log_probs = torch.log(torch.tensor([[0.3, 0.2, 0.4, 0.1, 1.0]]))
+    editable_row = torch.tensor([[True, True, True, True, False]])
+    # all four below 0.9 and all four open: the single most confident (0.4) is kept
+    assert reject("confidence", log_probs, editable_row, 0, 9).tolist() == [[True, True, False, True, False]]
+    # two still open (positions 0 and 1), two closed earlier: one more closes, and the rest stay rejected
+    opened = torch.tensor([[True, True, False, False, False]])
+    assert reject("confidence", log_probs, editable_row, 3, 9, opened=opened).sum().item() == 1
+    # nothing open: nothing rejected, whatever the confidence
+    assert not reject("confidence", log_probs, editable_row, 3, 9, opened=torch.zeros_like(opened)).any()
+
+
+def test_confidence_rejecter_rejects_nothing_after_the_last_allowed_pass():
+    log_probs = torch.log(torch.tensor([[0.1, 0.1, 0.1]]))
+    editable_row = torch.ones(1, 3, dtype=torch.bool)
+    assert reject("confidence", log_probs, editable_row, 2, 3).sum().item() == 2
+    assert not reject("confidence", log_probs, editable_row, 3, 3).any()
+
+
+def test_unknown_rejecter_and_replacement_names_are_refused_with_the_choices():
+    import pytest
+    from fairseq_gmlm.errors import UsageError
+
+    with pytest.raises(UsageError, match="--rejecter 'lowest'; choose one of passthrough, linear"):
+        reject("lowest", scores, editable, 0, 4)
+    with pytest.raises(UsageError, match="--replacement 'mask'"):
+        replace("mask", tokens, editable, tokens, tokens)
+
+
+def test_sum_score_is_padirs_plain_sum_and_ignores_the_length_model():
+    log_probs = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
+    real = torch.tensor([[True, True, False], [True, True, True]])
+    length = torch.tensor([-5.0, 0.0])
+    assert candidate_scores(log_probs, real, length_log_probs=length, kind="sum").tolist() == [-2.0, -3.0]
+    # the mean score prefers the longer candidate here (length model), the sum the shorter one
+    assert candidate_scores(log_probs, real, length_log_probs=length, kind="mean").tolist() == [-3.5, -1.0]
+
+
+def test_best_candidates_index_each_sentences_highest_score():
+    from fairseq_gmlm.generation.rejecters import best_candidates
+
+    scores = torch.tensor([-3.0, -1.0, -2.0, -0.5, -4.0, -9.0])
+    assert best_candidates(scores, 3).tolist() == [1, 3]
+    assert best_candidates(scores, 2).tolist() == [1, 3, 4]

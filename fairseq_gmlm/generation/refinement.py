@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.rejecters import candidate_scores, predictable, reject, replace, stutter
+from fairseq_gmlm.generation.rejecters import (
+    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, best_candidates, candidate_scores, predictable, reject, replace, stutter,
+)
 from fairseq_gmlm.models.gmlm_t5 import mean_log_probs
 from fairseq_gmlm.models.length_head import MIN_LENGTH, top_lengths
 
@@ -37,15 +39,18 @@ class RefinementOptions(NamedTuple):
     rejecter: str = "linear"
     reject_k: int = 1
     reject_fraction: float = 0.1
+    reject_threshold: float = 0.9  # --rejecter confidence: keep predictions at least this probable
     stutter: bool = False
     replacement: str = "initial"
     sampling: bool = False
     temperature: float = 1.0
     top_k: int = 0  # 0: sample from the whole vocabulary
     brevity_alpha: float = 0.0
+    score: str = "mean"  # candidate score: "mean" (ours) or "sum" (PaDIR's); see rejecters.candidate_scores
     max_len_a: float = 0.0  # candidate lengths <= max_len_a * source length + max_len_b (fairseq's flags)
     max_len_b: int = 200
     early_stop: bool = True
+    stop: str = "prediction"  # a candidate ends when its prediction ("prediction") or its input ("input") repeats
     retain_history: bool = False
     retain_dropout: bool = False
 
@@ -66,9 +71,29 @@ class RefinementOptions(NamedTuple):
                              f"initial words) or --sampling (with --beam 1) to make them differ, or use --restarts 1")
         if self.init not in ("mask", "random"):
             raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.init!r}")
+        for flag, value, choices in (("--rejecter", self.rejecter, REJECTERS), ("--replacement", self.replacement,
+                                     REPLACEMENTS), ("--candidate-score", self.score, CANDIDATE_SCORES),
+                                     ("--stop-rule", self.stop, STOP_RULES)):
+            if value not in choices:
+                raise UsageError(f"unknown {flag} {value!r}; choose one of {', '.join(choices)}")
+        if self.reject_k < 0:
+            raise UsageError(f"--reject-k must be >= 0, got {self.reject_k}")
+        if not 0.0 <= self.reject_fraction <= 1.0:
+            raise UsageError(f"--reject-fraction must be in [0, 1], got {self.reject_fraction}")
+        if not 0.0 < self.reject_threshold <= 1.0:
+            raise UsageError(f"--reject-threshold must be in (0, 1], got {self.reject_threshold}")
+        if self.rejecter == "confidence" and self.replacement != "initial":
+            raise UsageError(f"--rejecter confidence re-opens positions it rejects: use --replacement initial "
+                             f"(got {self.replacement!r})")
         if self.temperature <= 0:
             raise UsageError(f"--temperature must be > 0, got {self.temperature}")
         return self
+
+
+# --stop-rule: "prediction" (ours) ends a candidate when a pass predicts what the pass before it did; "input"
+# (PaDIR's) when the next pass's input would equal this pass's. With --rejecter confidence a candidate also
+# ends once nothing is left open.
+STOP_RULES = ("prediction", "input")
 
 
 class Vocabulary(NamedTuple):
@@ -148,7 +173,8 @@ def refine_step(
         editable, token_log_probs, log_probs.gather(-1, decoder_input.unsqueeze(-1)).squeeze(-1)
     )
     rejected = reject(
-        options.rejecter, token_log_probs, editable, step, options.max_iter, options.reject_k, options.reject_fraction
+        options.rejecter, token_log_probs, editable, step, options.max_iter, options.reject_k, options.reject_fraction,
+        options.reject_threshold, opened=decoder_input.eq(initial),
     )
     if options.stutter:
         rejected = rejected | stutter(predicted, editable)
@@ -206,8 +232,8 @@ class GMLMGenerator:
         if options.stutter:  # PaDIR drops stutters after the last pass too
             real = real & ~stutter(predicted, predicted.ne(vocab.pad) & predicted.ne(vocab.eos))
         length_log_prob = length_log_probs[sentence, lengths]  # N
-        scores = candidate_scores(token_log_probs, real, options.brevity_alpha, length_log_prob)  # N
-        best = scores.view(-1, per_sentence).argmax(1) + torch.arange(0, scores.numel(), per_sentence, device=scores.device)
+        scores = candidate_scores(token_log_probs, real, options.brevity_alpha, length_log_prob, options.score)  # N
+        best = best_candidates(scores, per_sentence)  # B
 
         hypotheses = []
         for n in best.tolist():
@@ -248,17 +274,30 @@ class GMLMGenerator:
             new_predicted, new_log_probs, next_input = refine_step(
                 log_probs, decoder_input[active], initial[active], step, vocab, options, summed
             )
-            changed = (new_predicted != predicted[active]).any(1)  # n
+            finished = self.finished(step, new_predicted, predicted[active], decoder_input[active], next_input,
+                                     initial[active])  # n
             predicted[active], token_log_probs[active], decoder_input[active] = new_predicted, new_log_probs, next_input
             passes[active] += 1
             if history is not None:
                 for row, n in enumerate(active.tolist()):
                     history[n].append(new_predicted[row])
-            if options.early_stop and step > 0 and not bool(changed.all()):
-                if not bool(changed.any()):
+            if options.early_stop and bool(finished.any()):
+                if bool(finished.all()):
                     break
-                still = changed.nonzero().squeeze(1)  # rows of the active set that go on
+                still = (~finished).nonzero().squeeze(1)  # rows of the active set that go on
                 active = active[still]
                 encoder_active = [e.index_select(still) for e in encoder_active]
                 summed = summed[still] if summed is not None else None
         return predicted, token_log_probs, passes, history
+
+    def finished(self, step: int, predicted, previous_predicted, decoder_input, next_input, initial) -> torch.Tensor:
+        """n bool: the active candidates that stop after pass ``step`` under --stop-rule (see STOP_RULES)."""
+        options, vocab = self.options, self.vocab
+        if options.stop == "input":
+            done = (next_input == decoder_input).all(1)
+        else:
+            done = (predicted == previous_predicted).all(1) & (step > 0)
+        if options.rejecter == "confidence":
+            editable = next_input.ne(vocab.pad) & next_input.ne(vocab.eos)
+            done = done | ~(next_input.eq(initial) & editable).any(1)
+        return done

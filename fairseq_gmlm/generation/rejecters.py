@@ -3,18 +3,20 @@
 After each decoder pass every position holds a fresh prediction; a rejecter chooses which predictions not to
 keep, and a replacement scheme says what the rejected positions hold in the next pass's input. PaDIR (Li et
 al., ICML 2024) keeps everything ("passthrough") and re-masks stutters; Mask-Predict (Ghazvininejad et al.,
-2019) rejects the least confident tokens on a linear schedule.
+2019) rejects the least confident tokens on a linear schedule; Fast-dLLM (Wu et al., 2025) keeps every
+prediction above a confidence threshold, so the number of passes adapts per sentence.
 
 Shapes: N candidates, T target length, V vocabulary. ``editable`` (N x T bool) marks positions the decoder may
-change: the real tokens, not EOS and not padding. Every rejecter returns an N x T bool mask that is False outside it.
+change: the real tokens, not EOS and not padding. ``opened`` (N x T bool) marks the editable positions that
+still hold their initial token in the pass's input (all of them in the first pass). Every rejecter returns an
+N x T bool mask that is False outside ``editable``.
 """
+
+import math
 
 import torch
 
 from fairseq_gmlm.errors import UsageError
-
-REJECTERS = ("passthrough", "linear", "bottom-k", "bottom-fraction")
-REPLACEMENTS = ("previous", "initial", "logits-sum")
 
 
 def predictable(scores: torch.Tensor, never_predicted) -> torch.Tensor:
@@ -38,6 +40,46 @@ def linear_schedule_count(num_editable: torch.Tensor, step: int, max_step: int) 
     return (num_editable * (passes - step - 1)) // passes
 
 
+def _passthrough(scores, editable, opened, step, max_step, **unused) -> torch.Tensor:
+    return torch.zeros_like(editable)
+
+
+def _linear(scores, editable, opened, step, max_step, **unused) -> torch.Tensor:
+    return reject_lowest(scores, editable, linear_schedule_count(editable.sum(1), step, max_step))
+
+
+def _bottom_k(scores, editable, opened, step, max_step, k, **unused) -> torch.Tensor:
+    return reject_lowest(scores, editable, torch.full_like(editable.sum(1), k))
+
+
+def _bottom_fraction(scores, editable, opened, step, max_step, fraction, **unused) -> torch.Tensor:
+    return reject_lowest(scores, editable, (editable.sum(1).float() * fraction).floor().long())
+
+
+def confidence_count(scores, editable, opened, step: int, max_step: int, threshold: float) -> torch.Tensor:
+    """Fast-dLLM's threshold rule: reject the editable predictions whose probability is below ``threshold``,
+    but at most one fewer than the input held open (N), so at least the single most confident open position is
+    kept, every pass closes one more, and a candidate ends when its input has none left. Nothing is rejected
+    after the last allowed pass."""
+    below = ((scores < math.log(threshold)) & editable).sum(1)  # N
+    count = torch.minimum(below, (opened.sum(1) - 1).clamp(min=0))
+    return count if step < max_step else torch.zeros_like(count)
+
+
+def _confidence(scores, editable, opened, step, max_step, threshold, **unused) -> torch.Tensor:
+    return reject_lowest(scores, editable, confidence_count(scores, editable, opened, step, max_step, threshold))
+
+
+# --rejecter NAME -> function(scores, editable, opened, step, max_step, k=, fraction=, threshold=) -> N x T bool
+REJECTERS = {
+    "passthrough": _passthrough,
+    "linear": _linear,
+    "bottom-k": _bottom_k,
+    "bottom-fraction": _bottom_fraction,
+    "confidence": _confidence,
+}
+
+
 def reject(
     kind: str,
     scores: torch.Tensor,
@@ -46,20 +88,14 @@ def reject(
     max_step: int,
     k: int = 1,
     fraction: float = 0.1,
+    threshold: float = 0.9,
+    opened: torch.Tensor = None,
 ) -> torch.Tensor:
-    """Dispatch on the rejecter name (one of REJECTERS)."""
-    if kind == "passthrough":
-        return torch.zeros_like(editable)
-    num_editable = editable.sum(1)  # N
-    if kind == "linear":
-        count = linear_schedule_count(num_editable, step, max_step)
-    elif kind == "bottom-k":
-        count = torch.full_like(num_editable, k)
-    elif kind == "bottom-fraction":
-        count = (num_editable.float() * fraction).floor().long()
-    else:
+    """Dispatch on the rejecter name (a key of REJECTERS). ``opened`` defaults to every editable position."""
+    if kind not in REJECTERS:
         raise UsageError(f"unknown --rejecter {kind!r}; choose one of {', '.join(REJECTERS)}")
-    return reject_lowest(scores, editable, count)
+    opened = editable if opened is None else opened & editable
+    return REJECTERS[kind](scores, editable, opened, step, max_step, k=k, fraction=fraction, threshold=threshold)
 
 
 def stutter(tokens: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
@@ -67,6 +103,25 @@ def stutter(tokens: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
     repeat = torch.zeros_like(editable)
     repeat[:, 1:] = tokens[:, 1:].eq(tokens[:, :-1])
     return repeat & editable
+
+
+def _previous(predicted, previous, initial, summed_log_probs, never_predicted) -> torch.Tensor:
+    return previous
+
+
+def _initial(predicted, previous, initial, summed_log_probs, never_predicted) -> torch.Tensor:
+    return initial
+
+
+def _logits_sum(predicted, previous, initial, summed_log_probs, never_predicted) -> torch.Tensor:
+    if summed_log_probs is None or never_predicted is None:
+        # a caller bug, not wrong use: refine_step always passes both
+        raise ValueError("replace('logits-sum', ...) needs summed_log_probs and never_predicted")
+    return predictable(summed_log_probs, never_predicted).argmax(-1)  # N x T
+
+
+# --replacement NAME -> function(predicted, previous, initial, summed_log_probs, never_predicted) -> N x T fill
+REPLACEMENTS = {"previous": _previous, "initial": _initial, "logits-sum": _logits_sum}
 
 
 def replace(
@@ -84,34 +139,39 @@ def replace(
     initialisation this is true re-masking); logits-sum: the argmax of ``summed_log_probs`` (N x T x V, the
     log-probabilities summed over passes) among the predictable ids, never one of ``never_predicted``.
     """
-    if kind == "previous":
-        fill = previous
-    elif kind == "initial":
-        fill = initial
-    elif kind == "logits-sum":
-        if summed_log_probs is None or never_predicted is None:
-            # a caller bug, not wrong use: refine_step always passes both
-            raise ValueError("replace('logits-sum', ...) needs summed_log_probs and never_predicted")
-        fill = predictable(summed_log_probs, never_predicted).argmax(-1)  # N x T
-    else:
+    if kind not in REPLACEMENTS:
         raise UsageError(f"unknown --replacement {kind!r}; choose one of {', '.join(REPLACEMENTS)}")
+    fill = REPLACEMENTS[kind](predicted, previous, initial, summed_log_probs, never_predicted)
     return torch.where(rejected, fill, predicted)
 
 
+CANDIDATE_SCORES = ("mean", "sum")
+
+
 def candidate_scores(
-    token_log_probs: torch.Tensor, real: torch.Tensor, brevity_alpha: float = 0.0, length_log_probs=None
+    token_log_probs: torch.Tensor, real: torch.Tensor, brevity_alpha: float = 0.0, length_log_probs=None,
+    kind: str = "mean",
 ) -> torch.Tensor:
     """Score N candidates from their per-position log-probabilities (N x T) over real positions only
-    (words and EOS, not padding): the summed log-probability, plus the length model's log-probability of
-    the candidate's length (N) where given, divided by the length, or with ``brevity_alpha`` > 0 by
-    ((5 + length) / 6) ** alpha (Wu et al., 2016).
+    (words and EOS, not padding).
 
-    Counting the length model in keeps a confident but wrong-length candidate from winning a length beam.
+    mean (ours): the summed log-probability plus the length model's log-probability of the candidate's length
+    (N) where given, divided by the length. Counting the length model in keeps a confident but wrong-length
+    candidate from winning a length beam. sum (PaDIR's): the plain summed log-probability of the last pass.
+    Either, with ``brevity_alpha`` > 0, is instead divided by ((5 + length) / 6) ** alpha (Wu et al., 2016).
     """
+    if kind not in CANDIDATE_SCORES:
+        raise UsageError(f"unknown --candidate-score {kind!r}; choose one of {', '.join(CANDIDATE_SCORES)}")
     total = token_log_probs.masked_fill(~real, 0.0).sum(1)  # N
-    if length_log_probs is not None:
+    if length_log_probs is not None and kind == "mean":
         total = total + length_log_probs
     length = real.sum(1).to(total.dtype)  # N
     if brevity_alpha > 0:
         return total / ((5.0 + length) / 6.0) ** brevity_alpha
-    return total / length
+    return total / length if kind == "mean" else total
+
+
+def best_candidates(scores: torch.Tensor, per_sentence: int) -> torch.Tensor:
+    """Index (into N = B x per_sentence, sentence-major) of each sentence's highest-scoring candidate: B."""
+    offsets = torch.arange(0, scores.numel(), per_sentence, device=scores.device)  # B
+    return scores.view(-1, per_sentence).argmax(1) + offsets

@@ -23,8 +23,8 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from fairseq_gmlm import noising
 from fairseq_gmlm.checkpoints import CHECKPOINT_PATH_KEY, check_dictionary, dictionary_fingerprint
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, Vocabulary
-from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS, predictable
+from fairseq_gmlm.generation.refinement import STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary
+from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, predictable
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
 from fairseq_gmlm.models.warm_start import init_from_ar
 from fairseq_gmlm.precision import autocast_for
@@ -60,10 +60,16 @@ class TranslationGMLMConfig(TranslationConfig):
     rejecter: ChoiceEnum(list(REJECTERS)) = field(
         default="linear",
         metadata={"help": "which predictions to reject after a pass: keep all (passthrough), Mask-Predict's "
-                          "linear schedule, the k lowest (bottom-k) or a fraction (bottom-fraction)"},
+                          "linear schedule, the k lowest (bottom-k), a fraction (bottom-fraction), or those below "
+                          "--reject-threshold (confidence: passes adapt per sentence, up to --iter-decode-max-iter + 1)"},
     )
     reject_k: int = field(default=1, metadata={"help": "tokens rejected per pass by --rejecter bottom-k"})
     reject_fraction: float = field(default=0.1, metadata={"help": "share rejected by --rejecter bottom-fraction"})
+    reject_threshold: float = field(
+        default=0.9,
+        metadata={"help": "--rejecter confidence keeps every prediction at least this probable (and at least one "
+                          "more position per pass)"},
+    )
     stutter_remask: ChoiceEnum(["on", "off"]) = field(
         default="off",
         metadata={"help": "also reject a token equal to its left neighbour; after the last pass such repeats "
@@ -88,14 +94,25 @@ class TranslationGMLMConfig(TranslationConfig):
         default=0.0,
         metadata={"help": "alpha in ((5+len)/6)^alpha dividing a candidate's summed log-prob; 0: mean log-prob"},
     )
+    candidate_score: ChoiceEnum(list(CANDIDATE_SCORES)) = field(
+        default="mean",
+        metadata={"help": "how length candidates compete: mean (summed token and length log-probs over the length) "
+                          "or sum (PaDIR: the summed token log-probs)"},
+    )
+    stop_rule: ChoiceEnum(list(STOP_RULES)) = field(
+        default="prediction",
+        metadata={"help": "a candidate stops early when a pass repeats the previous prediction (prediction) or "
+                          "its next input equals its current one (input, PaDIR's); --iter-decode-force-max-iter: never"},
+    )
     seed: int = II("common.seed")
 
 
 # Decoding options of this task, in RefinementOptions' names.
 _TASK_DECODING = {
     "decoder_init": "init", "rejecter": "rejecter", "reject_k": "reject_k", "reject_fraction": "reject_fraction",
-    "stutter_remask": "stutter", "replacement": "replacement", "restarts": "restarts",
-    "length_offsets": "length_offsets", "brevity_penalty": "brevity_alpha",
+    "reject_threshold": "reject_threshold", "stutter_remask": "stutter", "replacement": "replacement",
+    "restarts": "restarts", "length_offsets": "length_offsets", "brevity_penalty": "brevity_alpha",
+    "candidate_score": "score", "stop_rule": "stop",
 }
 
 
@@ -215,7 +232,8 @@ class TranslationGMLMTask(TranslationTask):
         if getattr(args, "iter_decode_with_external_reranker", False):
             raise UsageError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
         ours = {name: getattr(args, task_name, getattr(self.cfg, task_name)) for task_name, name in _TASK_DECODING.items()}
-        ours["init"], ours["rejecter"], ours["replacement"] = str(ours["init"]), str(ours["rejecter"]), str(ours["replacement"])
+        for name in ("init", "rejecter", "replacement", "score", "stop"):  # ChoiceEnum values -> str
+            ours[name] = str(ours[name])
         ours["stutter"] = parse_switch("--stutter-remask", ours["stutter"])
         return RefinementOptions(
             max_iter=getattr(args, "iter_decode_max_iter", 10),
