@@ -49,6 +49,7 @@ class Corruption(NamedTuple):
     tokens: torch.Tensor  # B x T decoder input
     noised: torch.Tensor  # B x T bool: positions chosen for noise (whatever they became)
     masked: torch.Tensor  # B x T bool: positions that became <mask>
+    ratio: Optional[torch.Tensor] = None  # B x 1: each example's noise ratio (glancing: its share of hidden words)
 
 
 def per_example(value: Optional[float], high: float, keys: torch.Tensor, stream: str) -> torch.Tensor:
@@ -92,7 +93,7 @@ def corrupt(
 
     tokens = target.masked_fill(masked, mask)
     tokens = torch.where(randomised, random_tokens.clamp(max=random_high - 1), tokens)
-    return Corruption(tokens=tokens, noised=noised, masked=masked)
+    return Corruption(tokens=tokens, noised=noised, masked=masked, ratio=ratio)
 
 
 def fully_masked(target: torch.Tensor, *, pad: int, eos: int, mask: int) -> torch.Tensor:
@@ -117,4 +118,5 @@ def glance(
     draw = uniform(keys, "glance", target.size(1)).masked_fill(~words, 2.0)  # B x T, non-words drawn last
     rank = draw.argsort(1).argsort(1)  # B x T: 0 for the lowest draw
     hidden = words & (rank >= reveal[:, None])
-    return Corruption(tokens=target.masked_fill(hidden, mask), noised=hidden, masked=hidden)
+    share = hidden.sum(1, keepdim=True).double() / words.sum(1, keepdim=True).clamp(min=1)  # B x 1
+    return Corruption(tokens=target.masked_fill(hidden, mask), noised=hidden, masked=hidden, ratio=share.float())

@@ -76,3 +76,36 @@ def test_ntokens_counts_every_real_target_token_while_sample_size_counts_the_sco
     assert int(logging_output["ntokens"]) == int(real) == 13
     assert int(sample_size) == int(logging_output["sample_size"]) == int(logging_output["n_scored_first_stage"])
     assert int(sample_size) < int(real)  # only the noised words and EOS are scored
+
+
+def test_inverse_ratio_weighting_scales_each_examples_words_by_one_over_its_noise_ratio():
+    from fairseq_gmlm.criterions.gmlm_loss import MIN_RATIO, position_weights
+
+    positions = torch.tensor([[True, False, True, True], [True, True, False, False]])
+    eos = torch.tensor([[False, False, False, True], [False, True, False, False]])
+    ratio = torch.tensor([[0.5], [0.01]])
+    weights = position_weights("inverse-ratio", positions, eos, ratio)
+    assert weights.tolist() == [[2.0, 0.0, 2.0, 1.0], [1 / MIN_RATIO, 1.0, 0.0, 0.0]]
+    assert position_weights("uniform", positions, eos, ratio).tolist() == positions.float().tolist()
+
+
+def test_inverse_ratio_loss_weights_each_scored_word_by_one_over_its_examples_noise_ratio(tmp_path):
+    from fairseq_gmlm.criterions.gmlm_loss import MIN_RATIO
+
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--loss-weighting", "inverse-ratio",
+                                            "--length-loss-factor", "0", "--label-smoothing", "0")
+    criterion = task.build_criterion(cfg.criterion)
+    model.eval()
+    sample = task.corrupt(make_sample(task, ROWS), update=3)
+    per_sentence, sample_size, _ = criterion(model, sample, reduce=False)
+
+    corruption, target = sample["corruption"], sample["target"]
+    logits = model(sample["net_input"]["src_tokens"], None, corruption.tokens).logits
+    nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # B x T
+    eos = target.eq(task.vocab.eos)
+    words = corruption.noised & ~eos
+    weight = 1.0 / corruption.ratio.clamp(min=MIN_RATIO)  # B x 1
+    expected = (nll * words * weight).sum(1) + (nll * eos).sum(1)
+    assert torch.allclose(per_sentence, expected, rtol=1e-4)
+    assert torch.isclose(sample_size, (words * weight).sum() + eos.sum())
+    assert len(set(corruption.ratio.view(-1).tolist())) == len(ROWS)  # U(0, 1) per example: the weights differ

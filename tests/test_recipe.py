@@ -127,6 +127,19 @@ def test_positional_attention_makes_equal_inputs_differ_by_position(tmp_path):
     torch.testing.assert_close(plain_logits[0], plain_logits[1])  # without it, all-<mask> positions are identical
 
 
+@pytest.mark.parametrize("skips", [False, True])
+def test_cross_attention_reads_the_length_state_unless_told_to_skip_it(tmp_path, skips):
+    flags = ("--cross-attention-skips-length",) if skips else ()
+    _, model, _ = build_task_and_model(tmp_path, "--dropout", "0", *flags)
+    model.eval()
+    encoder_out = model.encode(torch.tensor([[5, 6, 7, model.eos]]))
+    changed = encoder_out._replace(out=encoder_out.out.clone().index_fill_(1, torch.tensor([0]), 3.0))
+    canvas = torch.tensor([[model.mask_idx] * 3 + [model.eos]])
+    same = torch.allclose(model.decode(canvas, encoder_out), model.decode(canvas, changed))
+    assert same is skips  # only the <length> state (encoder position 0) changed
+    assert model.length_logits(encoder_out).shape == model.length_logits(changed).shape
+
+
 # ---- glancing ---------------------------------------------------------------------------------------------------
 
 def glance(target, predicted, ratio, ids=(0, 1)):

@@ -7,6 +7,11 @@ under every choice. With
 inference, is stage i+1's decoder input; later stages are scored on all real tokens and no gradient flows
 through the choice.
 
+``--loss-weighting inverse-ratio`` weights each example's scored tokens (not EOS) by 1 / its noise ratio, the
+masked-diffusion ELBO (MDLM: Sahoo et al., 2024; LLaDA: Nie et al., 2025); the ratio is floored at
+``MIN_RATIO`` so that one nearly clean example cannot dominate a batch, and ``sample_size`` becomes the summed
+weight, so the logged loss stays a (weighted) mean per token.
+
 The length loss is a per-sentence cross-entropy summed over sentences and weighted by
 ``--length-loss-factor``; like the token loss it is divided by ``sample_size`` (the number of scored tokens),
 so its weight does not drift with the batch size and sums across workers stay exact. ``ntokens`` in the logging
@@ -30,6 +35,8 @@ from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import refine_step
 
 LOSS_POSITIONS = ("all", "noised", "masked")
+LOSS_WEIGHTINGS = ("uniform", "inverse-ratio")
+MIN_RATIO = 0.05  # --loss-weighting inverse-ratio: weights are at most 1 / MIN_RATIO
 
 
 @dataclass
@@ -37,6 +44,11 @@ class GMLMLossConfig(FairseqDataclass):
     label_smoothing: float = field(default=0.1, metadata={"help": "label smoothing epsilon for the token loss"})
     loss_positions: ChoiceEnum(list(LOSS_POSITIONS)) = field(
         default="noised", metadata={"help": "score all real target tokens, only noised ones, or only <mask>ed ones"}
+    )
+    loss_weighting: ChoiceEnum(list(LOSS_WEIGHTINGS)) = field(
+        default="uniform",
+        metadata={"help": "uniform: every scored token counts once; inverse-ratio: an example's scored tokens count "
+                          "1 / its noise ratio (the masked-diffusion ELBO of MDLM/LLaDA)"},
     )
     length_loss_factor: float = field(default=0.1, metadata={"help": "weight of the per-sentence length loss"})
     train_stages: int = field(
@@ -47,7 +59,8 @@ class GMLMLossConfig(FairseqDataclass):
 def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Tensor, smoothing: float):
     """Label-smoothed loss and NLL per position (B x T, zero outside ``positions``), computed in float32.
 
-    Zero smoothing gives the plain NLL; the sums keep a gradient path even when ``positions`` is all False.
+    ``positions`` is B x T bool, or B x T float weights. Zero smoothing gives the plain NLL; the sums keep a
+    gradient path even when ``positions`` is all False.
     """
     log_probs = F.log_softmax(logits.float(), -1)  # B x T x V
     nll = -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # B x T
@@ -55,6 +68,21 @@ def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Te
     loss = (1.0 - smoothing) * nll + smoothing * smooth
     weights = positions.to(loss.dtype)
     return loss * weights, nll * weights
+
+
+def position_weights(kind: str, positions: torch.Tensor, eos: torch.Tensor, ratio) -> torch.Tensor:
+    """B x T float weights of the scored ``positions``: 1 each (uniform), or 1 / max(ratio, MIN_RATIO) for the
+    words of an example whose noise ratio (B x 1) is ``ratio`` (inverse-ratio; EOS keeps weight 1)."""
+    weights = positions.float()
+    if kind == "uniform":
+        return weights
+    if kind != "inverse-ratio":
+        raise UsageError(f"unknown --loss-weighting {kind!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
+    if ratio is None:
+        raise UsageError("--loss-weighting inverse-ratio needs the noise ratio of each example: use --task "
+                         "translation_gmlm's corruption")
+    inverse = 1.0 / ratio.float().clamp(min=MIN_RATIO)  # B x 1
+    return torch.where(positions & ~eos, inverse.expand_as(weights), weights)
 
 
 def scored_positions(kind: str, real: torch.Tensor, corruption, eos: torch.Tensor) -> torch.Tensor:
@@ -71,7 +99,7 @@ def scored_positions(kind: str, real: torch.Tensor, corruption, eos: torch.Tenso
 
 @register_criterion("gmlm_loss", dataclass=GMLMLossConfig)
 class GMLMLoss(FairseqCriterion):
-    def __init__(self, task, label_smoothing, loss_positions, length_loss_factor, train_stages):
+    def __init__(self, task, label_smoothing, loss_positions, loss_weighting, length_loss_factor, train_stages):
         super().__init__(task)
         if train_stages < 1:
             raise UsageError(f"--train-stages must be >= 1, got {train_stages}")
@@ -79,6 +107,9 @@ class GMLMLoss(FairseqCriterion):
             raise UsageError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.loss_positions = str(loss_positions)
+        self.loss_weighting = str(loss_weighting)
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise UsageError(f"unknown --loss-weighting {self.loss_weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
         self.length_loss_factor = length_loss_factor
         self.train_stages = train_stages
         self.eos = task.target_dictionary.eos()
@@ -92,12 +123,14 @@ class GMLMLoss(FairseqCriterion):
         net_input = sample["net_input"]
         output = model(net_input["src_tokens"], net_input["src_lengths"], corruption.tokens)
 
-        positions = scored_positions(self.loss_positions, real, corruption, target.eq(self.eos))
-        loss, nll = token_losses(output.logits, target, positions, self.label_smoothing)
+        eos = target.eq(self.eos)
+        positions = scored_positions(self.loss_positions, real, corruption, eos)
+        weights = position_weights(self.loss_weighting, positions, eos, corruption.ratio)  # B x T
+        loss, nll = token_losses(output.logits, target, weights, self.label_smoothing)
         predicted = output.logits.argmax(-1)
         n_correct = (predicted.eq(target) & positions).sum()
         n_masked_correct = (predicted.eq(target) & corruption.masked).sum()
-        sample_size = positions.sum()
+        sample_size = positions.sum() if self.loss_weighting == "uniform" else weights.sum()
 
         decoder_input, logits, summed = corruption.tokens, output.logits, None
         # One candidate per sentence: the task's --restarts is for generation (where check() vets it), not here.

@@ -67,6 +67,11 @@ class GMLMT5Config(FairseqDataclass):
     encoder_positions: bool = field(
         default=False, metadata={"help": "also add learned absolute position embeddings to the encoder input"}
     )
+    cross_attention_skips_length: bool = field(
+        default=False,
+        metadata={"help": "the decoder's cross-attention leaves out the <length> encoder state, as PaDIR does "
+                          "(encoded[:, 1:]); by default it attends to it like to any source token"},
+    )
     init_from_ar: Optional[str] = field(
         default=None,
         metadata={"help": "start training from this t5_ar checkpoint of the same shape (embedding, encoder and "
@@ -201,13 +206,20 @@ class GMLMT5Model(BaseFairseqModel):
         length = prev_output_tokens.size(1)
         padding_bias = attention_bias_from_padding(prev_output_tokens.eq(self.pad), x.dtype)  # B x 1 x 1 x T
         self_bias = self.decoder.relative_position(length, length) + padding_bias  # B x H x T x T
-        memory_bias = attention_bias_from_padding(encoder_out.padding_mask, x.dtype)  # B x 1 x 1 x (1 + S)
+        memory_bias = attention_bias_from_padding(self.memory_padding(encoder_out), x.dtype)  # B x 1 x 1 x (1 + S)
         positions = None
         if self.position_input == "positional-attention":
             positions = self.decoder_positions.weight[None, :length]  # 1 x T x C
         hidden = self.decoder(x, self_bias, encoder_out.out, memory_bias, memory_keys_values=encoder_out.memory,
                               positions=positions, padding_bias=padding_bias)
         return self.output_projection(hidden)  # hidden: B x T x C
+
+    def memory_padding(self, encoder_out: EncoderOut) -> torch.Tensor:
+        """B x (1 + S) bool: the encoder positions cross-attention ignores (padding, and <length> with
+        --cross-attention-skips-length)."""
+        if not self.cfg.cross_attention_skips_length:
+            return encoder_out.padding_mask
+        return encoder_out.padding_mask.index_fill(1, encoder_out.padding_mask.new_zeros(1, dtype=torch.long), True)
 
     def embed_decoder_input(self, tokens: torch.Tensor) -> torch.Tensor:
         """B x T token ids -> B x T x C, with the --position-input that adds to the embeddings."""
