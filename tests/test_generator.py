@@ -146,17 +146,6 @@ def test_restarts_with_mask_init_and_argmax_are_refused_as_identical_copies(setu
     assert RefinementOptions(restarts=1).check().restarts == 1
 
 
-def test_stock_fairseq_generator_drives_the_model_through_its_contract(setup):
-    from fairseq.iterative_refinement_generator import IterativeRefinementGenerator
-
-    task, model, sample = setup
-    generator = IterativeRefinementGenerator(task.target_dictionary, max_iter=3, beam_size=2, retain_history=True)
-    hypos = generator.generate([model], sample)
-    assert len(hypos) == len(SOURCES)
-    for hypo in hypos:
-        assert task.vocab.mask not in hypo[0]["tokens"].tolist()
-
-
 def test_projected_memory_gives_the_same_logits_also_after_selecting_candidates(setup):
     task, model, sample = setup
     encoder_out = model.encode(sample["net_input"]["src_tokens"])

@@ -99,7 +99,7 @@ def scored_positions(kind: str, real: torch.Tensor, corruption, eos: torch.Tenso
 
 @register_criterion("gmlm_loss", dataclass=GMLMLossConfig)
 class GMLMLoss(FairseqCriterion):
-    def __init__(self, task, label_smoothing, loss_positions, loss_weighting, length_loss_factor, train_stages):
+    def __init__(self, task, label_smoothing, loss_positions, length_loss_factor, train_stages, loss_weighting="uniform"):
         super().__init__(task)
         if train_stages < 1:
             raise UsageError(f"--train-stages must be >= 1, got {train_stages}")

@@ -21,7 +21,6 @@ from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.rejecters import (
     CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, best_candidates, candidate_scores, predictable, reject, replace, stutter,
 )
-from fairseq_gmlm.models.gmlm_t5 import mean_log_probs
 from fairseq_gmlm.models.length_head import MIN_LENGTH, top_lengths
 
 logger = logging.getLogger(__name__)
@@ -182,6 +181,13 @@ def refine_step(
         options.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
     )
     return predicted, token_log_probs, next_input
+
+
+def mean_log_probs(log_probs: List[torch.Tensor]) -> torch.Tensor:
+    """Ensemble average in probability space of the models' log-probabilities, returned as log-probabilities."""
+    if len(log_probs) == 1:
+        return log_probs[0]
+    return torch.logsumexp(torch.stack(log_probs), 0) - torch.log(torch.tensor(float(len(log_probs))))
 
 
 def ensemble_log_probs(models, encoder_outs, decoder_input: torch.Tensor) -> torch.Tensor:

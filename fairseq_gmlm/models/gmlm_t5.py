@@ -10,19 +10,18 @@ Shapes: B batch, S source length (without <length>), T target length, C model di
 
 import logging
 from dataclasses import dataclass, field
-from typing import List, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.iterative_refinement_generator import DecoderOut
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from omegaconf import II
 from torch import nn
 
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.models.length_head import LengthHead, top_lengths
+from fairseq_gmlm.models.length_head import LengthHead
 from fairseq_gmlm.models.t5_layers import Stack, attention_bias_from_padding, init_t5_weights
 from fairseq_gmlm.precision import prepare_generation_precision
 
@@ -136,8 +135,8 @@ class GMLMT5Model(BaseFairseqModel):
         self.embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)
         # (checkpoints saved before these options existed lack them)
         self.position_input = str(getattr(cfg, "position_input", "none"))
+        self.cross_attention_skips_length = bool(getattr(cfg, "cross_attention_skips_length", False))
         self.encoder = self.build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
-        self.encoder.reorder_encoder_out = _reorder_encoder_outs  # what fairseq's stock generator calls
         self.decoder = self.build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True,
                                         positional_attention=self.position_input == "positional-attention")
         # learned: added to every decoder input; mask-range: the <mask_i> rows; positional-attention: the
@@ -164,7 +163,6 @@ class GMLMT5Model(BaseFairseqModel):
             nn.init.normal_(self.decoder_positions.weight, std=std)
         if self.encoder_positions is not None:
             nn.init.normal_(self.encoder_positions.weight, std=POSITION_INIT_STD)
-        self.ensemble = None  # other models for fairseq's stock generator, see enable_ensemble
 
     @staticmethod
     def build_stack(cfg, num_layers: int, bidirectional: bool, cross_attention: bool,
@@ -217,7 +215,7 @@ class GMLMT5Model(BaseFairseqModel):
     def memory_padding(self, encoder_out: EncoderOut) -> torch.Tensor:
         """B x (1 + S) bool: the encoder positions cross-attention ignores (padding, and <length> with
         --cross-attention-skips-length)."""
-        if not self.cfg.cross_attention_skips_length:
+        if not self.cross_attention_skips_length:
             return encoder_out.padding_mask
         return encoder_out.padding_mask.index_fill(1, encoder_out.padding_mask.new_zeros(1, dtype=torch.long), True)
 
@@ -254,80 +252,6 @@ class GMLMT5Model(BaseFairseqModel):
     def get_normalized_probs(self, net_output, log_probs: bool, sample=None):
         logits = net_output.logits if isinstance(net_output, GMLMOutput) else net_output[0]
         return F.log_softmax(logits.float(), -1) if log_probs else F.softmax(logits.float(), -1)
-
-    # ---- fairseq's stock iterative-refinement contract (fairseq/iterative_refinement_generator.py) ------
-    # Our own generator (fairseq_gmlm.generation) is what translation_gmlm uses; these methods let the stock
-    # IterativeRefinementGenerator drive the model too, with <mask> initialisation and Mask-Predict.
-
-    allow_length_beam = True
-    allow_ensemble = True
-
-    def enable_ensemble(self, models):
-        self.ensemble = list(models)
-
-    def _members(self):
-        return self.ensemble or [self]
-
-    def forward_encoder(self, encoder_inputs):
-        src_tokens, src_lengths = encoder_inputs
-        return [model.project_memory(model.encode(src_tokens, src_lengths)) for model in self._members()]
-
-    def _length_log_probs(self, encoder_outs):
-        return mean_log_probs([F.log_softmax(m.length_logits(e).float(), -1) for m, e in zip(self._members(), encoder_outs)])
-
-    def _masked_canvas(self, lengths: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(int(lengths.max()), device=lengths.device)[None, :]  # 1 x T
-        tokens = torch.full((lengths.size(0), positions.size(1)), self.pad, device=lengths.device, dtype=torch.long)
-        tokens = tokens.masked_fill(positions < lengths[:, None] - 1, self.mask_idx)
-        return tokens.scatter(1, lengths[:, None] - 1, self.eos)
-
-    def initialize_output_tokens(self, encoder_out, src_tokens):
-        lengths = top_lengths(self._length_log_probs(encoder_out), 1, self.max_target_positions)[:, 0]
-        tokens = self._masked_canvas(lengths)
-        scores = torch.zeros(tokens.shape, device=tokens.device)
-        return DecoderOut(tokens, scores, None, 0, 0, None)
-
-    def regenerate_length_beam(self, decoder_out, beam_size):
-        lengths = decoder_out.output_tokens.ne(self.pad).sum(1)  # B
-        offsets = torch.arange(beam_size, device=lengths.device) - beam_size // 2
-        lengths = (lengths[:, None] + offsets[None, :]).view(-1).clamp(min=2, max=self.max_target_positions)
-        tokens = self._masked_canvas(lengths)
-        return decoder_out._replace(output_tokens=tokens, output_scores=torch.zeros(tokens.shape, device=tokens.device))
-
-    def forward_decoder(self, decoder_out, encoder_out, decoding_format=None, **unused):
-        """Mask-Predict, re-masking at the *start* of a pass (the stock generator passes ``max_step`` = number
-        of passes): the tokens returned are always filled, so the stock early stop, which compares a pass's
-        input with its output, never finalises a hypothesis that still holds ``<mask>``."""
-        from fairseq_gmlm.generation.rejecters import linear_schedule_count, reject_lowest
-
-        tokens, scores, step = decoder_out.output_tokens, decoder_out.output_scores, decoder_out.step
-        editable = tokens.ne(self.pad) & tokens.ne(self.eos)
-        if step > 0:
-            count = linear_schedule_count(editable.sum(1), step - 1, decoder_out.max_step - 1)
-            tokens = tokens.masked_fill(reject_lowest(scores, editable, count), self.mask_idx)
-        log_probs = mean_log_probs(
-            [F.log_softmax(m.decode(tokens, e).float(), -1) for m, e in zip(self._members(), encoder_out)]
-        )
-        log_probs[..., [self.pad, self.bos, self.eos, self.mask_idx, self.length_idx]] = float("-inf")
-        new_scores, new_tokens = log_probs.max(-1)
-        fill = tokens.eq(self.mask_idx)
-        tokens = torch.where(fill, new_tokens, tokens)
-        scores = torch.where(fill, new_scores, scores)
-        history = decoder_out.history
-        if history is not None:
-            history.append(tokens.clone())
-        return decoder_out._replace(output_tokens=tokens, output_scores=scores, attn=None, history=history)
-
-
-def _reorder_encoder_outs(encoder_outs: List[EncoderOut], new_order: torch.Tensor) -> List[EncoderOut]:
-    return [encoder_out.index_select(new_order) for encoder_out in encoder_outs]
-
-
-def mean_log_probs(log_probs: List[torch.Tensor]) -> torch.Tensor:
-    """Ensemble average in probability space of the models' log-probabilities, returned as log-probabilities."""
-    if len(log_probs) == 1:
-        return log_probs[0]
-    return torch.logsumexp(torch.stack(log_probs), 0) - torch.log(torch.tensor(float(len(log_probs))))
 
 
 def _preset(**values):
