@@ -4,7 +4,7 @@ import sys
 
 import numpy
 
-from fairseq_gmlm.checkpoints import checkpoint_globals, numpy_reconstruct
+from fairseq_gmlm.fairseq_fixes.checkpoint_loading import checkpoint_globals, numpy_reconstruct
 
 
 def numpy_array_reconstructor():

@@ -9,7 +9,6 @@ only: the converter lays T5's one-directional table out bidirectionally for it (
 so its decoder does not compute what T5's does; its encoder does. ``transformers`` is a test-only extra.
 """
 
-import importlib
 import json
 import os
 import shutil
@@ -23,21 +22,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-
-
-def _hide_broken_torchaudio() -> None:
-    """transformers imports torchaudio when it is installed; one built for another torch fails with OSError
-    (not ImportError). T5 needs no audio, so hide such a torchaudio from this process, before transformers
-    looks for it."""
-    try:
-        importlib.import_module("torchaudio")
-    except (ImportError, OSError):
-        for name in [name for name in sys.modules if name == "torchaudio" or name.startswith("torchaudio.")]:
-            del sys.modules[name]
-        sys.modules["torchaudio"] = None
-
-
-_hide_broken_torchaudio()
 pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
 from transformers import T5Config, T5ForConditionalGeneration  # noqa: E402

@@ -12,8 +12,11 @@ import pytest
 import torch
 
 from conftest import PLUGIN, run_cli
-from fairseq_gmlm.checkpoints import atomic_copy, check_dictionary, dictionary_fingerprint, read_checkpoint
-from fairseq_gmlm.errors import CheckpointError, is_usage_error
+from fairseq_gmlm.checkpoints import check_dictionary, dictionary_fingerprint
+from fairseq_gmlm.errors import CheckpointError
+from fairseq_gmlm.fairseq_fixes.checkpoint_copies import atomic_copy
+from fairseq_gmlm.fairseq_fixes.checkpoint_loading import read_checkpoint
+from fairseq_gmlm.fairseq_fixes.error_reporting import is_usage_error
 from fairseq_gmlm.tasks.translation_gmlm import blank_empty_sources, truncate_source
 
 

@@ -19,7 +19,7 @@ from test_gmlm_loss import make_sample
 from conftest import BIN, PLUGIN, ROOT, build_task_and_model, run_cli
 from fairseq_gmlm import kernels
 from fairseq_gmlm.optim.adamw_fused import AdamWFused, AdamWFusedConfig, build_adamw, parse_betas
-from fairseq_gmlm.launch import torchrun_process_group, tpu_only_implied_by_bf16
+from fairseq_gmlm.fairseq_fixes.launch import torchrun_process_group, tpu_only_implied_by_bf16
 from fairseq_gmlm.precision import Precision, generation_precision
 
 

@@ -162,7 +162,7 @@ class TranslationGMLMTask(TranslationTask):
 
     def check_checkpoint(self, task_state: dict, checkpoint_path: str) -> None:
         """Raise if the checkpoint was trained with another dictionary. Called by fairseq-generate/-interactive
-        through ``load_state_dict``, and by fairseq-train before resuming (``checkpoints.py``)."""
+        through ``load_state_dict``, and by fairseq-train before resuming (``fairseq_fixes/checkpoint_loading.py``)."""
         saved = task_state.get("dictionary")
         if saved is not None:
             data = utils.split_paths(self.cfg.data)[0]
@@ -297,7 +297,7 @@ class TranslationGMLMTask(TranslationTask):
 
     def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
         # fairseq rounds batches to --required-batch-size-multiple (default 8) and can lose the remainder
-        # (fairseq-notes.md, defect 2). Only training batches need the rounding; every other split keeps all.
+        # (docs/fairseq-fixes.md, defect 8). Only training batches need the rounding; every other split keeps all.
         if dataset is not self.datasets.get(self.cfg.train_subset):
             required_batch_size_multiple = 1
         return super().get_batch_iterator(
@@ -307,7 +307,7 @@ class TranslationGMLMTask(TranslationTask):
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
         # The stock task logs BLEU only when some hypothesis of the batch has an n-gram, and --best-checkpoint-metric
-        # bleu then fails with KeyError (fairseq-notes.md, defect 3). Where it did not, log the same derived meter
+        # bleu then fails with KeyError (docs/fairseq-fixes.md, defect 9). Where it did not, log the same derived meter
         # (0 until some batch brings n-gram counts); a plain scalar would clash with the stock one of another batch.
         validating = any("_bleu_sys_len" in log for log in logging_outputs)
         if validating and not any(log.get("_bleu_totals_0", 0) for log in logging_outputs):

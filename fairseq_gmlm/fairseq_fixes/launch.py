@@ -1,11 +1,13 @@
-"""Two corrections to how fairseq 0.12.3 starts a run, applied where every fairseq tool starts one.
+"""Two corrections to how fairseq 0.12.3 (``ve-fairseq``) starts a run, applied where every fairseq tool
+starts one.
 
-``--bf16`` on CPUs and GPUs: fairseq reads ``--bf16`` as "bfloat16 on a TPU" (``parse_args_and_arch`` sets
-``--tpu`` with it) and the trainer then asks torch_xla for a device (``'NoneType' object has no attribute
-'xla_device'`` without torch_xla). Where torch_xla is not importable no TPU can be meant, so the implied ``--tpu``
-is dropped: the model trains in bfloat16 on the CPU or GPU, with fairseq's float32 master weights.
+``--bf16`` on CPUs and GPUs (defect 6 in docs/fairseq-fixes.md): fairseq reads ``--bf16`` as "bfloat16 on a TPU"
+(``parse_args_and_arch`` sets ``--tpu`` with it) and the trainer then asks torch_xla for a device (``'NoneType'
+object has no attribute 'xla_device'`` without torch_xla). Where torch_xla is not importable no TPU can be meant,
+so the implied ``--tpu`` is dropped: the model trains in bfloat16 on the CPU or GPU, with fairseq's float32 master
+weights.
 
-``torchrun``: fairseq looks at torchrun's environment (``WORLD_SIZE``, ``RANK``, ...) only when
+``torchrun`` (defect 7): fairseq looks at torchrun's environment (``WORLD_SIZE``, ``RANK``, ...) only when
 ``--distributed-world-size`` is above 1, whose default is the number of GPUs. On a CPU-only machine each torchrun
 worker therefore trained its own copy with world size 1 (and all wrote the same checkpoints); given
 ``--distributed-world-size`` it divided by ``torch.cuda.device_count()`` (zero). Under torchrun the process group
@@ -71,7 +73,7 @@ def apply_launch_fixes(cfg) -> None:
 
 
 def install_launch_fixes() -> None:
-    """Idempotent."""
+    """Defects 6 and 7: apply ``apply_launch_fixes`` to the config of every run. Idempotent."""
     from fairseq.distributed import utils as distributed_utils
 
     call_main = distributed_utils.call_main
