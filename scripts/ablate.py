@@ -60,6 +60,12 @@ VARIANTS = {
     "stages2": variant("--train-stages 2", flags=[*POSITIONS, "learned", "--train-stages", "2"]),
     "raw": variant("raw (not distilled) targets", data="raw", flags=[*POSITIONS, "learned"]),
     "lr5e-4": variant("peak learning rate 5e-4 instead of 1e-3", flags=[*POSITIONS, "learned", "--lr", "5e-4"]),
+    "inverse_ratio": variant("masked-diffusion loss weighting (1 / noise ratio)",
+                             flags=[*POSITIONS, "learned", "--loss-weighting", "inverse-ratio"]),
+    "skips_length": variant("cross-attention skips the <length> state (PaDIR)",
+                            flags=[*POSITIONS, "learned", "--cross-attention-skips-length"]),
+    "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)",
+                          flags=[*POSITIONS, "learned"]),
 }
 PASSES = (1, 2, 3, 5, 10)
 TARGET_PASSES = 5  # --iter-decode-max-iter 4
