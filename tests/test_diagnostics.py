@@ -143,13 +143,17 @@ def tiny(tmp_path_factory):
     return task, model, cfg
 
 
-def traced(task, model, path, **flags):
+def tracing_generator(task, model, path, **flags):
     args = Namespace(iter_decode_max_iter=3, max_len_a=1.0, max_len_b=5, **flags)
     task.cfg.refinement_diagnostics = str(path)
     try:
-        generator = task.build_generator([model], args)
+        return task.build_generator([model], args)
     finally:
         task.cfg.refinement_diagnostics = None
+
+
+def traced(task, model, path, **flags):
+    generator = tracing_generator(task, model, path, **flags)
     torch.manual_seed(0)
     return task.inference_step(generator, [model], make_sample(task, SOURCES))
 
@@ -180,6 +184,18 @@ def test_trace_log_probs_of_the_last_pass_are_the_output_scores_without_stutter_
                                                                   abs=1e-4)
         assert len(hypothesis["history"]) == hypothesis["steps"]  # asked for: kept
         assert torch.equal(hypothesis["history"][-1]["positional_scores"], hypothesis["positional_scores"])
+
+
+def test_trace_numbers_sentences_in_decoding_order_when_the_sample_has_no_ids(tiny, tmp_path):
+    task, model, _ = tiny
+    generator = tracing_generator(task, model, tmp_path / "trace.jsonl")
+    for _ in range(2):  # fairseq-interactive: no "id" and no "target" in the sample
+        sample = make_sample(task, SOURCES)
+        del sample["id"], sample["target"]
+        task.inference_step(generator, [model], sample)
+    records = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == list(range(6))
+    assert all("reference_length" not in r for r in records)
 
 
 # ---- end to end: fairseq-generate, then scripts/diagnose.py ------------------------------------------------

@@ -1,7 +1,9 @@
 """``--refinement-diagnostics FILE``: the generator writes each sentence's way through the refinement chain.
 
 One JSON object per line, per sentence, in the order fairseq decodes them (by length; ``id`` is the
-sentence's index in the data set, as in fairseq-generate's ``H-<id>`` lines):
+sentence's index in the data set, as in fairseq-generate's ``H-<id>`` lines; fairseq-interactive does not
+hand the generator its ids, so there ``id`` counts the sentences in the order they were decoded, which is the
+input order with the default ``--buffer-size``):
 
     {"id": 7, "predicted_length": 12, "output_length": 11, "reference_length": 13, "steps": 3,
      "passes": [{"tokens": ["▁The", ...], "log_probs": [-0.41, ...]}, ...], "output": ["▁The", ...]}
@@ -28,6 +30,7 @@ class TracingGenerator:
         self.path = Path(path)
         self.dictionary = dictionary
         self.keep_history = keep_history
+        self.seen = 0  # sentences traced so far
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("", encoding="utf-8")
 
@@ -37,8 +40,13 @@ class TracingGenerator:
     def generate(self, models, sample, *args, **kwargs):
         hypotheses = self.generator.generate(models, sample, *args, **kwargs)
         target = sample.get("target")
+        if "id" in sample:
+            ids = sample["id"].tolist()
+        else:  # fairseq-interactive keeps the ids outside the sample: number sentences as they come
+            ids = list(range(self.seen, self.seen + len(hypotheses)))
+        self.seen += len(hypotheses)
         with self.path.open("a", encoding="utf-8") as out:
-            for row, (sentence, candidates) in enumerate(zip(sample["id"].tolist(), hypotheses)):
+            for row, (sentence, candidates) in enumerate(zip(ids, hypotheses)):
                 reference = target[row] if target is not None else None
                 out.write(json.dumps(trace_record(sentence, candidates[0], self.dictionary, reference),
                                      ensure_ascii=False) + "\n")
