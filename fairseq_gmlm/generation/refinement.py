@@ -197,7 +197,8 @@ def ensemble_log_probs(models, encoder_outs, decoder_input: torch.Tensor) -> tor
 
 class GMLMGenerator:
     """Implements fairseq's generator interface: ``generate(models, sample)`` -> per sentence a list with
-    one hypothesis dict (tokens ending in EOS, score, positional_scores, steps, history, alignment)."""
+    one hypothesis dict (tokens ending in EOS, score, positional_scores, steps, predicted_length, history,
+    alignment)."""
 
     def __init__(self, vocab: Vocabulary, options: RefinementOptions):
         self.vocab = vocab
@@ -249,11 +250,13 @@ class GMLMGenerator:
                 "score": scores[n],
                 "positional_scores": token_log_probs[n][keep],
                 "steps": int(passes[n]),
+                "predicted_length": int(lengths[n]),  # the canvas the length head chose, with EOS
                 "alignment": None,
                 "attention": None,
                 "history": [
-                    {"tokens": h[h.ne(vocab.pad)], "score": 0.0, "attention": None, "alignment": None}
-                    for h in history[n]
+                    {"tokens": h[h.ne(vocab.pad)], "score": 0.0, "positional_scores": s[h.ne(vocab.pad)],
+                     "attention": None, "alignment": None}
+                    for h, s in history[n]
                 ] if options.retain_history else None,
             }])
         return hypotheses
@@ -261,7 +264,8 @@ class GMLMGenerator:
     def refine(self, models, encoder_outs, initial: torch.Tensor):
         """Run up to max_iter + 1 passes; finished candidates leave the batch.
 
-        Returns predicted (N x T), token_log_probs (N x T), passes (N) and per-candidate history lists.
+        Returns predicted (N x T), token_log_probs (N x T), passes (N) and per-candidate history lists of
+        (predicted, token_log_probs) per pass.
         """
         options, vocab = self.options, self.vocab
         decoder_input = initial.clone()
@@ -286,7 +290,7 @@ class GMLMGenerator:
             passes[active] += 1
             if history is not None:
                 for row, n in enumerate(active.tolist()):
-                    history[n].append(new_predicted[row])
+                    history[n].append((new_predicted[row], new_log_probs[row]))
             if options.early_stop and bool(finished.any()):
                 if bool(finished.all()):
                     break

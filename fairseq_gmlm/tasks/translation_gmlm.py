@@ -25,6 +25,7 @@ from fairseq_gmlm.checkpoints import CHECKPOINT_PATH_KEY, check_dictionary, dict
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary
 from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, predictable
+from fairseq_gmlm.generation.trace import TracingGenerator
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
 from fairseq_gmlm.models.warm_start import init_from_ar
 from fairseq_gmlm.precision import autocast_for
@@ -52,6 +53,11 @@ class TranslationGMLMConfig(TranslationConfig):
         metadata={"help": "glancing training (GLAT): instead of the random corruption above, a first pass without "
                           "gradient on the fully masked target; floor(ratio x its wrong words) reference words are "
                           "revealed, the rest masked and scored. 0: off"},
+    )
+    refinement_diagnostics: Optional[str] = field(
+        default=None,
+        metadata={"help": "at generate time, write each sentence's passes (tokens, their log-probs, predicted "
+                          "and reference length) to this file as JSON lines; scripts/diagnose.py reports on it"},
     )
     # ---- decoding (also used by unrolled training to build the next stage's input) ----
     decoder_init: ChoiceEnum(["mask", "random"]) = field(
@@ -251,7 +257,11 @@ class TranslationGMLMTask(TranslationTask):
 
     def build_generator(self, models, args, **unused):
         self.inference_source_limit = min(model.max_positions()[0] for model in models)
-        return GMLMGenerator(self.vocab, self.refinement_options(args))
+        options = self.refinement_options(args)
+        if getattr(self.cfg, "refinement_diagnostics", None):  # the trace is built from the per-pass history
+            return TracingGenerator(GMLMGenerator(self.vocab, options._replace(retain_history=True)),
+                                    self.cfg.refinement_diagnostics, self.tgt_dict, options.retain_history)
+        return GMLMGenerator(self.vocab, options)
 
     # ---- training ----------------------------------------------------------------------------------------
 
