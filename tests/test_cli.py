@@ -97,3 +97,17 @@ def test_sweep_decoding_scores_every_combination_of_a_checkpoint(trained, ding_s
     bleu = [float(row[5]) for row in rows]
     assert bleu == sorted(bleu, reverse=True)
     assert all(0 < float(row[7]) <= 3 for row in rows)  # mean passes within --iter-decode-max-iter 2 + 1
+
+
+def test_sweep_decoding_compares_named_flag_sets_in_the_order_given(trained, ding_slice, tmp_path):
+    data, save_dir, _ = trained
+    table = tmp_path / "compare.md"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep_decoding.py"), "--data", str(data), "--path",
+                    str(save_dir / "checkpoint_best.pt"), "--reference", str(ding_slice / "raw" / "valid.en"),
+                    "--subset", "valid", "--out", str(table), "--compare", "one=--iter-decode-max-iter 0",
+                    "forced=--iter-decode-max-iter 2 --iter-decode-force-max-iter"],
+                   check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.read_text().splitlines()[2:]
+            if line.startswith("| ")]
+    assert [row[0] for row in rows] == ["one", "forced"]
+    assert [float(row[6]) for row in rows] == [1.0, 3.0]  # mean passes: one pass; three, forced

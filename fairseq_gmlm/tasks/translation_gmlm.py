@@ -106,9 +106,9 @@ class TranslationGMLMConfig(TranslationConfig):
                           "or sum (PaDIR: the summed token log-probs)"},
     )
     stop_rule: ChoiceEnum(list(STOP_RULES)) = field(
-        default="prediction",
-        metadata={"help": "a candidate stops early when a pass repeats the previous prediction (prediction) or "
-                          "its next input equals its current one (input, PaDIR's); --iter-decode-force-max-iter: never"},
+        default="input",
+        metadata={"help": "a candidate stops early when its next input equals its current one (input, PaDIR's) or "
+                          "a pass repeats the previous prediction (prediction); --iter-decode-force-max-iter: never"},
     )
     seed: int = II("common.seed")
 
