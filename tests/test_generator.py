@@ -212,3 +212,32 @@ def test_length_beam_returns_the_best_scoring_candidate(setup):
         hypos = generate(task, [model], sample, iter_decode_with_beam=3, stutter_remask=False, candidate_score=kind)
         single = generate(task, [model], sample, iter_decode_with_beam=1, stutter_remask=False, candidate_score=kind)
         assert all(float(h[0]["score"]) >= float(s[0]["score"]) - 1e-4 for h, s in zip(hypos, single))
+
+
+def test_expected_length_is_the_rounded_mean_within_the_allowed_lengths():
+    from fairseq_gmlm.models.length_head import expected_lengths
+
+    probs = torch.zeros(2, 12)
+    probs[0, [3, 10]] = torch.tensor([0.6, 0.4])  # mode 3, mean 5.8
+    probs[1, [1, 4, 11]] = torch.tensor([0.5, 0.3, 0.2])  # length 1 is never proposed; 11 only within the limit
+    log_probs = probs.clamp(min=1e-12).log()
+    assert expected_lengths(log_probs, 12).tolist() == [6, round(0.6 * 4 + 0.4 * 11)]  # renormalised: 6.8
+    assert expected_lengths(log_probs, torch.tensor([12, 9])).tolist() == [6, 4]  # per-sentence limits
+    assert top_lengths(log_probs, 1, 12)[:, 0].tolist() == [3, 4]
+
+
+def test_mean_length_choice_decodes_the_rounded_mean_then_the_most_likely_lengths(setup):
+    from fairseq_gmlm.models.length_head import expected_lengths
+
+    task, model, sample = setup
+    encoder_out = model.encode(sample["net_input"]["src_tokens"])
+    length_log_probs = torch.log_softmax(model.length_logits(encoder_out), -1)
+    limit = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1) + 5
+    hypos = generate(task, [model], sample, stutter_remask=False, length_choice="mean")
+    mean = expected_lengths(length_log_probs, limit)
+    assert [len(h[0]["tokens"]) for h in hypos] == mean.tolist()
+    assert mean.tolist() != top_lengths(length_log_probs, 1, limit)[:, 0].tolist()  # untrained: a flat distribution
+    beam = generate(task, [model], sample, stutter_remask=False, length_choice="mean", iter_decode_with_beam=3)
+    top2 = top_lengths(length_log_probs, 2, limit)
+    for row, hypo in enumerate(beam):
+        assert len(hypo[0]["tokens"]) in [int(mean[row]), *top2[row].tolist()]

@@ -21,7 +21,7 @@ from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.rejecters import (
     CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, best_candidates, candidate_scores, predictable, reject, replace, stutter,
 )
-from fairseq_gmlm.models.length_head import MIN_LENGTH, top_lengths
+from fairseq_gmlm.models.length_head import MIN_LENGTH, expected_lengths, top_lengths
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class RefinementOptions(NamedTuple):
 
     max_iter: int = 10  # refinements after the first pass
     length_candidates: int = 1
+    length_choice: str = "mode"  # the first length candidate: the most likely length ("mode") or the mean ("mean")
     length_offsets: int = 1  # odd: each predicted length also tried at +-1 ... +-(length_offsets // 2); 1 = none
     restarts: int = 1
     init: str = "mask"  # "mask" or "random"
@@ -72,7 +73,8 @@ class RefinementOptions(NamedTuple):
             raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.init!r}")
         for flag, value, choices in (("--rejecter", self.rejecter, REJECTERS), ("--replacement", self.replacement,
                                      REPLACEMENTS), ("--candidate-score", self.score, CANDIDATE_SCORES),
-                                     ("--stop-rule", self.stop, STOP_RULES)):
+                                     ("--stop-rule", self.stop, STOP_RULES),
+                                     ("--length-choice", self.length_choice, LENGTH_CHOICES)):
             if value not in choices:
                 raise UsageError(f"unknown {flag} {value!r}; choose one of {', '.join(choices)}")
         if self.reject_k < 0:
@@ -88,6 +90,10 @@ class RefinementOptions(NamedTuple):
             raise UsageError(f"--temperature must be > 0, got {self.temperature}")
         return self
 
+
+# --length-choice: "mode" takes the --iter-decode-with-beam most likely lengths; "mean" takes the rounded mean of
+# the length distribution first, then the most likely lengths after it.
+LENGTH_CHOICES = ("mode", "mean")
 
 # --stop-rule: "input" (PaDIR's, the default) ends a candidate when the next pass's input would equal this pass's;
 # "prediction" when a pass predicts what the pass before it did, which can end a linear schedule while it still
@@ -105,6 +111,14 @@ class Vocabulary(NamedTuple):
     random_low: int  # random initial tokens are drawn from [random_low, random_high)
     random_high: int
     never_predicted: List[int]  # pad, bos, eos, <mask>, <length>
+
+
+def length_candidates(length_log_probs: torch.Tensor, k: int, max_length, choice: str) -> torch.Tensor:
+    """B x K lengths to decode (see LENGTH_CHOICES); ``max_length`` as in ``top_lengths``."""
+    if choice == "mode":
+        return top_lengths(length_log_probs, k, max_length)
+    mean = expected_lengths(length_log_probs, max_length)[:, None]  # B x 1
+    return torch.cat([mean, top_lengths(length_log_probs, k - 1, max_length)], 1) if k > 1 else mean
 
 
 def candidate_lengths(top: torch.Tensor, offsets: int, restarts: int, max_length) -> torch.Tensor:
@@ -226,7 +240,7 @@ class GMLMGenerator:
         source_length = src_tokens.ne(vocab.pad).sum(1)  # B, with EOS
         max_length = (options.max_len_a * source_length + options.max_len_b).long()  # B, target length with EOS
         max_length = max_length.clamp(max=min(m.max_target_positions for m in models))
-        top = top_lengths(length_log_probs, options.length_candidates, max_length)  # B x K
+        top = length_candidates(length_log_probs, options.length_candidates, max_length, options.length_choice)  # B x K
         lengths = candidate_lengths(top, options.length_offsets, options.restarts, max_length)  # B x KOR
         per_sentence = lengths.size(1)
         lengths = lengths.reshape(-1)  # N

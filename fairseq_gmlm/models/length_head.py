@@ -32,3 +32,16 @@ def top_lengths(length_log_probs: torch.Tensor, k: int, max_length) -> torch.Ten
     scores = length_log_probs.masked_fill(~allowed, float("-inf"))
     best = scores.topk(min(k, scores.size(-1)), dim=-1)
     return torch.where(best.values.isfinite(), best.indices, best.indices[:, :1])
+
+
+def expected_lengths(length_log_probs: torch.Tensor, max_length) -> torch.Tensor:
+    """The mean of each row's length distribution, restricted to [MIN_LENGTH, max_length] and renormalised,
+    rounded to the nearest length: B. ``max_length`` is an int or a B tensor, as in ``top_lengths``.
+
+    Where the length model is unsure, its distribution is wide and right-skewed (short sentences are the most
+    frequent in any corpus), and its most likely length falls well below the typical one; the mean does not."""
+    classes = torch.arange(length_log_probs.size(-1), device=length_log_probs.device)[None, :]  # 1 x L
+    max_length = torch.as_tensor(max_length, device=classes.device).clamp(min=MIN_LENGTH).reshape(-1, 1)
+    allowed = (classes >= MIN_LENGTH) & (classes <= max_length)  # B|1 x L
+    probs = length_log_probs.float().masked_fill(~allowed, float("-inf")).softmax(-1)  # B x L
+    return (probs * classes).sum(-1).round().long()

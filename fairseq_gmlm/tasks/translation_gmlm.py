@@ -23,7 +23,9 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from fairseq_gmlm import noising
 from fairseq_gmlm.checkpoints import CHECKPOINT_PATH_KEY, check_dictionary, dictionary_fingerprint
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary
+from fairseq_gmlm.generation.refinement import (
+    LENGTH_CHOICES, STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary,
+)
 from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, predictable
 from fairseq_gmlm.generation.trace import TracingGenerator
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
@@ -91,6 +93,11 @@ class TranslationGMLMConfig(TranslationConfig):
         metadata={"help": "independent restarts per length candidate; they differ only with --decoder-init random "
                           "or --sampling"},
     )
+    length_choice: ChoiceEnum(list(LENGTH_CHOICES)) = field(
+        default="mode",
+        metadata={"help": "the length to decode: the length model's most likely one (mode), or the rounded mean of "
+                          "its distribution (mean), followed by the most likely ones with --iter-decode-with-beam > 1"},
+    )
     length_offsets: int = field(
         default=1,
         metadata={"help": "odd B: also try each of the --iter-decode-with-beam predicted lengths shifted by "
@@ -117,7 +124,8 @@ class TranslationGMLMConfig(TranslationConfig):
 _TASK_DECODING = {
     "decoder_init": "init", "rejecter": "rejecter", "reject_k": "reject_k", "reject_fraction": "reject_fraction",
     "reject_threshold": "reject_threshold", "stutter_remask": "stutter", "replacement": "replacement",
-    "restarts": "restarts", "length_offsets": "length_offsets", "brevity_penalty": "brevity_alpha",
+    "restarts": "restarts", "length_offsets": "length_offsets", "length_choice": "length_choice",
+    "brevity_penalty": "brevity_alpha",
     "candidate_score": "score", "stop_rule": "stop",
 }
 
@@ -238,7 +246,7 @@ class TranslationGMLMTask(TranslationTask):
         if getattr(args, "iter_decode_with_external_reranker", False):
             raise UsageError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
         ours = {name: getattr(args, task_name, getattr(self.cfg, task_name)) for task_name, name in _TASK_DECODING.items()}
-        for name in ("init", "rejecter", "replacement", "score", "stop"):  # ChoiceEnum values -> str
+        for name in ("init", "rejecter", "replacement", "score", "stop", "length_choice"):  # ChoiceEnum -> str
             ours[name] = str(ours[name])
         ours["stutter"] = parse_switch("--stutter-remask", ours["stutter"])
         return RefinementOptions(
