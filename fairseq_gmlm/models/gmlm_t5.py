@@ -24,6 +24,7 @@ from fairseq_gmlm.models.length_head import LengthHead
 from fairseq_gmlm.models.t5_common import (
     T5Config,
     build_output_head,
+    FromPretrained,
     build_stack,
     init_t5_model,
     joint_dictionary,
@@ -96,7 +97,7 @@ def symbol_index(dictionary, symbol: str) -> int:
 
 
 @register_model("gmlm_t5", dataclass=GMLMT5Config)
-class GMLMT5Model(BaseFairseqModel):
+class GMLMT5Model(FromPretrained, BaseFairseqModel):
     def __init__(self, cfg: GMLMT5Config, dictionary):
         super().__init__()
         self.cfg = cfg

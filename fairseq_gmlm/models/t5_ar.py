@@ -32,6 +32,7 @@ from fairseq.models import (
 from torch import Tensor, nn
 
 from fairseq_gmlm.models.t5_common import (
+    FromPretrained,
     T5Config,
     build_output_head,
     build_stack,
@@ -160,7 +161,7 @@ def unflatten_caches(flat: Dict[str, Optional[Tensor]], num_blocks: int) -> List
 
 
 @register_model("t5_ar", dataclass=T5ARConfig)
-class T5ARModel(FairseqEncoderDecoderModel):
+class T5ARModel(FromPretrained, FairseqEncoderDecoderModel):
     def __init__(self, cfg: T5ARConfig, dictionary):
         embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)  # shared by source, target and (tied) output
         super().__init__(T5AREncoder(cfg, dictionary, embed_tokens), T5ARDecoder(cfg, dictionary, embed_tokens))

@@ -76,6 +76,26 @@ def register_sizes(model_name: str) -> Dict[str, dict]:
     return architectures
 
 
+class FromPretrained:
+    """``from_pretrained`` for both models, as fairseq users expect of a translation model."""
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
+                        bpe="sentencepiece", **overrides):
+        """fairseq's ``GeneratorHubInterface`` over CHECKPOINT_FILE (colon-separated: an ensemble) in the folder
+        MODEL_NAME_OR_PATH, with the dictionaries of the binarised data in DATA_NAME_OR_PATH (relative to the
+        model folder when it starts with "."). ``bpe`` and e.g. ``sentencepiece_model``: how text is split into
+        pieces (``bpe=None`` for text already split); OVERRIDES replace other saved options by name, as in
+        fairseq's own ``from_pretrained``. Its ``translate(sentences, **flags)`` decodes with the task's
+        generator, the keyword arguments standing for fairseq-interactive's flags: ``iter_decode_max_iter=4``
+        (gmlm_t5), ``beam=4`` (t5_ar)."""
+        from fairseq import hub_utils
+
+        loaded = hub_utils.from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, bpe=bpe,
+                                           **overrides)
+        return hub_utils.GeneratorHubInterface(loaded["args"], loaded["task"], loaded["models"])
+
+
 def build_stack(cfg: T5Config, num_layers: int, bidirectional: bool, cross_attention: bool,
                 positional_attention: bool = False) -> Stack:
     """One encoder or decoder stack of CFG's shape."""
