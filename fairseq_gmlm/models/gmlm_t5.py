@@ -22,12 +22,12 @@ from torch import nn
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.models.length_head import LengthHead
 from fairseq_gmlm.models.t5_common import (
-    T5Config,
-    build_output_head,
     FromPretrained,
+    T5Config,
+    build_embeddings,
+    build_output_head,
     build_stack,
     init_t5_model,
-    joint_dictionary,
     output_logits,
     register_sizes,
 )
@@ -98,17 +98,23 @@ def symbol_index(dictionary, symbol: str) -> int:
 
 @register_model("gmlm_t5", dataclass=GMLMT5Config)
 class GMLMT5Model(FromPretrained, BaseFairseqModel):
-    def __init__(self, cfg: GMLMT5Config, dictionary):
+    def __init__(self, cfg: GMLMT5Config, dictionary, source_dictionary=None):
+        """DICTIONARY: the target's; SOURCE_DICTIONARY: the source's when the data has one per side (then the
+        source gets its own embedding, see ``build_embeddings``), else None."""
         super().__init__()
         self.cfg = cfg
         self.dictionary = dictionary
+        source_dictionary = dictionary if source_dictionary is None else source_dictionary
         self.pad, self.eos, self.bos = dictionary.pad(), dictionary.eos(), dictionary.bos()
+        self.source_pad = source_dictionary.pad()
         self.mask_idx = symbol_index(dictionary, MASK_SYMBOL)
-        self.length_idx = symbol_index(dictionary, LENGTH_SYMBOL)
+        self.length_idx = symbol_index(source_dictionary, LENGTH_SYMBOL)  # prepended to the source
         self.max_source_positions = cfg.max_source_positions
         self.max_target_positions = cfg.max_target_positions
 
-        self.embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)
+        source_embedding, self.embed_tokens = build_embeddings(cfg, dictionary, source_dictionary)
+        # only with a dictionary per side; checkpoints of one shared embedding keep their parameter names
+        self.source_embed_tokens = None if source_embedding is self.embed_tokens else source_embedding
         # (checkpoints saved before these options existed lack them)
         self.position_input = str(getattr(cfg, "position_input", "none"))
         self.cross_attention_skips_length = bool(getattr(cfg, "cross_attention_skips_length", False))
@@ -127,7 +133,7 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         self.length_head = LengthHead(cfg.d_model, cfg.max_target_positions)
         self.lm_head = build_output_head(cfg, len(dictionary))
 
-        init_t5_model(self, cfg, self.embed_tokens, self.lm_head)
+        init_t5_model(self, cfg, [self.embed_tokens, source_embedding], self.lm_head)
         if self.decoder_positions is not None:
             # mask-range rows stand in for the <mask> row (std 1 like every token row), positional attention
             # normalises its positions; added positions start small, so a warm start is barely disturbed
@@ -138,20 +144,25 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg: GMLMT5Config, task):
-        return cls(cfg, joint_dictionary(task, "gmlm_t5"))
+        return cls(cfg, task.target_dictionary, task.source_dictionary)
 
     def max_positions(self):
         return (self.max_source_positions, self.max_target_positions)
+
+    @property
+    def encoder_embed_tokens(self) -> nn.Embedding:
+        """The source side's embedding: the shared one unless the data has a dictionary per side."""
+        return self.embed_tokens if self.source_embed_tokens is None else self.source_embed_tokens
 
     # ---- the network ------------------------------------------------------------------------------------
 
     def encode(self, src_tokens: torch.Tensor, src_lengths: Optional[torch.Tensor] = None) -> EncoderOut:
         """src_tokens: B x S, left- or right-padded, ending in EOS."""
         # Relative positions are index differences, so padding must not sit between <length> and the words.
-        src_tokens = utils.convert_padding_direction(src_tokens, self.pad, left_to_right=True)
+        src_tokens = utils.convert_padding_direction(src_tokens, self.source_pad, left_to_right=True)
         tokens = torch.cat([src_tokens.new_full((src_tokens.size(0), 1), self.length_idx), src_tokens], 1)
-        padding_mask = tokens.eq(self.pad)  # B x (1 + S)
-        x = self.embed_tokens(tokens)  # B x (1 + S) x C
+        padding_mask = tokens.eq(self.source_pad)  # B x (1 + S)
+        x = self.encoder_embed_tokens(tokens)  # B x (1 + S) x C
         length = tokens.size(1)
         if self.encoder_positions is not None:
             x = x + self.encoder_positions.weight[:length]  # (1 + S) x C, broadcast over B

@@ -34,10 +34,10 @@ from torch import Tensor, nn
 from fairseq_gmlm.models.t5_common import (
     FromPretrained,
     T5Config,
+    build_embeddings,
     build_output_head,
     build_stack,
     init_t5_model,
-    joint_dictionary,
     output_logits,
     register_sizes,
 )
@@ -162,15 +162,19 @@ def unflatten_caches(flat: Dict[str, Optional[Tensor]], num_blocks: int) -> List
 
 @register_model("t5_ar", dataclass=T5ARConfig)
 class T5ARModel(FromPretrained, FairseqEncoderDecoderModel):
-    def __init__(self, cfg: T5ARConfig, dictionary):
-        embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)  # shared by source, target and (tied) output
-        super().__init__(T5AREncoder(cfg, dictionary, embed_tokens), T5ARDecoder(cfg, dictionary, embed_tokens))
+    def __init__(self, cfg: T5ARConfig, dictionary, source_dictionary=None):
+        """DICTIONARY: the target's; SOURCE_DICTIONARY: the source's when the data has one per side, else None.
+        One embedding serves source, target and (tied) output unless the dictionaries differ."""
+        source_dictionary = dictionary if source_dictionary is None else source_dictionary
+        source_embedding, target_embedding = build_embeddings(cfg, dictionary, source_dictionary)
+        super().__init__(T5AREncoder(cfg, source_dictionary, source_embedding),
+                         T5ARDecoder(cfg, dictionary, target_embedding))
         self.cfg = cfg
-        init_t5_model(self, cfg, embed_tokens, self.decoder.lm_head)
+        init_t5_model(self, cfg, [target_embedding, source_embedding], self.decoder.lm_head)
 
     @classmethod
     def build_model(cls, cfg: T5ARConfig, task):
-        return cls(cfg, joint_dictionary(task, "t5_ar"))
+        return cls(cfg, task.target_dictionary, task.source_dictionary)
 
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)

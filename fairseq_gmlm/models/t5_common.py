@@ -1,5 +1,6 @@
-"""What ``gmlm_t5`` and ``t5_ar`` share: configuration, size presets, stack assembly, the dictionary check,
-output projection and weight initialisation (Raffel et al., JMLR 2020; PaDIR, Li et al., ICML 2024).
+"""What ``gmlm_t5`` and ``t5_ar`` share: configuration, size presets, stack assembly, token embeddings (one
+shared, or one per dictionary), output projection and weight initialisation (Raffel et al., JMLR 2020;
+PaDIR, Li et al., ICML 2024).
 
 The two models differ in their decoders (parallel and bidirectional, or causal with a key/value cache) and
 in what surrounds them; everything here is built the same way for both, so a change to it changes both.
@@ -8,7 +9,7 @@ Shapes: B batch, L length, C model dim, V vocabulary.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
@@ -16,7 +17,6 @@ from fairseq.models import register_model_architecture
 from omegaconf import II
 from torch import nn
 
-from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.models.t5_layers import Stack, init_t5_weights
 
 
@@ -108,14 +108,15 @@ def build_stack(cfg: T5Config, num_layers: int, bidirectional: bool, cross_atten
     )
 
 
-def joint_dictionary(task, model_name: str):
-    """The task's one dictionary; T5 models share one embedding between source and target."""
-    if task.source_dictionary != task.target_dictionary:
-        raise UsageError(
-            f"{model_name} shares one embedding between source and target: binarise the data with "
-            "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
-        )
-    return task.target_dictionary
+def build_embeddings(cfg: T5Config, target_dictionary, source_dictionary=None) -> Tuple[nn.Embedding, nn.Embedding]:
+    """(source, target) token embeddings: one shared module when the source dictionary is the target's or
+    holds the same symbols in the same order (``fairseq-preprocess --joined-dictionary``, or the same
+    ``--srcdict`` and ``--tgtdict``), as in T5; two when the data was binarised with a dictionary per side.
+    The target embedding is also the output projection under --tie-output-projection."""
+    target = nn.Embedding(len(target_dictionary), cfg.d_model)
+    if source_dictionary is None or source_dictionary == target_dictionary:  # Dictionary compares its symbols
+        return target, target
+    return nn.Embedding(len(source_dictionary), cfg.d_model), target
 
 
 def build_output_head(cfg: T5Config, dictionary_size: int) -> Optional[nn.Linear]:
@@ -132,10 +133,12 @@ def output_logits(hidden: torch.Tensor, embed_tokens: nn.Embedding, lm_head: Opt
     return lm_head(hidden)
 
 
-def init_t5_model(model: nn.Module, cfg: T5Config, embed_tokens: nn.Embedding, lm_head: Optional[nn.Linear]) -> None:
-    """T5's initialisation of MODEL: unit-scale token embeddings, ``init_t5_weights`` for the stacks, and an
-    untied head at d_model^-0.5 (its input is RMS-normalised)."""
-    nn.init.normal_(embed_tokens.weight, std=1.0)
+def init_t5_model(model: nn.Module, cfg: T5Config, embeddings: Sequence[nn.Embedding],
+                  lm_head: Optional[nn.Linear]) -> None:
+    """T5's initialisation of MODEL: unit-scale token EMBEDDINGS (each distinct module once), ``init_t5_weights``
+    for the stacks, and an untied head at d_model^-0.5 (its input is RMS-normalised)."""
+    for embedding in {id(embedding): embedding for embedding in embeddings}.values():
+        nn.init.normal_(embedding.weight, std=1.0)
     # (checkpoints saved before the option existed lack it; their weights replace the init anyway)
     init_t5_weights(model, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
     if lm_head is not None:
