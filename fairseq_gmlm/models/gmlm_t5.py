@@ -15,14 +15,23 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from fairseq import utils
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
-from omegaconf import II
+from fairseq.dataclass import ChoiceEnum
+from fairseq.models import BaseFairseqModel, register_model
 from torch import nn
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.models.length_head import LengthHead
-from fairseq_gmlm.models.t5_layers import Stack, attention_bias_from_padding, init_t5_weights
+from fairseq_gmlm.models.t5_common import (
+    FromPretrained,
+    T5Config,
+    build_embeddings,
+    build_output_head,
+    build_stack,
+    init_t5_model,
+    output_logits,
+    register_sizes,
+)
+from fairseq_gmlm.models.t5_layers import attention_bias_from_padding
 from fairseq_gmlm.precision import prepare_generation_precision
 
 logger = logging.getLogger(__name__)
@@ -34,28 +43,7 @@ POSITION_INIT_STD = 0.1  # learned absolute positions added to token embeddings 
 
 
 @dataclass
-class GMLMT5Config(FairseqDataclass):
-    d_model: int = field(default=512, metadata={"help": "model (embedding) dimension"})
-    num_heads: int = field(default=8, metadata={"help": "attention heads"})
-    d_kv: int = field(default=64, metadata={"help": "dimension of each head's keys and values"})
-    d_ff: int = field(default=2048, metadata={"help": "feed-forward inner dimension"})
-    encoder_layers: int = field(default=6, metadata={"help": "encoder blocks"})
-    decoder_layers: int = field(default=6, metadata={"help": "decoder blocks"})
-    feed_forward: ChoiceEnum(["gated-gelu", "relu"]) = field(
-        default="gated-gelu", metadata={"help": "T5 v1.1 gated-GELU or original T5 ReLU feed-forward"}
-    )
-    dropout: float = field(default=0.1, metadata={"help": "dropout after embeddings, sublayers and attention"})
-    layer_norm_epsilon: float = field(default=1e-6, metadata={"help": "RMSNorm epsilon"})
-    relative_attention_num_buckets: int = field(default=32, metadata={"help": "relative position buckets"})
-    relative_attention_max_distance: int = field(default=128, metadata={"help": "largest distinguished offset"})
-    relative_attention_init_std: float = field(
-        default=2.0,
-        metadata={"help": "std of the initial relative position biases when training from scratch (T5 uses "
-                          "d_model^-0.5, which leaves a from-scratch NAT decoder nearly blind to positions)"},
-    )
-    tie_output_projection: bool = field(
-        default=False, metadata={"help": "output projection = token embedding (scaled by d_model^-0.5)"}
-    )
+class GMLMT5Config(T5Config):
     position_input: ChoiceEnum(list(POSITION_INPUTS)) = field(
         default="none",
         metadata={"help": "how decoder inputs learn where they are, beyond the relative biases: 'learned' absolute "
@@ -77,8 +65,6 @@ class GMLMT5Config(FairseqDataclass):
                           "decoder blocks, output projection; the decoder's relative biases mapped to the "
                           "bidirectional layout); fairseq-train only, ignored when loading a trained model"},
     )
-    max_source_positions: int = II("task.max_source_positions")
-    max_target_positions: int = II("task.max_target_positions")
 
 
 class EncoderOut(NamedTuple):
@@ -110,35 +96,31 @@ def symbol_index(dictionary, symbol: str) -> int:
     return index
 
 
-def joint_dictionary(task, model_name: str):
-    """The task's one dictionary; T5 models share one embedding between source and target."""
-    if task.source_dictionary != task.target_dictionary:
-        raise UsageError(
-            f"{model_name} shares one embedding between source and target: binarise the data with "
-            "fairseq-preprocess --joined-dictionary (or give the same --srcdict and --tgtdict)"
-        )
-    return task.target_dictionary
-
-
 @register_model("gmlm_t5", dataclass=GMLMT5Config)
-class GMLMT5Model(BaseFairseqModel):
-    def __init__(self, cfg: GMLMT5Config, dictionary):
+class GMLMT5Model(FromPretrained, BaseFairseqModel):
+    def __init__(self, cfg: GMLMT5Config, dictionary, source_dictionary=None):
+        """DICTIONARY: the target's; SOURCE_DICTIONARY: the source's when the data has one per side (then the
+        source gets its own embedding, see ``build_embeddings``), else None."""
         super().__init__()
         self.cfg = cfg
         self.dictionary = dictionary
+        source_dictionary = dictionary if source_dictionary is None else source_dictionary
         self.pad, self.eos, self.bos = dictionary.pad(), dictionary.eos(), dictionary.bos()
+        self.source_pad = source_dictionary.pad()
         self.mask_idx = symbol_index(dictionary, MASK_SYMBOL)
-        self.length_idx = symbol_index(dictionary, LENGTH_SYMBOL)
+        self.length_idx = symbol_index(source_dictionary, LENGTH_SYMBOL)  # prepended to the source
         self.max_source_positions = cfg.max_source_positions
         self.max_target_positions = cfg.max_target_positions
 
-        self.embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)
+        source_embedding, self.embed_tokens = build_embeddings(cfg, dictionary, source_dictionary)
+        # only with a dictionary per side; checkpoints of one shared embedding keep their parameter names
+        self.source_embed_tokens = None if source_embedding is self.embed_tokens else source_embedding
         # (checkpoints saved before these options existed lack them)
         self.position_input = str(getattr(cfg, "position_input", "none"))
         self.cross_attention_skips_length = bool(getattr(cfg, "cross_attention_skips_length", False))
-        self.encoder = self.build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
-        self.decoder = self.build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True,
-                                        positional_attention=self.position_input == "positional-attention")
+        self.encoder = build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
+        self.decoder = build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True,
+                                   positional_attention=self.position_input == "positional-attention")
         # learned: added to every decoder input; mask-range: the <mask_i> rows; positional-attention: the
         # attention's queries and keys. One row per target position.
         self.decoder_positions = (
@@ -149,13 +131,9 @@ class GMLMT5Model(BaseFairseqModel):
             nn.Embedding(cfg.max_source_positions + 1, cfg.d_model) if getattr(cfg, "encoder_positions", False) else None
         )
         self.length_head = LengthHead(cfg.d_model, cfg.max_target_positions)
-        self.lm_head = None if cfg.tie_output_projection else nn.Linear(cfg.d_model, len(dictionary), bias=False)
+        self.lm_head = build_output_head(cfg, len(dictionary))
 
-        nn.init.normal_(self.embed_tokens.weight, std=1.0)
-        # (checkpoints saved before the option existed lack it; their weights replace the init anyway)
-        init_t5_weights(self, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
-        if self.lm_head is not None:
-            nn.init.normal_(self.lm_head.weight, std=cfg.d_model**-0.5)
+        init_t5_model(self, cfg, [self.embed_tokens, source_embedding], self.lm_head)
         if self.decoder_positions is not None:
             # mask-range rows stand in for the <mask> row (std 1 like every token row), positional attention
             # normalises its positions; added positions start small, so a warm start is barely disturbed
@@ -164,31 +142,27 @@ class GMLMT5Model(BaseFairseqModel):
         if self.encoder_positions is not None:
             nn.init.normal_(self.encoder_positions.weight, std=POSITION_INIT_STD)
 
-    @staticmethod
-    def build_stack(cfg, num_layers: int, bidirectional: bool, cross_attention: bool,
-                    positional_attention: bool = False) -> Stack:
-        return Stack(
-            num_layers, cfg.d_model, cfg.num_heads, cfg.d_kv, cfg.d_ff, str(cfg.feed_forward), cfg.dropout,
-            cfg.layer_norm_epsilon, bidirectional, cross_attention,
-            cfg.relative_attention_num_buckets, cfg.relative_attention_max_distance, positional_attention,
-        )
-
     @classmethod
     def build_model(cls, cfg: GMLMT5Config, task):
-        return cls(cfg, joint_dictionary(task, "gmlm_t5"))
+        return cls(cfg, task.target_dictionary, task.source_dictionary)
 
     def max_positions(self):
         return (self.max_source_positions, self.max_target_positions)
+
+    @property
+    def encoder_embed_tokens(self) -> nn.Embedding:
+        """The source side's embedding: the shared one unless the data has a dictionary per side."""
+        return self.embed_tokens if self.source_embed_tokens is None else self.source_embed_tokens
 
     # ---- the network ------------------------------------------------------------------------------------
 
     def encode(self, src_tokens: torch.Tensor, src_lengths: Optional[torch.Tensor] = None) -> EncoderOut:
         """src_tokens: B x S, left- or right-padded, ending in EOS."""
         # Relative positions are index differences, so padding must not sit between <length> and the words.
-        src_tokens = utils.convert_padding_direction(src_tokens, self.pad, left_to_right=True)
+        src_tokens = utils.convert_padding_direction(src_tokens, self.source_pad, left_to_right=True)
         tokens = torch.cat([src_tokens.new_full((src_tokens.size(0), 1), self.length_idx), src_tokens], 1)
-        padding_mask = tokens.eq(self.pad)  # B x (1 + S)
-        x = self.embed_tokens(tokens)  # B x (1 + S) x C
+        padding_mask = tokens.eq(self.source_pad)  # B x (1 + S)
+        x = self.encoder_embed_tokens(tokens)  # B x (1 + S) x C
         length = tokens.size(1)
         if self.encoder_positions is not None:
             x = x + self.encoder_positions.weight[:length]  # (1 + S) x C, broadcast over B
@@ -235,10 +209,7 @@ class GMLMT5Model(BaseFairseqModel):
         return encoder_out._replace(memory=self.decoder.memory_keys_values(encoder_out.out))
 
     def output_projection(self, hidden: torch.Tensor) -> torch.Tensor:
-        if self.lm_head is None:
-            # Tied embeddings have unit-scale rows, the hidden state is RMS-normalised: rescale as T5 does.
-            return (hidden * self.cfg.d_model**-0.5) @ self.embed_tokens.weight.t()
-        return self.lm_head(hidden)
+        return output_logits(hidden, self.embed_tokens, self.lm_head, self.cfg.d_model)  # B x T x V
 
     def forward(self, src_tokens, src_lengths, prev_output_tokens, **unused) -> GMLMOutput:
         encoder_out = self.encode(src_tokens, src_lengths)
@@ -254,22 +225,4 @@ class GMLMT5Model(BaseFairseqModel):
         return F.log_softmax(logits.float(), -1) if log_probs else F.softmax(logits.float(), -1)
 
 
-def _preset(**values):
-    """An architecture that sets only what differs from GMLMT5Config's defaults (T5-small's shape)."""
-
-    def apply(args):
-        for name, value in values.items():
-            setattr(args, name, getattr(args, name, value))
-
-    return apply
-
-
-ARCHITECTURES = {
-    "gmlm_t5_tiny": dict(d_model=64, num_heads=4, d_kv=16, d_ff=128, encoder_layers=2, decoder_layers=2),
-    "gmlm_t5_mini": dict(d_model=128, num_heads=4, d_kv=32, d_ff=512, encoder_layers=3, decoder_layers=3),
-    "gmlm_t5_small": dict(),
-    "gmlm_t5_base": dict(d_model=768, num_heads=12, d_ff=3072, encoder_layers=12, decoder_layers=12),
-    "gmlm_t5_large": dict(d_model=1024, num_heads=16, d_ff=4096, encoder_layers=24, decoder_layers=24),
-}
-for _name, _values in ARCHITECTURES.items():
-    register_model_architecture("gmlm_t5", _name)(_preset(**_values))
+ARCHITECTURES = register_sizes("gmlm_t5")  # gmlm_t5_tiny ... gmlm_t5_large

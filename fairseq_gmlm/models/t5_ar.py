@@ -3,8 +3,8 @@
 Raffel et al., "Exploring the Limits of Transfer Learning with a Unified Text-to-Text Transformer" (JMLR 2020).
 PaDIR (Li et al., "Promises and Pitfalls of Generative Masked Language Modeling", ICML 2024) compares its
 parallel decoder with an autoregressive model of the same size and vocabulary; this is that model. It shares
-``gmlm_t5``'s blocks (``t5_layers.py``), configuration fields and size presets, and differs only where
-autoregression requires it: the decoder is causal, its relative position bias unidirectional, it caches keys
+``gmlm_t5``'s blocks (``t5_layers.py``), and its configuration fields, size presets, stack assembly, output
+projection and initialisation (``t5_common.py``), and differs only where autoregression requires it: the decoder is causal, its relative position bias unidirectional, it caches keys
 and values for step-by-step decoding (fairseq's ``SequenceGenerator``, ``--beam``), and there is no
 ``<length>`` token or length head. It trains with fairseq's stock ``translation`` task and criteria.
 
@@ -28,17 +28,25 @@ from fairseq.models import (
     FairseqEncoderDecoderModel,
     FairseqIncrementalDecoder,
     register_model,
-    register_model_architecture,
 )
 from torch import Tensor, nn
 
-from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config, GMLMT5Model, _preset, joint_dictionary
-from fairseq_gmlm.models.t5_layers import attention_bias_from_padding, causal_bias, init_t5_weights
+from fairseq_gmlm.models.t5_common import (
+    FromPretrained,
+    T5Config,
+    build_embeddings,
+    build_output_head,
+    build_stack,
+    init_t5_model,
+    output_logits,
+    register_sizes,
+)
+from fairseq_gmlm.models.t5_layers import attention_bias_from_padding, causal_bias
 
 
 @dataclass
-class T5ARConfig(GMLMT5Config):
-    """The same fields as ``gmlm_t5`` (sizes, feed-forward kind, buckets, tied output projection)."""
+class T5ARConfig(T5Config):
+    """The fields ``gmlm_t5`` shares (sizes, feed-forward kind, buckets, tied output projection)."""
 
 
 def t5_decoder_input(prev_output_tokens: Tensor, start_index: int) -> Tensor:
@@ -50,21 +58,13 @@ def t5_decoder_input(prev_output_tokens: Tensor, start_index: int) -> Tensor:
     return torch.cat([start, prev_output_tokens[:, 1:]], dim=1)
 
 
-def output_logits(hidden: Tensor, embed_tokens: nn.Embedding, lm_head: Optional[nn.Linear], d_model: int) -> Tensor:
-    """hidden: B x T x C -> B x T x V. Tied: the embedding rows have unit scale and the hidden state is
-    RMS-normalised, so T5 rescales by d_model^-0.5 (as ``GMLMT5Model.output_projection``)."""
-    if lm_head is None:
-        return (hidden * d_model**-0.5) @ embed_tokens.weight.t()
-    return lm_head(hidden)
-
-
 class T5AREncoder(FairseqEncoder):
     def __init__(self, cfg: T5ARConfig, dictionary, embed_tokens: nn.Embedding):
         super().__init__(dictionary)
         self.pad = dictionary.pad()
         self.max_source_positions = cfg.max_source_positions
         self.embed_tokens = embed_tokens
-        self.stack = GMLMT5Model.build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
+        self.stack = build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
 
     def forward(self, src_tokens: Tensor, src_lengths: Optional[Tensor] = None, **unused) -> Dict[str, List[Tensor]]:
         """src_tokens: B x S, left- or right-padded (real tokens contiguous, so relative offsets are unaffected)."""
@@ -95,8 +95,8 @@ class T5ARDecoder(FairseqIncrementalDecoder):
         self.d_model = cfg.d_model
         self.max_target_positions = cfg.max_target_positions
         self.embed_tokens = embed_tokens
-        self.stack = GMLMT5Model.build_stack(cfg, cfg.decoder_layers, bidirectional=False, cross_attention=True)
-        self.lm_head = None if cfg.tie_output_projection else nn.Linear(cfg.d_model, len(dictionary), bias=False)
+        self.stack = build_stack(cfg, cfg.decoder_layers, bidirectional=False, cross_attention=True)
+        self.lm_head = build_output_head(cfg, len(dictionary))
 
     def forward(self, prev_output_tokens, encoder_out=None, incremental_state=None, features_only=False, **unused):
         """prev_output_tokens: B x T (fairseq's shifted target, starting with EOS). With ``incremental_state``
@@ -161,23 +161,23 @@ def unflatten_caches(flat: Dict[str, Optional[Tensor]], num_blocks: int) -> List
 
 
 @register_model("t5_ar", dataclass=T5ARConfig)
-class T5ARModel(FairseqEncoderDecoderModel):
-    def __init__(self, cfg: T5ARConfig, dictionary):
-        embed_tokens = nn.Embedding(len(dictionary), cfg.d_model)  # shared by source, target and (tied) output
-        super().__init__(T5AREncoder(cfg, dictionary, embed_tokens), T5ARDecoder(cfg, dictionary, embed_tokens))
+class T5ARModel(FromPretrained, FairseqEncoderDecoderModel):
+    def __init__(self, cfg: T5ARConfig, dictionary, source_dictionary=None):
+        """DICTIONARY: the target's; SOURCE_DICTIONARY: the source's when the data has one per side, else None.
+        One embedding serves source, target and (tied) output unless the dictionaries differ."""
+        source_dictionary = dictionary if source_dictionary is None else source_dictionary
+        source_embedding, target_embedding = build_embeddings(cfg, dictionary, source_dictionary)
+        super().__init__(T5AREncoder(cfg, source_dictionary, source_embedding),
+                         T5ARDecoder(cfg, dictionary, target_embedding))
         self.cfg = cfg
-        nn.init.normal_(embed_tokens.weight, std=1.0)
-        init_t5_weights(self, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
-        if self.decoder.lm_head is not None:
-            nn.init.normal_(self.decoder.lm_head.weight, std=cfg.d_model**-0.5)
+        init_t5_model(self, cfg, [target_embedding, source_embedding], self.decoder.lm_head)
 
     @classmethod
     def build_model(cls, cfg: T5ARConfig, task):
-        return cls(cfg, joint_dictionary(task, "t5_ar"))
+        return cls(cfg, task.target_dictionary, task.source_dictionary)
 
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)
 
 
-for _name, _values in ARCHITECTURES.items():
-    register_model_architecture("t5_ar", _name.replace("gmlm_t5", "t5_ar"))(_preset(**_values))
+ARCHITECTURES = register_sizes("t5_ar")  # t5_ar_tiny ... t5_ar_large

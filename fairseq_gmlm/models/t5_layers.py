@@ -213,8 +213,12 @@ class PositionalAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention: bool,
-                 positional_attention: bool = False):
+    """One T5 layer: self-attention, then (optionally) positional attention and cross-attention, then the
+    feed-forward, each a pre-norm residual ``Sublayer``. ``feed_forward``: "relu" or "gated-gelu"; ``eps``:
+    the RMSNorm epsilon."""
+
+    def __init__(self, *, d_model: int, num_heads: int, d_kv: int, d_ff: int, feed_forward: str, dropout: float,
+                 eps: float, cross_attention: bool, positional_attention: bool = False):
         super().__init__()
         self.self_attention = Sublayer(d_model, Attention(d_model, num_heads, d_kv, dropout), dropout, eps)
         self.positional_attention = (
@@ -256,14 +260,17 @@ class Stack(nn.Module):
     """Embedded tokens -> dropout -> blocks -> final RMSNorm -> dropout (one T5 encoder or decoder)."""
 
     def __init__(
-        self, num_layers, d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps,
-        bidirectional: bool, cross_attention: bool, num_buckets: int, max_distance: int,
+        self, *, num_layers: int, d_model: int, num_heads: int, d_kv: int, d_ff: int, feed_forward: str,
+        dropout: float, eps: float, bidirectional: bool, cross_attention: bool, num_buckets: int, max_distance: int,
         positional_attention: bool = False,
     ):
+        """``num_layers`` blocks as ``Block`` describes them, and one relative position table (``num_buckets``,
+        ``max_distance``; read both ways when ``bidirectional``) shared by all of them."""
         super().__init__()
         self.relative_position = RelativePositionBias(num_heads, bidirectional, num_buckets, max_distance)
         self.blocks = nn.ModuleList(
-            Block(d_model, num_heads, d_kv, d_ff, feed_forward, dropout, eps, cross_attention, positional_attention)
+            Block(d_model=d_model, num_heads=num_heads, d_kv=d_kv, d_ff=d_ff, feed_forward=feed_forward,
+                  dropout=dropout, eps=eps, cross_attention=cross_attention, positional_attention=positional_attention)
             for _ in range(num_layers)
         )
         self.final_layer_norm = make_rms_norm(d_model, eps)
