@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -76,3 +77,123 @@ def test_ntokens_counts_every_real_target_token_while_sample_size_counts_the_sco
     assert int(logging_output["ntokens"]) == int(real) == 13
     assert int(sample_size) == int(logging_output["sample_size"]) == int(logging_output["n_scored_first_stage"])
     assert int(sample_size) < int(real)  # only the noised words and EOS are scored
+
+
+# ---- unrolled training (--train-stages) ---------------------------------------------------------------------
+
+def run_stages(tmp_path, *flags, stages=3):
+    """The criterion on ROWS with every word masked; returns the task, the sample, each decoder call's input
+    and logits (stage order) and the sample size."""
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--train-stages", str(stages), "--mask-ratio",
+                                            "1", "--random-token-prob", "0", "--keep-prob", "0", *flags)
+    criterion = task.build_criterion(cfg.criterion)
+    model.eval()
+    calls, decode = [], model.decode
+
+    def recording_decode(tokens, encoder_out):
+        logits = decode(tokens, encoder_out)
+        calls.append((tokens.clone(), logits.detach().float()))
+        return logits
+
+    model.decode = recording_decode
+    sample = task.corrupt(make_sample(task, LONG_ROWS), update=3)
+    _, sample_size, _ = criterion(model, sample)
+    return task, sample, calls, sample_size
+
+
+LONG_ROWS = ROWS + [("w11 w12 w13 w14 w15 w16 w17", "w17 w16 w15 w14 w13 w12 w11")]
+
+
+def argmax_words(task, logits):
+    """B x T argmax among the ids the model may predict, and the log-probability of each."""
+    log_probs = F.log_softmax(logits, -1)
+    allowed = torch.ones(logits.size(-1), dtype=torch.bool)
+    allowed[task.vocab.never_predicted] = False
+    best = log_probs.masked_fill(~allowed, float("-inf")).argmax(-1)
+    return best, log_probs.gather(-1, best.unsqueeze(-1)).squeeze(-1)
+
+
+@pytest.mark.parametrize("replacement", ["initial", "previous", "logits-sum"])
+def test_each_stage_decodes_the_previous_stage_argmax_with_its_least_confident_word_replaced(tmp_path, replacement):
+    task, sample, calls, _ = run_stages(tmp_path, "--rejecter", "bottom-k", "--reject-k", "1",
+                                        "--replacement", replacement)
+    assert len(calls) == 3
+    initial = sample["corruption"].tokens
+    assert torch.equal(calls[0][0], initial)
+    summed = 0
+    distinguishing = 0
+    for stage in range(2):
+        decoder_input, logits = calls[stage]
+        summed = summed + F.log_softmax(logits, -1)
+        best, confidence = argmax_words(task, logits)
+        editable = decoder_input.ne(task.vocab.pad) & decoder_input.ne(task.vocab.eos)
+        expected = torch.where(editable, best, decoder_input)
+        lowest = confidence.masked_fill(~editable, float("inf")).argmin(1)  # B
+        fills = {"initial": initial, "previous": decoder_input, "logits-sum": argmax_words(task, summed)[0]}
+        rows = torch.arange(expected.size(0))
+        distinguishing += int((fills[replacement][rows, lowest] != fills["initial"][rows, lowest]).sum()
+                              if replacement != "initial" else (initial[rows, lowest] != best[rows, lowest]).sum())
+        expected[rows, lowest] = fills[replacement][rows, lowest]
+        assert torch.equal(calls[stage + 1][0], expected), f"stage {stage + 1} input"
+    assert distinguishing > 0  # the replacement is visible: it differs from what another scheme would write
+
+
+def test_linear_rejecter_masks_fewer_words_at_each_later_stage(tmp_path):
+    task, sample, calls, sample_size = run_stages(tmp_path, "--rejecter", "linear", "--replacement", "initial")
+    words = sample["target"].ne(task.vocab.pad) & sample["target"].ne(task.vocab.eos)
+    lengths = words.sum(1)  # 3, 2, 5, 7
+    masked = [tokens.eq(task.vocab.mask).sum(1).tolist() for tokens, _ in calls]
+    # 3 stages run like 3 passes: after stage s re-mask floor(L * (2 - s) / 3)
+    assert masked == [lengths.tolist(), (lengths * 2 // 3).tolist(), (lengths // 3).tolist()]
+    real = sample["target"].ne(task.vocab.pad).sum()
+    assert int(sample_size) == 3 * int(real)  # every word is masked (so scored) in stage 0; later stages score all
+
+
+def test_passthrough_stage_input_is_the_whole_previous_argmax(tmp_path):
+    task, _, calls, _ = run_stages(tmp_path, "--rejecter", "passthrough", stages=2)
+    decoder_input, logits = calls[0]
+    editable = decoder_input.ne(task.vocab.pad) & decoder_input.ne(task.vocab.eos)
+    assert torch.equal(calls[1][0], torch.where(editable, argmax_words(task, logits)[0], decoder_input))
+
+
+# ---- --loss-positions and --length-loss-factor -------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["all", "noised", "masked"])
+def test_loss_positions_choose_which_target_tokens_get_a_gradient(tmp_path, kind):
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--loss-positions", kind, "--mask-ratio",
+                                            "0.6", "--random-token-prob", "0.3", "--keep-prob", "0.3")
+    criterion = task.build_criterion(cfg.criterion)
+    sample = task.corrupt(make_sample(task, LONG_ROWS), update=3)
+    corruption, target = sample["corruption"], sample["target"]
+    real, eos = target.ne(task.vocab.pad), target.eq(task.vocab.eos)
+    assert (corruption.masked != corruption.noised).any() and (corruption.noised != (real & ~eos)).any()
+    captured = {}
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        captured["logits"] = output
+
+    model.lm_head.register_forward_hook(keep)
+    loss, sample_size, logging_output = criterion(model, sample)
+    loss.backward()
+    scored = {"all": real, "noised": corruption.noised | eos, "masked": corruption.masked | eos}[kind]
+    assert torch.equal(captured["logits"].grad.abs().sum(-1) > 0, scored)
+    assert int(sample_size) == int(logging_output["n_scored_first_stage"]) == int(scored.sum())
+
+
+def test_length_loss_factor_weights_each_sentence_length_cross_entropy(tmp_path):
+    losses = {}
+    for factor in (0.0, 2.5):
+        task, model, cfg = build_task_and_model(tmp_path / str(factor), "--dropout", "0", "--length-loss-factor",
+                                                str(factor))
+        model.eval()
+        criterion = task.build_criterion(cfg.criterion)
+        sample = task.corrupt(make_sample(task, ROWS), update=3)
+        per_sentence, _, logging_output = criterion(model, sample, reduce=False)
+        losses[factor] = per_sentence.detach()
+    net_input = sample["net_input"]
+    length_logits = model(net_input["src_tokens"], net_input["src_lengths"], sample["corruption"].tokens).length_logits
+    lengths = sample["target"].ne(task.vocab.pad).sum(1)  # words and EOS
+    expected = F.cross_entropy(length_logits.detach(), lengths, reduction="none")
+    torch.testing.assert_close(losses[2.5] - losses[0.0], 2.5 * expected, rtol=1e-4, atol=1e-4)
+    assert float(logging_output["length_loss"]) == pytest.approx(float(expected.sum()), rel=1e-5)
