@@ -64,11 +64,34 @@ def test_fixed_probabilities_split_noised_tokens_into_mask_random_and_kept():
     assert c.tokens[randomised].min() >= LOW and c.tokens[randomised].max() < HIGH
 
 
+def fates(c, target):
+    """Per example, the shares of its noised tokens that were masked, randomised (changed) and kept."""
+    noised = c.noised.sum(1).float()
+    randomised = (c.noised & ~c.masked & c.tokens.ne(target)).sum(1)
+    kept = (c.noised & ~c.masked & c.tokens.eq(target)).sum(1)
+    return c.masked.sum(1) / noised, randomised / noised, kept / noised
+
+
 def test_uniform_random_and_keep_probabilities_average_a_quarter_each():
     target = batch()
     c = run(target, mask_ratio=1.0, random_prob=None, keep_prob=None)
-    noised = c.noised.sum().item()
-    assert abs(c.masked.sum().item() / noised - 0.5) < 0.02
+    masked, randomised, kept = (share.sum().item() / c.noised.sum().item()
+                                for share in (c.masked, c.noised & ~c.masked & c.tokens.ne(target),
+                                              c.noised & ~c.masked & c.tokens.eq(target)))
+    same = 1 / (HIGH - LOW)  # a random draw that hits the original token counts as kept
+    assert abs(masked - 0.5) < 0.02
+    assert abs(randomised - 0.25 * (1 - same)) < 0.015
+    assert abs(kept - (0.25 + 0.25 * same)) < 0.015
+
+
+def test_uniform_random_and_keep_probabilities_are_drawn_per_example():
+    target = batch(length=60)
+    target = target[(target.ne(PAD) & target.ne(EOS)).sum(1) >= 50]  # long examples: little binomial spread
+    drawn = fates(run(target, mask_ratio=1.0, random_prob=None, keep_prob=None), target)
+    fixed = fates(run(target, mask_ratio=1.0, random_prob=0.25, keep_prob=0.25), target)
+    for share_drawn, share_fixed in zip(drawn[1:], fixed[1:]):  # randomised, kept
+        # U(0, 0.5) has std 0.144; a fixed probability leaves only the binomial spread (about 0.06 here)
+        assert share_drawn.std().item() > 0.13 and share_fixed.std().item() < 0.09
 
 
 def test_corruption_of_an_example_does_not_depend_on_its_batch():
