@@ -92,6 +92,8 @@ def test_uniform_random_and_keep_probabilities_are_drawn_per_example():
     for share_drawn, share_fixed in zip(drawn[1:], fixed[1:]):  # randomised, kept
         # U(0, 0.5) has std 0.144; a fixed probability leaves only the binomial spread (about 0.06 here)
         assert share_drawn.std().item() > 0.13 and share_fixed.std().item() < 0.09
+    # the two probabilities are independent draws, not one draw used twice
+    assert abs(torch.corrcoef(torch.stack(drawn[1:]))[0, 1].item()) < 0.3
 
 
 def test_corruption_of_an_example_does_not_depend_on_its_batch():
