@@ -253,6 +253,7 @@ def test_inference_runs_in_the_dtype_of_the_precision_flag(tmp_path, flag, weigh
     assert len(hypotheses) == 2 and all(torch.isfinite(h[0]["score"]) for h in hypotheses)
 
 
+@pytest.mark.slow
 def test_bf16_training_on_cpu_has_finite_falling_loss(ding_slice, tmp_path):
     data = ding_slice / "prepared" / "bin"
     result = run_cli("fairseq-train", *train_command(data, tmp_path, "--bf16", "--lr", "3e-3", "--max-update", "16",
@@ -263,6 +264,7 @@ def test_bf16_training_on_cpu_has_finite_falling_loss(ding_slice, tmp_path):
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.5
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_updates_and_lr(ding_slice, tmp_path):
     data = ding_slice / "prepared" / "bin"
     # inverse_sqrt warm-up: lr = 1e-3 * update / 100 for the first 100 updates, so it shows where training is.
@@ -303,6 +305,7 @@ def test_resume_after_sigkill_continues_updates_and_lr(ding_slice, tmp_path):
     assert f"cannot read checkpoint {last}" in result.stderr
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_on_the_first_update(ding_slice, tmp_path):
     """Rank r takes batch r of each group; one process with --update-freq 2 accumulates the same two batches.
     The corruption is keyed by example id and update, and dropout is off, so both see identical numbers."""
