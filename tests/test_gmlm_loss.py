@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -197,3 +199,61 @@ def test_length_loss_factor_weights_each_sentence_length_cross_entropy(tmp_path)
     expected = F.cross_entropy(length_logits.detach(), lengths, reduction="none")
     torch.testing.assert_close(losses[2.5] - losses[0.0], 2.5 * expected, rtol=1e-4, atol=1e-4)
     assert float(logging_output["length_loss"]) == pytest.approx(float(expected.sum()), rel=1e-5)
+
+
+# ---- logged metrics ----------------------------------------------------------------------------------------
+
+def reduced(logging_outputs):
+    from fairseq.logging import metrics
+
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+
+    with metrics.aggregate(new_root=True) as aggregator:
+        GMLMLoss.reduce_metrics(logging_outputs)
+        return aggregator.get_smoothed_values()
+
+
+def test_logged_metrics_are_ratios_of_the_summed_logging_outputs():
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+
+    assert GMLMLoss.logging_outputs_can_be_summed()
+    logs = [
+        {"loss": 6.0, "nll_loss": 4.0, "length_loss": 3.0, "sample_size": 3, "nsentences": 2, "n_correct": 1,
+         "n_scored_first_stage": 3, "n_masked": 2, "n_masked_correct": 1},
+        {"loss": 2.0, "nll_loss": 2.0, "length_loss": 1.0, "sample_size": 5, "nsentences": 3, "n_correct": 3,
+         "n_scored_first_stage": 2, "n_masked": 3, "n_masked_correct": 3},
+    ]
+    values = reduced(logs)
+    assert values["loss"] == pytest.approx(8.0 / 8 / math.log(2), abs=1e-3)  # per scored token, in bits
+    assert values["nll_loss"] == pytest.approx(6.0 / 8 / math.log(2), abs=1e-3)
+    assert values["length_loss"] == pytest.approx(4.0 / 5 / math.log(2), abs=1e-3)  # per sentence
+    assert values["acc"] == pytest.approx(100 * 4 / 5, abs=0.01)
+    assert values["mask_acc"] == pytest.approx(100 * 4 / 5, abs=0.01)
+
+
+def test_logged_metrics_of_a_batch_with_nothing_scored_are_zero_not_an_error():
+    empty = {"loss": 0.0, "nll_loss": 0.0, "length_loss": 0.0, "sample_size": 0, "nsentences": 0, "n_correct": 0,
+             "n_scored_first_stage": 0, "n_masked": 0, "n_masked_correct": 0}
+    assert {key: value for key, value in reduced([empty]).items()} == {
+        "loss": 0.0, "nll_loss": 0.0, "length_loss": 0.0, "acc": 0.0, "mask_acc": 0.0}
+    one = dict(empty, loss=1.0, nll_loss=1.0, length_loss=1.0, sample_size=1, nsentences=1, n_correct=1,
+               n_scored_first_stage=1, n_masked=1, n_masked_correct=1)
+    values = reduced([one])
+    assert values["loss"] == values["nll_loss"] == values["length_loss"] == pytest.approx(1 / math.log(2), abs=1e-3)
+    assert values["acc"] == values["mask_acc"] == 100.0
+
+
+def test_logged_losses_of_several_reductions_average_per_scored_token_and_per_sentence():
+    from fairseq.logging import metrics
+
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+
+    first = {"loss": 6.0, "nll_loss": 3.0, "length_loss": 2.0, "sample_size": 3, "nsentences": 1}
+    second = {"loss": 2.0, "nll_loss": 1.0, "length_loss": 9.0, "sample_size": 1, "nsentences": 3}
+    with metrics.aggregate(new_root=True) as aggregator:  # as fairseq-train between two log lines
+        GMLMLoss.reduce_metrics([first])
+        GMLMLoss.reduce_metrics([second])
+        values = aggregator.get_smoothed_values()
+    assert values["loss"] == pytest.approx(8.0 / 4 / math.log(2), abs=1e-3)
+    assert values["nll_loss"] == pytest.approx(4.0 / 4 / math.log(2), abs=1e-3)
+    assert values["length_loss"] == pytest.approx(11.0 / 4 / math.log(2), abs=1e-3)
