@@ -348,3 +348,14 @@ def test_brevity_penalty_from_the_task_or_the_generation_arguments_divides_the_h
             total = hypo[0]["positional_scores"].sum() + length_log_probs[row, length]
             penalty = length if alpha is None else ((5 + length) / 6) ** alpha
             assert float(hypo[0]["score"]) == pytest.approx(float(total / penalty), rel=1e-4)
+
+
+def test_fairseq_clis_strip_eos_from_the_printed_hypotheses(setup):
+    from fairseq_cli.generate import get_symbols_to_strip_from_output
+
+    task, model, sample = setup
+    generator = task.build_generator([model], Namespace(iter_decode_max_iter=1))
+    assert get_symbols_to_strip_from_output(generator) == {task.vocab.eos}
+    hypo = task.inference_step(generator, [model], sample)[0][0]
+    text = task.target_dictionary.string(hypo["tokens"], extra_symbols_to_ignore=get_symbols_to_strip_from_output(generator))
+    assert "</s>" not in text and len(text.split()) == len(hypo["tokens"]) - 1

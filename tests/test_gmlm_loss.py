@@ -257,3 +257,12 @@ def test_logged_losses_of_several_reductions_average_per_scored_token_and_per_se
     assert values["loss"] == pytest.approx(8.0 / 4 / math.log(2), abs=1e-3)
     assert values["nll_loss"] == pytest.approx(4.0 / 4 / math.log(2), abs=1e-3)
     assert values["length_loss"] == pytest.approx(11.0 / 4 / math.log(2), abs=1e-3)
+
+
+def test_unknown_loss_positions_are_refused_with_the_flag_and_the_choices():
+    from fairseq_gmlm.criterions.gmlm_loss import scored_positions
+    from fairseq_gmlm.errors import UsageError
+
+    real = torch.ones(1, 3, dtype=torch.bool)
+    with pytest.raises(UsageError, match=r"^unknown --loss-positions 'eos'; choose one of all, noised, masked$"):
+        scored_positions("eos", real, None, real)

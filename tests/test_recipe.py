@@ -224,3 +224,13 @@ def test_validation_bleu_survives_batches_without_ngrams_in_either_order(tmp_pat
             task.reduce_metrics(logs, criterion)
         bleu = aggregator.get_smoothed_values()["bleu"]
     assert bleu == 100.0  # the one batch with words is a perfect match; the empty batch adds no n-grams
+
+
+def test_glancing_reveals_words_at_random_positions_not_the_leftmost():
+    target = torch.arange(10, 30).view(1, 20).repeat(40, 1)
+    target[:, -1] = 2
+    predicted = torch.full_like(target, 99)  # every word wrong: reveal floor(0.25 x 19) = 4 per example
+    revealed = glance(target, predicted, 0.25, ids=tuple(range(40))).tokens.ne(9)[:, :-1]  # 40 x 19 words
+    assert revealed.sum(1).eq(4).all()
+    assert len({tuple(row.nonzero().view(-1).tolist()) for row in revealed}) > 30  # different positions per example
+    assert revealed.float().mean(0).min() > 0  # and every position is revealed somewhere

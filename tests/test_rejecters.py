@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import RefinementOptions, Vocabulary, refine_step
 from fairseq_gmlm.generation.rejecters import (
     candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
@@ -86,3 +88,40 @@ def test_candidate_scores_ignore_padding():
     # the length model's log-probability joins the sum before normalisation
     with_length = candidate_scores(log_probs, real, length_log_probs=torch.tensor([-3.0, 0.0]))
     assert with_length.tolist() == [-3.0, -2.0]
+
+
+def test_unknown_rejecter_or_replacement_is_refused_with_the_flag_and_the_choices():
+    with pytest.raises(UsageError, match=r"^unknown --rejecter 'best'; choose one of passthrough, linear, bottom-k, "
+                                         r"bottom-fraction$"):
+        reject("best", scores, editable, 0, 4)
+    with pytest.raises(UsageError, match=r"^unknown --replacement 'mask'; choose one of previous, initial, "
+                                         r"logits-sum$"):
+        replace("mask", tokens, editable, tokens, tokens)
+
+
+def test_logits_sum_replacement_without_the_sums_or_the_never_predicted_ids_is_a_caller_bug():
+    summed = torch.zeros(2, 6, 10)
+    for missing in ({"summed_log_probs": summed}, {"never_predicted": NEVER_PREDICTED}, {}):
+        with pytest.raises(ValueError, match=r"^replace\('logits-sum', \.\.\.\) needs summed_log_probs and "
+                                             r"never_predicted$"):
+            replace("logits-sum", tokens, editable, tokens, tokens, **missing)
+
+
+def test_reject_defaults_are_the_decoding_option_defaults():
+    defaults = RefinementOptions()
+    for kind in ("bottom-k", "bottom-fraction"):
+        expected = reject(kind, scores, editable, 0, 4, k=defaults.reject_k, fraction=defaults.reject_fraction)
+        assert torch.equal(reject(kind, scores, editable, 0, 4), expected)
+    longer = torch.zeros(1, 20)
+    assert reject("bottom-fraction", longer, torch.ones(1, 20, dtype=torch.bool), 0, 4).sum() == 2  # 0.1 x 20
+
+
+def test_refine_step_with_stutter_rejects_the_stutters_and_the_rejecter_choice_together():
+    vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
+    options = RefinementOptions(max_iter=4, rejecter="bottom-k", reject_k=1, replacement="initial", stutter=True)
+    decoder_input = torch.full((1, 5), MASK).index_fill(1, torch.tensor([4]), EOS)
+    predicted = torch.tensor([[5, 5, 6, 7, EOS]])
+    log_probs = torch.full((1, 5, 10), -20.0)
+    log_probs[0, torch.arange(5), predicted[0]] = torch.tensor([-0.1, -0.2, -0.3, -3.0, -0.1])  # w7 least confident
+    _, _, next_input = refine_step(log_probs, decoder_input, decoder_input, 0, vocab, options)
+    assert next_input.tolist() == [[5, MASK, 6, MASK, EOS]]  # the second 5 (stutter) and 7 (lowest) re-masked
