@@ -359,3 +359,48 @@ def test_fairseq_clis_strip_eos_from_the_printed_hypotheses(setup):
     hypo = task.inference_step(generator, [model], sample)[0][0]
     text = task.target_dictionary.string(hypo["tokens"], extra_symbols_to_ignore=get_symbols_to_strip_from_output(generator))
     assert "</s>" not in text and len(text.split()) == len(hypo["tokens"]) - 1
+
+
+def test_decoding_stops_after_the_first_pass_that_changes_nothing(setup):
+    task, _, sample = setup
+    word = task.target_dictionary.index("w5")
+    vocab_size = len(task.target_dictionary)
+    settled = ScriptedModel(vocab_size, [6], lambda tokens, src: one_hot_logits(torch.full_like(tokens, word), vocab_size))
+    for flags, passes in (({}, 2), ({"iter_decode_force_max_iter": True}, 5)):
+        hypos = generate(task, [settled], sample, max_iter=4, rejecter="passthrough", **flags)
+        assert [h[0]["steps"] for h in hypos] == [passes] * len(SOURCES)
+
+
+def test_logits_sum_replacement_sums_the_log_probs_of_every_pass_also_after_other_candidates_stop(setup):
+    task, _, _ = setup
+    d = task.target_dictionary
+    a, b, c, w = (d.index(x) for x in ("w1", "w2", "w3", "w4"))
+    vocab_size = len(d)
+    # per pass, the scores of the continuing sentence; the other sentence (source w10) settles on A at once
+    script = [{a: 3.0, b: 2.0}, {b: 2.0, c: 2.5}, {w: 1.0}, {w: 1.0}, {w: 1.0}]
+    inputs = []
+
+    def logits_fn(tokens, src):
+        inputs.append(tokens.clone())
+        logits = torch.zeros(tokens.size(0), tokens.size(1), vocab_size)
+        for word, score in script[min(len(inputs) - 1, len(script) - 1)].items():
+            logits[..., word] = score
+        logits[src[:, 0].eq(d.index("w10")), :, a] = 10.0
+        return logits
+
+    model = ScriptedModel(vocab_size, [6], logits_fn)
+    sample = make_sample(task, [("w10", "w10"), ("w1 w2", "w2")])
+    generate(task, [model], sample, max_iter=4, rejecter="bottom-k", reject_k=1, replacement="logits-sum")
+    assert [len(x) for x in inputs[:4]] == [2, 2, 1, 1]  # the first sentence stopped after pass 2
+    # pass 3's prediction is w4 everywhere but at the rejected word, which takes the argmax of the summed
+    # scores: A 3, B 4, C 2.5, w4 1 -> B (pass 3 alone would give w4, a difference of passes A)
+    words = inputs[3][0, :-1].tolist()
+    assert sorted(words) == [b] + [w] * 4
+
+
+def test_history_is_kept_for_every_candidate_also_when_there_are_more_candidates_than_positions(setup):
+    task, model, sample = setup
+    hypos = generate(task, [model], sample, max_iter=2, retain_iter_history=True, iter_decode_with_beam=4,
+                     length_offsets=3, restarts=2, decoder_init="random")  # 24 candidates per sentence
+    for hypo in hypos:
+        assert len(hypo[0]["history"]) == hypo[0]["steps"]

@@ -266,3 +266,34 @@ def test_unknown_loss_positions_are_refused_with_the_flag_and_the_choices():
     real = torch.ones(1, 3, dtype=torch.bool)
     with pytest.raises(UsageError, match=r"^unknown --loss-positions 'eos'; choose one of all, noised, masked$"):
         scored_positions("eos", real, None, real)
+
+
+def test_logging_output_sums_the_losses_of_every_stage_and_counts_correct_words(tmp_path):
+    task, sample, calls, sample_size = run_stages(tmp_path, "--rejecter", "bottom-k", stages=2)
+    task2, model, cfg = build_task_and_model(tmp_path / "again", "--dropout", "0", "--train-stages", "2",
+                                             "--mask-ratio", "1", "--random-token-prob", "0", "--keep-prob", "0",
+                                             "--rejecter", "bottom-k")
+    model.eval()
+    total, _, logging_output = task2.build_criterion(cfg.criterion)(model, sample)
+    target, corruption = sample["target"], sample["corruption"]
+    real, eos = target.ne(task.vocab.pad), target.eq(task.vocab.eos)
+    first = corruption.masked | eos  # --loss-positions noised: every word is noised (and masked) here
+    nll = [-F.log_softmax(logits, -1).gather(-1, target.unsqueeze(-1)).squeeze(-1) for _, logits in calls]
+    expected_nll = (nll[0] * first).sum() + (nll[1] * real).sum()
+    assert float(logging_output["loss"]) == pytest.approx(float(total), rel=1e-6)
+    assert float(logging_output["nll_loss"]) == pytest.approx(float(expected_nll), rel=1e-4)
+    smoothed = [0.9 * n + 0.1 * -F.log_softmax(logits, -1).mean(-1) for n, (_, logits) in zip(nll, calls)]
+    length_loss = float(logging_output["length_loss"])
+    expected_total = (smoothed[0] * first).sum() + (smoothed[1] * real).sum() + 0.1 * length_loss
+    assert float(total) == pytest.approx(float(expected_total), rel=1e-4)
+    predicted = calls[0][1].argmax(-1)
+    assert int(logging_output["n_correct"]) == int((predicted.eq(target) & first).sum())
+    assert int(logging_output["n_masked"]) == int(corruption.masked.sum()) == int((real & ~eos).sum())
+    assert int(logging_output["n_masked_correct"]) == int((predicted.eq(target) & corruption.masked).sum())
+    assert logging_output["nsentences"] == len(LONG_ROWS) and int(logging_output["ntokens"]) == int(real.sum())
+
+
+def test_unrolled_training_ignores_the_generation_only_restarts_option(tmp_path):
+    task, model, cfg = build_task_and_model(tmp_path, "--train-stages", "2", "--restarts", "2")
+    loss, _, _ = task.build_criterion(cfg.criterion)(model, task.corrupt(make_sample(task, ROWS), update=1))
+    assert torch.isfinite(loss)
