@@ -404,3 +404,12 @@ def test_history_is_kept_for_every_candidate_also_when_there_are_more_candidates
                      length_offsets=3, restarts=2, decoder_init="random")  # 24 candidates per sentence
     for hypo in hypos:
         assert len(hypo[0]["history"]) == hypo[0]["steps"]
+
+
+def test_bad_restarts_decoder_init_and_temperature_are_refused_with_the_flag_name():
+    for options, message in ((RefinementOptions(restarts=0), "^--restarts must be >= 1, got 0$"),
+                             (RefinementOptions(init="zeros"), "^--decoder-init must be 'mask' or 'random', got 'zeros'$"),
+                             (RefinementOptions(temperature=0.0), r"^--temperature must be > 0, got 0\.0$"),
+                             (RefinementOptions(temperature=-1.0), r"^--temperature must be > 0, got -1\.0$")):
+        with pytest.raises(UsageError, match=message):
+            options.check()

@@ -297,3 +297,25 @@ def test_unrolled_training_ignores_the_generation_only_restarts_option(tmp_path)
     task, model, cfg = build_task_and_model(tmp_path, "--train-stages", "2", "--restarts", "2")
     loss, _, _ = task.build_criterion(cfg.criterion)(model, task.corrupt(make_sample(task, ROWS), update=1))
     assert torch.isfinite(loss)
+
+
+def test_train_stages_and_label_smoothing_out_of_range_are_refused_with_the_flag_name(tmp_path):
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+    from fairseq_gmlm.errors import UsageError
+
+    task, _, _ = build_task_and_model(tmp_path)
+    with pytest.raises(UsageError, match="^--train-stages must be >= 1, got 0$"):
+        GMLMLoss(task, 0.1, "noised", 0.1, 0)
+    for smoothing in (1.0, -0.1):
+        with pytest.raises(UsageError, match=rf"^--label-smoothing must be in \[0, 1\), got {smoothing}$"):
+            GMLMLoss(task, smoothing, "noised", 0.1, 1)
+    assert GMLMLoss(task, 0.0, "noised", 0.1, 1).label_smoothing == 0.0  # zero is plain NLL
+
+
+def test_a_batch_without_the_corruption_is_refused_naming_the_task(tmp_path):
+    from fairseq_gmlm.errors import UsageError
+
+    task, model, cfg = build_task_and_model(tmp_path)
+    with pytest.raises(UsageError, match="^gmlm_loss needs the corrupted target that --task translation_gmlm adds to "
+                                         "each batch$"):
+        task.build_criterion(cfg.criterion)(model, make_sample(task, ROWS))

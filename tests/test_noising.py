@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from fairseq_gmlm.noising import corrupt, example_keys
+from fairseq_gmlm.errors import UsageError
+from fairseq_gmlm.noising import corrupt, example_keys, fully_masked, uniform
 
 PAD, EOS, MASK, LOW, HIGH = 1, 2, 99, 4, 90
 
@@ -103,3 +105,38 @@ def test_corruption_of_an_example_does_not_depend_on_its_batch():
     half = run(target[8:], ids=ids[8:])
     assert torch.equal(whole.tokens[8:], half.tokens)
     assert not torch.equal(run(target, update=1).tokens, whole.tokens)
+
+
+def test_noise_stream_is_stable_so_a_repeated_run_corrupts_its_examples_as_before():
+    keys = example_keys(torch.tensor([0, 1, 7]), seed=1, update=3)
+    assert keys.tolist() == [3313873551, 2080386112, 598765010]
+    expected = torch.tensor([[0.874491, 0.823144, 0.828582, 0.606298], [0.604166, 0.737207, 0.508982, 0.319779],
+                             [0.971868, 0.213435, 0.028198, 0.010424]])  # B x T draws of the "noise" stream
+    torch.testing.assert_close(uniform(keys, "noise", 4), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(uniform(keys, "ratio"), uniform(keys, "ratio", None))
+    assert not torch.allclose(uniform(keys, "fate", 4), uniform(keys, "noise", 4))  # streams are independent
+
+
+def test_random_replacements_are_spread_over_the_regular_vocabulary_within_each_example():
+    target = batch(length=60)
+    c = run(target, mask_ratio=1.0, random_prob=1.0, keep_prob=0.0)
+    replaced = c.tokens[c.noised]
+    counts = torch.bincount(replaced, minlength=HIGH)[LOW:HIGH].float()
+    assert replaced.min() >= LOW and replaced.max() < HIGH
+    assert counts.min() > 0.7 * counts.mean() and counts.max() < 1.3 * counts.mean()  # about uniform
+    longest = c.noised.sum(1).argmax()
+    assert c.tokens[longest][c.noised[longest]].unique().numel() > 20  # not one draw per example
+
+
+def test_random_and_keep_probabilities_over_one_are_refused():
+    target = batch(n=4)
+    with pytest.raises(UsageError, match="^--random-token-prob plus --keep-prob must not exceed 1$"):
+        run(target, mask_ratio=0.5, random_prob=0.7, keep_prob=0.4)
+    run(target, mask_ratio=0.5, random_prob=0.6, keep_prob=0.4)  # exactly 1 is allowed
+
+
+def test_fully_masked_target_masks_every_word_and_keeps_eos_and_padding():
+    target = batch(n=50)
+    masked = fully_masked(target, pad=PAD, eos=EOS, mask=MASK)
+    words = target.ne(PAD) & target.ne(EOS)
+    assert masked[words].eq(MASK).all() and torch.equal(masked[~words], target[~words])
