@@ -249,13 +249,14 @@ def test_logged_losses_of_several_reductions_average_per_scored_token_and_per_se
     from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
 
     first = {"loss": 6.0, "nll_loss": 3.0, "length_loss": 2.0, "sample_size": 3, "nsentences": 1}
-    second = {"loss": 2.0, "nll_loss": 1.0, "length_loss": 9.0, "sample_size": 1, "nsentences": 3}
+    second = {"loss": 4.0, "nll_loss": 3.0, "length_loss": 9.0, "sample_size": 1, "nsentences": 3}
     with metrics.aggregate(new_root=True) as aggregator:  # as fairseq-train between two log lines
         GMLMLoss.reduce_metrics([first])
         GMLMLoss.reduce_metrics([second])
         values = aggregator.get_smoothed_values()
-    assert values["loss"] == pytest.approx(8.0 / 4 / math.log(2), abs=1e-3)
-    assert values["nll_loss"] == pytest.approx(4.0 / 4 / math.log(2), abs=1e-3)
+    # weighted by what each reduction scored (2 and 4 bits per token: 2.5, where a plain mean would give 3)
+    assert values["loss"] == pytest.approx(10.0 / 4 / math.log(2), abs=1e-3)
+    assert values["nll_loss"] == pytest.approx(6.0 / 4 / math.log(2), abs=1e-3)
     assert values["length_loss"] == pytest.approx(11.0 / 4 / math.log(2), abs=1e-3)
 
 
@@ -319,3 +320,27 @@ def test_a_batch_without_the_corruption_is_refused_naming_the_task(tmp_path):
     with pytest.raises(UsageError, match="^gmlm_loss needs the corrupted target that --task translation_gmlm adds to "
                                          "each batch$"):
         task.build_criterion(cfg.criterion)(model, make_sample(task, ROWS))
+
+
+def test_accuracies_are_logged_in_percent_with_two_decimals_and_empty_logging_outputs_add_nothing():
+    log = {"loss": 1.0, "nll_loss": 1.0, "length_loss": 1.0, "sample_size": 3, "nsentences": 1, "n_correct": 1,
+           "n_scored_first_stage": 3, "n_masked": 6, "n_masked_correct": 4}
+    values = reduced([log, {}])
+    assert values["acc"] == 33.33 and values["mask_acc"] == 66.67
+    assert values == reduced([log])
+
+
+def test_correct_words_are_counted_at_the_scored_positions_from_the_argmax(tmp_path):
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--loss-positions", "masked", "--mask-ratio",
+                                            "0.6", "--random-token-prob", "0.3", "--keep-prob", "0.3")
+    sample = task.corrupt(make_sample(task, LONG_ROWS), update=3)
+    target, corruption = sample["target"], sample["corruption"]
+    right = corruption.masked | (corruption.noised & ~corruption.masked)  # the masked words and some unscored ones
+    right.view(-1)[corruption.masked.view(-1).nonzero()[0]] = False  # and one masked word wrong
+    answer = torch.where(right, target, torch.full_like(target, task.target_dictionary.index("w20")))
+    vocab_size = len(task.target_dictionary)
+    model.decode = lambda tokens, encoder_out: F.one_hot(answer, vocab_size).float() * 5
+    _, _, logging_output = task.build_criterion(cfg.criterion)(model, sample)
+    scored = corruption.masked | target.eq(task.vocab.eos)
+    assert int(logging_output["n_correct"]) == int((right & scored).sum()) > 0
+    assert int(logging_output["n_masked_correct"]) == int((right & corruption.masked).sum()) > 0

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.noising import corrupt, example_keys, fully_masked, uniform
+from fairseq_gmlm.noising import STREAMS, corrupt, example_keys, fully_masked, hash32, uniform
 
 PAD, EOS, MASK, LOW, HIGH = 1, 2, 99, 4, 90
 
@@ -140,3 +140,28 @@ def test_fully_masked_target_masks_every_word_and_keeps_eos_and_padding():
     masked = fully_masked(target, pad=PAD, eos=EOS, mask=MASK)
     words = target.ne(PAD) & target.ne(EOS)
     assert masked[words].eq(MASK).all() and torch.equal(masked[~words], target[~words])
+
+
+def key_drawing_one(stream: str) -> torch.Tensor:
+    """A key (1) whose draw of STREAM at position 0 is the largest 32-bit hash, which float32 rounds to 1.0:
+    hash32 is a bijection, so it is inverted step by step."""
+    inverse = pow(0x45D9F3B, -1, 2**32)
+
+    def unhash(y: int) -> int:
+        for _ in range(2):
+            y = (((y >> 16) ^ y) * inverse) & 0xFFFFFFFF
+        return (y >> 16) ^ y
+
+    position = int(hash32(torch.tensor([0x51ED27]))[0])
+    keyed = unhash(unhash(2**32 - 1) ^ position)
+    return torch.tensor([keyed ^ ((STREAMS[stream] * 0x9E3779B1) & 0xFFFFFFFF)])
+
+
+def test_a_random_token_draw_that_rounds_to_one_still_gives_a_regular_word():
+    keys = key_drawing_one("random_token")
+    assert uniform(keys, "random_token", 1).item() == 1.0
+    target = torch.tensor([[LOW + 3, EOS]])
+    c = corrupt(target, keys, pad=PAD, eos=EOS, mask=MASK, random_low=LOW, random_high=HIGH, mask_ratio=1.0,
+                random_prob=1.0, keep_prob=0.0)
+    assert c.noised[0, 0] and not c.masked[0, 0]
+    assert c.tokens[0, 0] == HIGH - 1  # the last regular word, not the first id past the range
