@@ -1,10 +1,12 @@
+import re
+
 import pytest
 import torch
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import RefinementOptions, Vocabulary, refine_step
 from fairseq_gmlm.generation.rejecters import (
-    candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
+    REJECTERS, candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
 )
 
 BOS, PAD, EOS, MASK, LENGTH = 0, 1, 2, 8, 9
@@ -91,9 +93,9 @@ def test_candidate_scores_ignore_padding():
 
 
 def test_unknown_rejecter_or_replacement_is_refused_with_the_flag_and_the_choices():
-    with pytest.raises(UsageError, match=r"^unknown --rejecter 'best'; choose one of passthrough, linear, bottom-k, "
-                                         r"bottom-fraction$"):
+    with pytest.raises(UsageError, match=rf"^unknown --rejecter 'best'; choose one of {re.escape(', '.join(REJECTERS))}$"):
         reject("best", scores, editable, 0, 4)
+    assert {"passthrough", "linear", "bottom-k", "bottom-fraction"} <= set(REJECTERS)
     with pytest.raises(UsageError, match=r"^unknown --replacement 'mask'; choose one of previous, initial, "
                                          r"logits-sum$"):
         replace("mask", tokens, editable, tokens, tokens)
