@@ -12,6 +12,8 @@ import pytest
 
 from conftest import ROOT, write_reversal_corpus
 
+pytestmark = pytest.mark.slow  # every test here runs fairseq command lines or trains
+
 pytest.importorskip("matplotlib")
 
 VARIANTS = ["base", "scratch", "glancing"]

@@ -44,6 +44,7 @@ def pipeline(tmp_path_factory):
     return work, corpora, run_pipeline(work, corpora)
 
 
+@pytest.mark.slow
 def test_every_stage_writes_its_files(pipeline):
     work, _, output = pipeline
     expected = ["data/corpora.json", "data/spm.model", "data/bin/test.src-tgt.tgt.idx", "data/bin/test1.src-tgt.tgt.idx",
@@ -59,6 +60,7 @@ def test_every_stage_writes_its_files(pipeline):
     assert all(re.fullmatch(r"checkpoint(_\d+_\d+|\d+)\.pt, checkpoint_last\.pt", states) for _, states in averaged)
 
 
+@pytest.mark.slow
 def test_distilled_corpus_pairs_every_training_sentence(pipeline):
     work, _, _ = pipeline
     sources = (work / "distill" / "text" / "train.src").read_text().splitlines()
@@ -66,6 +68,36 @@ def test_distilled_corpus_pairs_every_training_sentence(pipeline):
     assert len(sources) == len(targets) == 2 * 150
 
 
+@pytest.mark.slow
+def test_distilled_targets_are_the_teacher_translations_not_the_original_targets(pipeline):
+    from distill import read_hypotheses, read_split
+
+    work, _, _ = pipeline
+    distilled = (work / "distill" / "text" / "train.tgt").read_text().splitlines()
+    data = str(work / "data" / "bin")
+    assert read_split(data, "train", "src", "tgt", "src") == (work / "distill" / "text" / "train.src").read_text().splitlines()
+    original = read_split(data, "train", "src", "tgt", "tgt")
+    assert sum(d != o for d, o in zip(distilled, original)) > len(original) // 2
+    teacher = read_hypotheses(work / "distill" / "generate.train.txt")  # fairseq-generate --beam 4 of the teacher
+    assert len(teacher) == len(distilled) and all(distilled[i] == hypothesis for i, hypothesis in teacher.items())
+    # the teacher named in the recorded command, asked again through fairseq-interactive, says the same
+    command = (work / "distill.command.txt").read_text().split()
+    checkpoint = command[command.index("--path") + 1]
+    assert "models/ar" in checkpoint
+    sources = (work / "distill" / "text" / "train.src").read_text().splitlines()[:3]
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "fairseq-interactive"), data, "--path", checkpoint, "--user-dir",
+         str(ROOT / "fairseq_gmlm"), "--task", "translation", "-s", "src", "-t", "tgt", "--beam", "4", "--cpu",
+         "--max-len-a", "1.5", "--max-len-b", "10"],
+        input="\n".join(sources) + "\n", capture_output=True, text=True, timeout=300, cwd=work,
+        env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = [line.split("\t")[2] if line.count("\t") >= 2 else "" for line in result.stdout.splitlines()
+               if line.startswith("H-")]
+    assert answers == distilled[:3]
+
+
+@pytest.mark.slow
 def test_results_table_has_every_row(pipeline):
     work, _, _ = pipeline
     result = json.loads((work / "benchmarks" / "results.json").read_text())
@@ -100,6 +132,7 @@ def test_repeated_word_share_counts_lines_with_a_directly_repeated_word():
     assert repeated_word_share(["the the cat", "a cat , , sat", "Yes yes", "no repeat here", ""]) == 2 / 5
 
 
+@pytest.mark.slow
 def test_rerun_skips_every_finished_stage(pipeline):
     work, corpora, _ = pipeline
     output = run_pipeline(work, corpora)

@@ -13,6 +13,8 @@ from conftest import PLUGIN, ROOT, run_cli
 sys.path.insert(0, str(ROOT / "scripts"))
 from sweep_decoding import combinations  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here runs fairseq command lines or trains
+
 EVAL_BLEU_ARGS = '{"iter_decode_max_iter": 1, "max_len_a": 1.2, "max_len_b": 5}'
 
 

@@ -422,6 +422,7 @@ def train_losses(log: str):
     return [float(json.loads(line[line.index("{"):])["loss"]) for line in log.splitlines() if "| train_inner |" in line]
 
 
+@pytest.mark.slow
 def test_gmlm_t5_fine_tunes_from_converted_checkpoint(cli_setup):
     hf, work = cli_setup
     checkpoint = work / "gmlm" / "checkpoint.pt"
@@ -445,6 +446,7 @@ def test_gmlm_t5_fine_tunes_from_converted_checkpoint(cli_setup):
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
 
 
+@pytest.mark.slow
 def test_t5_ar_restores_trains_and_beam_decodes_through_the_cli(cli_setup):
     _, work = cli_setup
     checkpoint = work / "ar" / "checkpoint.pt"

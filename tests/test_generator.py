@@ -7,7 +7,8 @@ import torch
 
 from conftest import build_task_and_model
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, candidate_lengths
+from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, Vocabulary, candidate_lengths, choose
+from fairseq_gmlm.models.gmlm_t5 import EncoderOut
 from fairseq_gmlm.models.length_head import top_lengths
 from test_gmlm_loss import make_sample
 
@@ -241,3 +242,249 @@ def test_mean_length_choice_decodes_the_rounded_mean_then_the_most_likely_length
     top2 = top_lengths(length_log_probs, 2, limit)
     for row, hypo in enumerate(beam):
         assert len(hypo[0]["tokens"]) in [int(mean[row]), *top2[row].tolist()]
+
+
+# ---- scripted models: decoders whose outputs are known ------------------------------------------------------
+
+class ScriptedModel(torch.nn.Module):
+    """A stand-in for GMLMT5Model with the interface GMLMGenerator uses: the length head always predicts
+    LENGTHS (best first) and ``decode`` returns ``logits_fn(prev_output_tokens, src_tokens)``."""
+
+    max_target_positions = 40
+
+    def __init__(self, vocab_size, lengths, logits_fn):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))  # one float parameter, for the autocast choice
+        self.vocab_size, self.lengths, self.logits_fn = vocab_size, lengths, logits_fn
+
+    def max_positions(self):
+        return (100, self.max_target_positions)
+
+    def encode(self, src_tokens, src_lengths=None):
+        return EncoderOut(src_tokens[:, :, None].float(), src_tokens.eq(1))
+
+    def project_memory(self, encoder_out):
+        return encoder_out
+
+    def length_logits(self, encoder_out):
+        logits = torch.full((encoder_out.out.size(0), self.max_target_positions + 1), -30.0)
+        for rank, length in enumerate(self.lengths):
+            logits[:, length] = -float(rank)
+        return logits
+
+    def decode(self, prev_output_tokens, encoder_out):
+        return self.logits_fn(prev_output_tokens, encoder_out.out[:, :, 0].long())
+
+
+def one_hot_logits(words: torch.Tensor, vocab_size: int, margin: float = 5.0) -> torch.Tensor:
+    """N x T x V logits preferring WORDS (N x T) by MARGIN."""
+    return torch.nn.functional.one_hot(words, vocab_size).float() * margin
+
+
+def test_stutter_remask_drops_repeats_from_the_generator_output(setup):
+    task, _, sample = setup
+    word = task.target_dictionary.index("w5")
+    vocab_size = len(task.target_dictionary)
+    always = ScriptedModel(vocab_size, [6], lambda tokens, src: one_hot_logits(torch.full_like(tokens, word), vocab_size))
+    eos = task.vocab.eos
+    plain = generate(task, [always], sample, stutter_remask=False)
+    dropped = generate(task, [always], sample, stutter_remask=True)
+    assert all(h[0]["tokens"].tolist() == [word] * 5 + [eos] for h in plain)
+    assert all(h[0]["tokens"].tolist() == [word, eos] for h in dropped)
+    assert all(len(h[0]["positional_scores"]) == 2 for h in dropped)
+
+
+def copy_source(vocab_size):
+    """Logits preferring, at target position i, source token i (the decoder copies the source)."""
+    def logits_fn(tokens, src):
+        width = tokens.size(1)
+        padded = torch.nn.functional.pad(src, (0, max(0, width - src.size(1))), value=4)[:, :width]
+        return one_hot_logits(padded, vocab_size)
+    return logits_fn
+
+
+def test_each_output_is_the_translation_of_its_own_input(setup):
+    task, model, sample = setup
+    d = task.target_dictionary
+    sources = sample["net_input"]["src_tokens"]
+    lengths = sources.ne(d.pad()).sum(1)
+    copier = ScriptedModel(len(d), [], copy_source(len(d)))
+    copier.length_logits = lambda encoder_out: torch.nn.functional.one_hot(lengths, 41).float() * 30
+    hypos = generate(task, [copier], sample, stutter_remask=False)
+    for source, length, hypo in zip(sources, lengths, hypos):
+        assert hypo[0]["tokens"].tolist() == source[:length].tolist()
+    # the real model: decoding the batch gives each sentence what decoding it alone gives
+    batch = generate(task, [model], sample)
+    for i, hypo in enumerate(batch):
+        alone = generate(task, [model], make_sample(task, [SOURCES[i]]))
+        assert hypo[0]["tokens"].tolist() == alone[0][0]["tokens"].tolist(), SOURCES[i]
+
+
+# ---- sampling ------------------------------------------------------------------------------------------------
+
+def tokens_of(hypos):
+    return [h[0]["tokens"].tolist() for h in hypos]
+
+
+def test_sampling_with_different_seeds_gives_different_outputs(setup):
+    task, model, sample = setup
+    outputs = [tokens_of(generate(task, [model], sample, seed=seed, sampling=True, temperature=1.5)) for seed in (1, 2)]
+    assert outputs[0] != outputs[1]
+
+
+def test_sampling_from_the_top_one_word_is_argmax_decoding(setup):
+    task, model, sample = setup
+    greedy = tokens_of(generate(task, [model], sample))
+    for seed in (1, 2):
+        assert tokens_of(generate(task, [model], sample, seed=seed, sampling=True, temperature=2.0,
+                                  sampling_topk=1)) == greedy
+
+
+VOCAB = Vocabulary(pad=1, eos=2, mask=8, random_low=3, random_high=8, never_predicted=[0, 1, 2, 8, 9])
+
+
+def draws(options, positions=4000, seed=0):
+    """Samples at POSITIONS positions from one distribution over 10 ids: 3 likeliest (p .4), then 4, 5, 6, 7."""
+    probs = torch.tensor([0.0, 0.0, 0.0, 0.4, 0.25, 0.15, 0.12, 0.08, 0.0, 0.0])
+    log_probs = probs.clamp(min=1e-12).log().expand(1, positions, 10)
+    torch.manual_seed(seed)
+    tokens, token_log_probs = choose(log_probs, VOCAB, options)
+    assert torch.equal(token_log_probs, log_probs[0, 0][tokens])
+    return torch.bincount(tokens.view(-1), minlength=10).float() / positions
+
+
+def test_top_k_sampling_draws_only_the_k_likeliest_words():
+    shares = draws(RefinementOptions(sampling=True, top_k=2))
+    assert shares[[3, 4]].sum() == 1.0 and shares[3] > 0.5 and shares[4] > 0.3  # renormalised: .4/.65, .25/.65
+    assert (draws(RefinementOptions(sampling=True))[3:8] > 0.05).all()  # no top-k: every word is drawn
+
+
+def test_lower_temperature_sharpens_and_higher_flattens_the_sampled_distribution():
+    likeliest = [draws(RefinementOptions(sampling=True, temperature=t))[3].item() for t in (0.3, 1.0, 3.0)]
+    assert likeliest[0] > 0.7 and abs(likeliest[1] - 0.4) < 0.03 and likeliest[2] < 0.3
+    assert draws(RefinementOptions(sampling=True, temperature=0.01))[3] == 1.0  # near zero: argmax
+
+
+# ---- decoding flags, set on the task and as generation arguments ------------------------------------------
+
+def second_pass_inputs(task, model, sample, **flags):
+    """The decoder input of the second pass of each candidate, and the hypotheses."""
+    calls, decode = [], model.decode
+    model.decode = lambda tokens, encoder_out: calls.append(tokens.clone()) or decode(tokens, encoder_out)
+    try:
+        hypos = generate(task, [model], sample, **flags)
+    finally:
+        del model.decode
+    return calls[1], hypos
+
+
+def test_retain_dropout_keeps_dropout_on_while_decoding(setup):
+    task, model, sample = setup
+    try:
+        scores = [[float(h[0]["score"]) for h in generate(task, [model], sample, seed=seed, retain_dropout=True)]
+                  for seed in (1, 2)]
+        assert model.training and scores[0] != scores[1]
+    finally:
+        model.eval()
+    scores = [[float(h[0]["score"]) for h in generate(task, [model], sample, seed=seed)] for seed in (1, 2)]
+    assert not model.training and scores[0] == scores[1]
+
+
+def test_reject_k_from_the_task_or_the_generation_arguments_remasks_that_many_words(tmp_path):
+    task, model, _ = build_task_and_model(tmp_path, "--rejecter", "bottom-k", "--reject-k", "2")
+    model.eval()
+    sample = make_sample(task, SOURCES)
+    assert task.refinement_options().reject_k == 2
+    for flags, k in (({}, 2), ({"reject_k": 3}, 3)):
+        second, _ = second_pass_inputs(task, model, sample, **flags)
+        words = second.ne(task.vocab.pad) & second.ne(task.vocab.eos)
+        assert second.eq(task.vocab.mask).sum(1).tolist() == words.sum(1).clamp(max=k).tolist()
+
+
+def test_reject_fraction_from_the_task_or_the_generation_arguments_remasks_that_share(tmp_path):
+    task, model, _ = build_task_and_model(tmp_path, "--rejecter", "bottom-fraction", "--reject-fraction", "0.5")
+    model.eval()
+    sample = make_sample(task, SOURCES)
+    for flags, fraction in (({}, 0.5), ({"reject_fraction": 0.8}, 0.8)):
+        second, _ = second_pass_inputs(task, model, sample, max_iter=6, **flags)
+        words = (second.ne(task.vocab.pad) & second.ne(task.vocab.eos)).sum(1)
+        assert second.eq(task.vocab.mask).sum(1).tolist() == (words.float() * fraction).floor().long().tolist()
+
+
+def test_brevity_penalty_from_the_task_or_the_generation_arguments_divides_the_hypothesis_score(tmp_path):
+    task, model, _ = build_task_and_model(tmp_path, "--brevity-penalty", "0.5")
+    model.eval()
+    sample = make_sample(task, SOURCES)
+    length_log_probs = torch.log_softmax(model.length_logits(model.encode(sample["net_input"]["src_tokens"])), -1)
+    for flags, alpha in (({}, 0.5), ({"brevity_penalty": 2.0}, 2.0), ({"brevity_penalty": 0.0}, None)):
+        hypos = generate(task, [model], sample, iter_decode_with_beam=3, **flags)
+        for row, hypo in enumerate(hypos):
+            length = len(hypo[0]["tokens"])
+            total = hypo[0]["positional_scores"].sum() + length_log_probs[row, length]
+            penalty = length if alpha is None else ((5 + length) / 6) ** alpha
+            assert float(hypo[0]["score"]) == pytest.approx(float(total / penalty), rel=1e-4)
+
+
+def test_fairseq_clis_strip_eos_from_the_printed_hypotheses(setup):
+    from fairseq_cli.generate import get_symbols_to_strip_from_output
+
+    task, model, sample = setup
+    generator = task.build_generator([model], Namespace(iter_decode_max_iter=1))
+    assert get_symbols_to_strip_from_output(generator) == {task.vocab.eos}
+    hypo = task.inference_step(generator, [model], sample)[0][0]
+    text = task.target_dictionary.string(hypo["tokens"], extra_symbols_to_ignore=get_symbols_to_strip_from_output(generator))
+    assert "</s>" not in text and len(text.split()) == len(hypo["tokens"]) - 1
+
+
+def test_decoding_stops_after_the_first_pass_that_changes_nothing(setup):
+    task, _, sample = setup
+    word = task.target_dictionary.index("w5")
+    vocab_size = len(task.target_dictionary)
+    settled = ScriptedModel(vocab_size, [6], lambda tokens, src: one_hot_logits(torch.full_like(tokens, word), vocab_size))
+    for flags, passes in (({}, 2), ({"iter_decode_force_max_iter": True}, 5)):
+        hypos = generate(task, [settled], sample, max_iter=4, rejecter="passthrough", **flags)
+        assert [h[0]["steps"] for h in hypos] == [passes] * len(SOURCES)
+
+
+def test_logits_sum_replacement_sums_the_log_probs_of_every_pass_also_after_other_candidates_stop(setup):
+    task, _, _ = setup
+    d = task.target_dictionary
+    a, b, c, w = (d.index(x) for x in ("w1", "w2", "w3", "w4"))
+    vocab_size = len(d)
+    # per pass, the scores of the continuing sentence; the other sentence (source w10) settles on A at once
+    script = [{a: 3.0, b: 2.0}, {b: 2.0, c: 2.5}, {w: 1.0}, {w: 1.0}, {w: 1.0}]
+    inputs = []
+
+    def logits_fn(tokens, src):
+        inputs.append(tokens.clone())
+        logits = torch.zeros(tokens.size(0), tokens.size(1), vocab_size)
+        for word, score in script[min(len(inputs) - 1, len(script) - 1)].items():
+            logits[..., word] = score
+        logits[src[:, 0].eq(d.index("w10")), :, a] = 10.0
+        return logits
+
+    model = ScriptedModel(vocab_size, [6], logits_fn)
+    sample = make_sample(task, [("w10", "w10"), ("w1 w2", "w2")])
+    generate(task, [model], sample, max_iter=4, rejecter="bottom-k", reject_k=1, replacement="logits-sum")
+    assert [len(x) for x in inputs[:4]] == [2, 2, 1, 1]  # the first sentence stopped after pass 2
+    # pass 3's prediction is w4 everywhere but at the rejected word, which takes the argmax of the summed
+    # scores: A 3, B 4, C 2.5, w4 1 -> B (pass 3 alone would give w4, a difference of passes A)
+    words = inputs[3][0, :-1].tolist()
+    assert sorted(words) == [b] + [w] * 4
+
+
+def test_history_is_kept_for_every_candidate_also_when_there_are_more_candidates_than_positions(setup):
+    task, model, sample = setup
+    hypos = generate(task, [model], sample, max_iter=2, retain_iter_history=True, iter_decode_with_beam=4,
+                     length_offsets=3, restarts=2, decoder_init="random")  # 24 candidates per sentence
+    for hypo in hypos:
+        assert len(hypo[0]["history"]) == hypo[0]["steps"]
+
+
+def test_bad_restarts_decoder_init_and_temperature_are_refused_with_the_flag_name():
+    for options, message in ((RefinementOptions(restarts=0), "^--restarts must be >= 1, got 0$"),
+                             (RefinementOptions(init="zeros"), "^--decoder-init must be 'mask' or 'random', got 'zeros'$"),
+                             (RefinementOptions(temperature=0.0), r"^--temperature must be > 0, got 0\.0$"),
+                             (RefinementOptions(temperature=-1.0), r"^--temperature must be > 0, got -1\.0$")):
+        with pytest.raises(UsageError, match=message):
+            options.check()

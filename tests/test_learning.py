@@ -3,9 +3,12 @@ CLIs, and iterative refinement decodes it: sacreBLEU >= 90 on held-out sequences
 
 import re
 
+import pytest
 import sacrebleu
 
 from conftest import PLUGIN, run_cli
+
+pytestmark = pytest.mark.slow  # every test here runs fairseq command lines or trains
 
 
 def test_gmlm_learns_to_reverse_random_sequences(reversal_corpus, tmp_path):

@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from fairseq_gmlm.noising import corrupt, example_keys
+from fairseq_gmlm.errors import UsageError
+from fairseq_gmlm.noising import STREAMS, corrupt, example_keys, fully_masked, hash32, uniform
 
 PAD, EOS, MASK, LOW, HIGH = 1, 2, 99, 4, 90
 
@@ -64,11 +66,36 @@ def test_fixed_probabilities_split_noised_tokens_into_mask_random_and_kept():
     assert c.tokens[randomised].min() >= LOW and c.tokens[randomised].max() < HIGH
 
 
+def fates(c, target):
+    """Per example, the shares of its noised tokens that were masked, randomised (changed) and kept."""
+    noised = c.noised.sum(1).float()
+    randomised = (c.noised & ~c.masked & c.tokens.ne(target)).sum(1)
+    kept = (c.noised & ~c.masked & c.tokens.eq(target)).sum(1)
+    return c.masked.sum(1) / noised, randomised / noised, kept / noised
+
+
 def test_uniform_random_and_keep_probabilities_average_a_quarter_each():
     target = batch()
     c = run(target, mask_ratio=1.0, random_prob=None, keep_prob=None)
-    noised = c.noised.sum().item()
-    assert abs(c.masked.sum().item() / noised - 0.5) < 0.02
+    masked, randomised, kept = (share.sum().item() / c.noised.sum().item()
+                                for share in (c.masked, c.noised & ~c.masked & c.tokens.ne(target),
+                                              c.noised & ~c.masked & c.tokens.eq(target)))
+    same = 1 / (HIGH - LOW)  # a random draw that hits the original token counts as kept
+    assert abs(masked - 0.5) < 0.02
+    assert abs(randomised - 0.25 * (1 - same)) < 0.015
+    assert abs(kept - (0.25 + 0.25 * same)) < 0.015
+
+
+def test_uniform_random_and_keep_probabilities_are_drawn_per_example():
+    target = batch(length=60)
+    target = target[(target.ne(PAD) & target.ne(EOS)).sum(1) >= 50]  # long examples: little binomial spread
+    drawn = fates(run(target, mask_ratio=1.0, random_prob=None, keep_prob=None), target)
+    fixed = fates(run(target, mask_ratio=1.0, random_prob=0.25, keep_prob=0.25), target)
+    for share_drawn, share_fixed in zip(drawn[1:], fixed[1:]):  # randomised, kept
+        # U(0, 0.5) has std 0.144; a fixed probability leaves only the binomial spread (about 0.06 here)
+        assert share_drawn.std().item() > 0.13 and share_fixed.std().item() < 0.09
+    # the two probabilities are independent draws, not one draw used twice
+    assert abs(torch.corrcoef(torch.stack(drawn[1:]))[0, 1].item()) < 0.3
 
 
 def test_corruption_of_an_example_does_not_depend_on_its_batch():
@@ -78,3 +105,63 @@ def test_corruption_of_an_example_does_not_depend_on_its_batch():
     half = run(target[8:], ids=ids[8:])
     assert torch.equal(whole.tokens[8:], half.tokens)
     assert not torch.equal(run(target, update=1).tokens, whole.tokens)
+
+
+def test_noise_stream_is_stable_so_a_repeated_run_corrupts_its_examples_as_before():
+    keys = example_keys(torch.tensor([0, 1, 7]), seed=1, update=3)
+    assert keys.tolist() == [3313873551, 2080386112, 598765010]
+    expected = torch.tensor([[0.874491, 0.823144, 0.828582, 0.606298], [0.604166, 0.737207, 0.508982, 0.319779],
+                             [0.971868, 0.213435, 0.028198, 0.010424]])  # B x T draws of the "noise" stream
+    torch.testing.assert_close(uniform(keys, "noise", 4), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(uniform(keys, "ratio"), uniform(keys, "ratio", None))
+    assert not torch.allclose(uniform(keys, "fate", 4), uniform(keys, "noise", 4))  # streams are independent
+
+
+def test_random_replacements_are_spread_over_the_regular_vocabulary_within_each_example():
+    target = batch(length=60)
+    c = run(target, mask_ratio=1.0, random_prob=1.0, keep_prob=0.0)
+    replaced = c.tokens[c.noised]
+    counts = torch.bincount(replaced, minlength=HIGH)[LOW:HIGH].float()
+    assert replaced.min() >= LOW and replaced.max() < HIGH
+    assert counts.min() > 0.7 * counts.mean() and counts.max() < 1.3 * counts.mean()  # about uniform
+    longest = c.noised.sum(1).argmax()
+    assert c.tokens[longest][c.noised[longest]].unique().numel() > 20  # not one draw per example
+
+
+def test_random_and_keep_probabilities_over_one_are_refused():
+    target = batch(n=4)
+    with pytest.raises(UsageError, match="^--random-token-prob plus --keep-prob must not exceed 1$"):
+        run(target, mask_ratio=0.5, random_prob=0.7, keep_prob=0.4)
+    run(target, mask_ratio=0.5, random_prob=0.6, keep_prob=0.4)  # exactly 1 is allowed
+
+
+def test_fully_masked_target_masks_every_word_and_keeps_eos_and_padding():
+    target = batch(n=50)
+    masked = fully_masked(target, pad=PAD, eos=EOS, mask=MASK)
+    words = target.ne(PAD) & target.ne(EOS)
+    assert masked[words].eq(MASK).all() and torch.equal(masked[~words], target[~words])
+
+
+def key_drawing_one(stream: str) -> torch.Tensor:
+    """A key (1) whose draw of STREAM at position 0 is the largest 32-bit hash, which float32 rounds to 1.0:
+    hash32 is a bijection, so it is inverted step by step."""
+    inverse = pow(0x45D9F3B, -1, 2**32)
+
+    def unhash(y: int) -> int:
+        for _ in range(2):
+            y = (((y >> 16) ^ y) * inverse) & 0xFFFFFFFF
+        return (y >> 16) ^ y
+
+    position = int(hash32(torch.tensor([0x51ED27]))[0])
+    keyed = unhash(unhash(2**32 - 1) ^ position)
+    return torch.tensor([keyed ^ ((STREAMS[stream] * 0x9E3779B1) & 0xFFFFFFFF)])
+
+
+def test_a_random_token_draw_that_rounds_to_one_still_gives_a_regular_word():
+    keys = key_drawing_one("random_token")
+    assert uniform(keys, "random_token", 1).item() == 1.0
+    target = torch.tensor([[LOW + 3, EOS]])
+    c = corrupt(target, keys, pad=PAD, eos=EOS, mask=MASK, random_low=LOW, random_high=HIGH, mask_ratio=1.0,
+                random_prob=1.0, keep_prob=0.0)
+    assert c.noised[0, 0] and not c.masked[0, 0]
+    assert c.tokens[0, 0] == HIGH - 1  # the last regular word, not the first id past the range

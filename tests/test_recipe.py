@@ -42,6 +42,7 @@ def last_valid_loss(log: str) -> float:
 
 # ---- warm start ---------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_warm_start_copies_every_ar_parameter_and_maps_the_decoder_bias(reversal_corpus, ar_checkpoint, tmp_path):
     for lang in ("src", "tgt"):
         (tmp_path / f"dict.{lang}.txt").write_text((reversal_corpus / "bin" / f"dict.{lang}.txt").read_text())
@@ -69,6 +70,7 @@ def test_warm_start_copies_every_ar_parameter_and_maps_the_decoder_bias(reversal
     assert torch.equal(state["length_head.length_embedding.weight"], fresh["length_head.length_embedding.weight"])
 
 
+@pytest.mark.slow
 def test_warm_start_is_logged_and_beats_scratch_after_the_same_updates(reversal_corpus, ar_checkpoint, tmp_path):
     data = reversal_corpus / "bin"
     common = gmlm_args("--max-update", "30", "--position-input", "learned")
@@ -79,6 +81,7 @@ def test_warm_start_is_logged_and_beats_scratch_after_the_same_updates(reversal_
     assert last_valid_loss(warm) < last_valid_loss(scratch)
 
 
+@pytest.mark.slow
 def test_warm_start_refuses_a_checkpoint_of_another_shape(reversal_corpus, ar_checkpoint, tmp_path):
     result = run_cli("fairseq-train", reversal_corpus / "bin", "--user-dir", PLUGIN, "--save-dir", tmp_path, *TRAIN,
                      *gmlm_args("--max-update", "1", "--d-ff", "96", "--init-from-ar", ar_checkpoint), check=False)
@@ -88,6 +91,7 @@ def test_warm_start_refuses_a_checkpoint_of_another_shape(reversal_corpus, ar_ch
 
 # ---- position inputs through the CLIs -----------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("position_args", [["--position-input", "mask-range"],
                                            ["--position-input", "positional-attention"],
                                            ["--position-input", "learned", "--encoder-positions"]])
@@ -173,6 +177,7 @@ def test_glancing_reveals_more_when_the_first_pass_is_worse():
     assert counts == [0, 3, 6, 11]
 
 
+@pytest.mark.slow
 def test_glancing_training_logs_and_two_gloo_processes_match_one(ding_slice, tmp_path):
     from test_scale import logged_updates, train_command
 
@@ -232,3 +237,13 @@ def test_validation_bleu_survives_batches_without_ngrams_in_either_order(tmp_pat
             task.reduce_metrics(logs, criterion)
         bleu = aggregator.get_smoothed_values()["bleu"]
     assert bleu == 100.0  # the one batch with words is a perfect match; the empty batch adds no n-grams
+
+
+def test_glancing_reveals_words_at_random_positions_not_the_leftmost():
+    target = torch.arange(10, 30).view(1, 20).repeat(40, 1)
+    target[:, -1] = 2
+    predicted = torch.full_like(target, 99)  # every word wrong: reveal floor(0.25 x 19) = 4 per example
+    revealed = glance(target, predicted, 0.25, ids=tuple(range(40))).tokens.ne(9)[:, :-1]  # 40 x 19 words
+    assert revealed.sum(1).eq(4).all()
+    assert len({tuple(row.nonzero().view(-1).tolist()) for row in revealed}) > 30  # different positions per example
+    assert revealed.float().mean(0).min() > 0  # and every position is revealed somewhere

@@ -1,8 +1,12 @@
+import re
+
+import pytest
 import torch
 
+from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import RefinementOptions, Vocabulary, refine_step
 from fairseq_gmlm.generation.rejecters import (
-    candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
+    REJECTERS, candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
 )
 
 BOS, PAD, EOS, MASK, LENGTH = 0, 1, 2, 8, 9
@@ -117,16 +121,6 @@ def test_confidence_rejecter_rejects_nothing_after_the_last_allowed_pass():
     assert not reject("confidence", log_probs, editable_row, 3, 3).any()
 
 
-def test_unknown_rejecter_and_replacement_names_are_refused_with_the_choices():
-    import pytest
-    from fairseq_gmlm.errors import UsageError
-
-    with pytest.raises(UsageError, match="--rejecter 'lowest'; choose one of passthrough, linear"):
-        reject("lowest", scores, editable, 0, 4)
-    with pytest.raises(UsageError, match="--replacement 'mask'"):
-        replace("mask", tokens, editable, tokens, tokens)
-
-
 def test_sum_score_is_padirs_plain_sum_and_ignores_the_length_model():
     log_probs = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
     real = torch.tensor([[True, True, False], [True, True, True]])
@@ -142,3 +136,40 @@ def test_best_candidates_index_each_sentences_highest_score():
     scores = torch.tensor([-3.0, -1.0, -2.0, -0.5, -4.0, -9.0])
     assert best_candidates(scores, 3).tolist() == [1, 3]
     assert best_candidates(scores, 2).tolist() == [1, 3, 4]
+
+
+def test_unknown_rejecter_or_replacement_is_refused_with_the_flag_and_the_choices():
+    with pytest.raises(UsageError, match=rf"^unknown --rejecter 'best'; choose one of {re.escape(', '.join(REJECTERS))}$"):
+        reject("best", scores, editable, 0, 4)
+    assert {"passthrough", "linear", "bottom-k", "bottom-fraction"} <= set(REJECTERS)
+    with pytest.raises(UsageError, match=r"^unknown --replacement 'mask'; choose one of previous, initial, "
+                                         r"logits-sum$"):
+        replace("mask", tokens, editable, tokens, tokens)
+
+
+def test_logits_sum_replacement_without_the_sums_or_the_never_predicted_ids_is_a_caller_bug():
+    summed = torch.zeros(2, 6, 10)
+    for missing in ({"summed_log_probs": summed}, {"never_predicted": NEVER_PREDICTED}, {}):
+        with pytest.raises(ValueError, match=r"^replace\('logits-sum', \.\.\.\) needs summed_log_probs and "
+                                             r"never_predicted$"):
+            replace("logits-sum", tokens, editable, tokens, tokens, **missing)
+
+
+def test_reject_defaults_are_the_decoding_option_defaults():
+    defaults = RefinementOptions()
+    for kind in ("bottom-k", "bottom-fraction"):
+        expected = reject(kind, scores, editable, 0, 4, k=defaults.reject_k, fraction=defaults.reject_fraction)
+        assert torch.equal(reject(kind, scores, editable, 0, 4), expected)
+    longer = torch.zeros(1, 20)
+    assert reject("bottom-fraction", longer, torch.ones(1, 20, dtype=torch.bool), 0, 4).sum() == 2  # 0.1 x 20
+
+
+def test_refine_step_with_stutter_rejects_the_stutters_and_the_rejecter_choice_together():
+    vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
+    options = RefinementOptions(max_iter=4, rejecter="bottom-k", reject_k=1, replacement="initial", stutter=True)
+    decoder_input = torch.full((1, 5), MASK).index_fill(1, torch.tensor([4]), EOS)
+    predicted = torch.tensor([[5, 5, 6, 7, EOS]])
+    log_probs = torch.full((1, 5, 10), -20.0)
+    log_probs[0, torch.arange(5), predicted[0]] = torch.tensor([-0.1, -0.2, -0.3, -3.0, -0.1])  # w7 least confident
+    _, _, next_input = refine_step(log_probs, decoder_input, decoder_input, 0, vocab, options)
+    assert next_input.tolist() == [[5, MASK, 6, MASK, EOS]]  # the second 5 (stutter) and 7 (lowest) re-masked

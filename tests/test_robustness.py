@@ -114,11 +114,13 @@ def assert_one_line_error(result, *fragments):
         assert fragment in error_lines[0]
 
 
+@pytest.mark.slow
 def test_generate_with_wrong_task_says_use_translation_gmlm(trained):
     result = generate(trained, "--task", "translation")
     assert_one_line_error(result, "use --task translation_gmlm")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", ["fairseq-generate", "fairseq-train"])
 def test_other_dictionary_names_dictionary_and_checkpoint(trained, tmp_path, tool):
     data = tmp_path / "other"
@@ -141,6 +143,7 @@ def test_other_dictionary_names_dictionary_and_checkpoint(trained, tmp_path, too
                           "--srcdict")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, value, message", [
     ("--iter-decode-max-iter", "-1", "--iter-decode-max-iter must be >= 0"),
     ("--iter-decode-with-beam", "0", "--iter-decode-with-beam must be >= 1"),
@@ -150,6 +153,7 @@ def test_generate_with_bad_decoding_flag_names_the_flag(trained, flag, value, me
     assert_one_line_error(result, message)
 
 
+@pytest.mark.slow
 def test_generate_with_truncated_checkpoint_names_the_file(trained, tmp_path):
     truncated = tmp_path / "checkpoint_cut.pt"
     # Cut inside the zip: torch raises OSError here (RuntimeError when cut to 200 bytes).
@@ -181,6 +185,7 @@ BAD_INPUT = [
 ]
 
 
+@pytest.mark.slow
 def test_generate_translates_every_binarised_source_truncating_long_ones(trained, tmp_path):
     import sentencepiece
 
@@ -202,6 +207,7 @@ def test_generate_translates_every_binarised_source_truncating_long_ones(trained
             "tokens and EOS") in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("buffering", [[], ["--buffer-size", "5", "--batch-size", "3"]], ids=["line", "batched"])
 def test_interactive_gives_one_output_per_input_line_in_order(trained, tmp_path, buffering):
     source = tmp_path / "input.de"
@@ -223,6 +229,7 @@ def test_interactive_gives_one_output_per_input_line_in_order(trained, tmp_path,
 
 
 # fairseq-generate requires --beam = --nbest (1) with --sampling; the task itself ignores --beam.
+@pytest.mark.slow
 @pytest.mark.parametrize("sampling", [[], ["--sampling", "--sampling-topk", "5", "--beam", "1"]],
                          ids=["argmax", "sampling"])
 def test_same_seed_gives_identical_output(trained, sampling):
@@ -251,6 +258,7 @@ def test_fairseq_checkpoint_copies_go_through_atomic_copy():
     assert getattr(checkpoint_utils.load_checkpoint_to_cpu, "fairseq_gmlm", False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", ["fairseq-generate", "fairseq-interactive"])
 @pytest.mark.parametrize("flag", ["--bf16", "--amp"])
 def test_half_precision_flags_reach_generation_and_every_sentence_is_translated(trained, tmp_path, tool, flag):

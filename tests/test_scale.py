@@ -1,6 +1,7 @@
 """Scale: the fused-AdamW optimizer and kernel selection, bf16 training on the CPU, resuming after SIGKILL, and
 two-process (gloo) training against one process."""
 
+import importlib.util
 import math
 import os
 import re
@@ -19,16 +20,39 @@ from test_gmlm_loss import make_sample
 from conftest import BIN, PLUGIN, ROOT, build_task_and_model, run_cli
 from fairseq_gmlm import kernels
 from fairseq_gmlm.optim.adamw_fused import AdamWFused, AdamWFusedConfig, build_adamw, parse_betas
-from fairseq_gmlm.fairseq_fixes.launch import torchrun_process_group, tpu_only_implied_by_bf16
+from fairseq_gmlm.fairseq_fixes.launch import TORCHRUN_VARIABLES, apply_launch_fixes, torchrun_process_group
 from fairseq_gmlm.precision import Precision, generation_precision
 
 
 # ---- kernel selection ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cuda, apex, expected", [(True, True, True), (True, False, False), (False, True, False),
-                                                  (False, False, False)])
-def test_use_apex_only_when_cuda_and_apex(cuda, apex, expected):
-    assert kernels.use_apex(cuda, apex) is expected
+def fake_apex(monkeypatch):
+    """Install stand-ins for apex.normalization.FusedRMSNorm and apex.optimizers.FusedAdam; returns them."""
+    class FakeFusedRMSNorm(torch.nn.RMSNorm):
+        pass
+
+    class FakeFusedAdam(torch.optim.SGD):
+        def __init__(self, params, adam_w_mode, lr, betas, eps, weight_decay):
+            super().__init__(params, lr=lr)
+
+    apex = types.ModuleType("apex")
+    apex.normalization, apex.optimizers = types.ModuleType("apex.normalization"), types.ModuleType("apex.optimizers")
+    apex.normalization.FusedRMSNorm, apex.optimizers.FusedAdam = FakeFusedRMSNorm, FakeFusedAdam
+    for name, module in (("apex", apex), ("apex.normalization", apex.normalization),
+                         ("apex.optimizers", apex.optimizers)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return FakeFusedRMSNorm, FakeFusedAdam
+
+
+@pytest.mark.parametrize("cuda, apex", [(True, False), (False, True), (False, False)])
+def test_torch_kernels_are_used_unless_both_cuda_and_apex_are_there(monkeypatch, cuda, apex):
+    fake_apex(monkeypatch)
+    monkeypatch.setattr(kernels, "apex_available", lambda: apex)
+    monkeypatch.setattr(kernels, "apex_optimizers_available", lambda: apex)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert type(kernels.make_rms_norm(8, 1e-6)) is torch.nn.RMSNorm
+    cfg = OmegaConf.structured(AdamWFusedConfig(lr=[1e-3]))
+    assert type(AdamWFused(cfg, [torch.nn.Parameter(torch.zeros(3))]).optimizer) is torch.optim.AdamW
 
 
 def test_build_adamw_uses_torch_fused_when_apex_not_chosen():
@@ -71,12 +95,13 @@ def test_make_rms_norm_uses_torch_rmsnorm_without_cuda_and_apex_fused_rmsnorm_wi
     assert type(kernels.make_rms_norm(8, 1e-6)) is FakeFusedRMSNorm
 
 
-def test_torch_rmsnorm_equals_t5_layer_norm_formula():
+@pytest.mark.parametrize("eps", [1e-6, 1e-2])
+def test_make_rms_norm_normalises_like_t5_layer_norm_with_the_given_epsilon(eps):
     torch.manual_seed(0)
-    norm = torch.nn.RMSNorm(16, eps=1e-6)
+    norm = kernels.make_rms_norm(16, eps)
     torch.nn.init.normal_(norm.weight)
-    x = torch.randn(3, 5, 16)
-    t5 = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * norm.weight  # T5LayerNorm, in plain torch
+    x = torch.randn(3, 5, 16) * 0.05  # small: the epsilon matters
+    t5 = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * norm.weight  # T5LayerNorm, in plain torch
     torch.testing.assert_close(norm(x), t5)
 
 
@@ -95,11 +120,10 @@ def test_parse_betas_when_string_list_or_config():
         parse_betas("(0.9)")
 
 
-def _adamw_trajectory(fused: bool, steps: int = 5):
+def adamw_trajectory(make_optimizer, steps: int = 5):
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(7, 5)), torch.nn.Parameter(torch.randn(5))]
-    optimizer = torch.optim.AdamW(params, lr=1e-2, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.1,
-                                  fused=fused, foreach=False if not fused else None)
+    optimizer = make_optimizer(params)
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps):
         for p in params:
@@ -108,9 +132,16 @@ def _adamw_trajectory(fused: bool, steps: int = 5):
     return [p.detach().clone() for p in params]
 
 
-def test_fused_adamw_matches_plain_adamw_on_cpu():
-    for fused, plain in zip(_adamw_trajectory(fused=True), _adamw_trajectory(fused=False)):
+def test_adamw_fused_steps_like_plain_adamw_with_the_configured_lr_betas_eps_and_weight_decay():
+    cfg = OmegaConf.structured(AdamWFusedConfig(adam_betas="(0.8, 0.9)", adam_eps=1e-3, weight_decay=0.3, lr=[2e-2]))
+    ours = adamw_trajectory(lambda params: AdamWFused(cfg, params))
+    reference = adamw_trajectory(lambda params: torch.optim.AdamW(params, lr=2e-2, betas=(0.8, 0.9), eps=1e-3,
+                                                                  weight_decay=0.3, foreach=False))
+    for fused, plain in zip(ours, reference):
         torch.testing.assert_close(fused, plain, rtol=1e-6, atol=1e-7)
+    default_decay = adamw_trajectory(lambda params: torch.optim.AdamW(params, lr=2e-2, betas=(0.8, 0.9), eps=1e-3,
+                                                                      foreach=False))
+    assert not torch.allclose(ours[0], default_decay[0])  # the values chosen make a difference
 
 
 def test_adamw_fused_optimizer_steps_with_the_config_values():
@@ -124,11 +155,40 @@ def test_adamw_fused_optimizer_steps_with_the_config_values():
     assert torch.all(param < 1)
 
 
-def test_spurious_tpu_is_dropped_only_for_bf16_without_xla():
-    assert tpu_only_implied_by_bf16(bf16=True, tpu=True, xla_importable=False)
-    assert not tpu_only_implied_by_bf16(bf16=True, tpu=True, xla_importable=True)
-    assert not tpu_only_implied_by_bf16(bf16=False, tpu=True, xla_importable=False)
-    assert not tpu_only_implied_by_bf16(bf16=False, tpu=False, xla_importable=False)
+def launch_config(**common):
+    return OmegaConf.create({
+        "common": {"bf16": False, "tpu": False, "cpu": True, **common},
+        "distributed_training": {"tpu": common.get("tpu", False), "distributed_init_method": None,
+                                 "ddp_backend": "pytorch_ddp", "distributed_world_size": 1, "distributed_rank": 0,
+                                 "device_id": 0, "distributed_no_spawn": False},
+    })
+
+
+@pytest.mark.parametrize("bf16, tpu, xla, tpu_after", [(True, True, False, False), (True, True, True, True),
+                                                       (False, True, False, True), (False, False, False, False)])
+def test_launch_fixes_drop_the_tpu_that_bf16_implies_only_without_torch_xla(monkeypatch, bf16, tpu, xla, tpu_after):
+    for name in TORCHRUN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "torch_xla" and xla
+                        else (None if name == "torch_xla" else find_spec(name, *a)))
+    cfg = launch_config(bf16=bf16, tpu=tpu)
+    apply_launch_fixes(cfg)
+    assert cfg.common.tpu is tpu_after and cfg.distributed_training.tpu is tpu_after
+    assert cfg.common.bf16 is bf16
+
+
+def test_launch_fixes_take_the_process_group_from_torchrun_and_use_legacy_ddp_on_the_cpu(monkeypatch):
+    environment = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", "WORLD_SIZE": "2", "RANK": "1",
+                   "LOCAL_RANK": "1"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    cfg = launch_config()
+    apply_launch_fixes(cfg)
+    distributed = cfg.distributed_training
+    assert (distributed.distributed_init_method, distributed.distributed_world_size, distributed.distributed_rank,
+            distributed.device_id, distributed.distributed_no_spawn) == ("env://", 2, 1, 1, True)
+    assert distributed.ddp_backend == "legacy_ddp"
 
 
 def test_torchrun_process_group_when_torchrun_environment_is_set():
@@ -193,6 +253,7 @@ def test_inference_runs_in_the_dtype_of_the_precision_flag(tmp_path, flag, weigh
     assert len(hypotheses) == 2 and all(torch.isfinite(h[0]["score"]) for h in hypotheses)
 
 
+@pytest.mark.slow
 def test_bf16_training_on_cpu_has_finite_falling_loss(ding_slice, tmp_path):
     data = ding_slice / "prepared" / "bin"
     result = run_cli("fairseq-train", *train_command(data, tmp_path, "--bf16", "--lr", "3e-3", "--max-update", "16",
@@ -203,6 +264,7 @@ def test_bf16_training_on_cpu_has_finite_falling_loss(ding_slice, tmp_path):
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.5
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_updates_and_lr(ding_slice, tmp_path):
     data = ding_slice / "prepared" / "bin"
     # inverse_sqrt warm-up: lr = 1e-3 * update / 100 for the first 100 updates, so it shows where training is.
@@ -243,6 +305,7 @@ def test_resume_after_sigkill_continues_updates_and_lr(ding_slice, tmp_path):
     assert f"cannot read checkpoint {last}" in result.stderr
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_on_the_first_update(ding_slice, tmp_path):
     """Rank r takes batch r of each group; one process with --update-freq 2 accumulates the same two batches.
     The corruption is keyed by example id and update, and dropout is off, so both see identical numbers."""

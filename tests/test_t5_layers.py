@@ -125,9 +125,74 @@ def test_encoder_output_is_unaffected_by_padding_when_left_or_right_padded(tmp_p
         assert out.padding_mask[0].sum() == 3
 
 
-def test_tied_output_projection_reuses_the_embedding(tmp_path):
-    task, model, _ = build_task_and_model(tmp_path, "--tie-output-projection")
-    assert model.lm_head is None
-    hidden = torch.randn(1, 2, model.cfg.d_model)
-    expected = hidden * model.cfg.d_model**-0.5 @ model.embed_tokens.weight.t()
-    assert torch.allclose(model.output_projection(hidden), expected)
+def decoder_logits(model, d, scale_row=None):
+    """Decoder logits for a fixed source and target; SCALE_ROW: (word id, factor) applied to its embedding first."""
+    if scale_row is not None:
+        with torch.no_grad():
+            model.embed_tokens.weight[scale_row[0]] *= scale_row[1]
+    src = torch.tensor([[d.index("w1"), d.index("w2"), d.index("w3"), d.eos()]])
+    tgt = torch.tensor([[d.index("w4"), model.mask_idx, d.index("w6"), d.eos()]])
+    return model.decode(tgt, model.encode(src))
+
+
+def test_tied_output_projection_scores_each_word_with_its_embedding_and_trains_it(tmp_path):
+    task, model, _ = build_task_and_model(tmp_path, "--tie-output-projection", "--dropout", "0")
+    model.eval()
+    d = task.target_dictionary
+    unused = d.index("w20")  # in neither the source nor the target
+    before = decoder_logits(model, d).detach()
+    after = decoder_logits(model, d, scale_row=(unused, 3.0))
+    others = torch.arange(before.size(-1)) != unused
+    torch.testing.assert_close(after[..., unused], 3 * before[..., unused])
+    torch.testing.assert_close(after[..., others], before[..., others])
+    after[..., unused].sum().backward()
+    assert model.embed_tokens.weight.grad[unused].abs().sum() > 0
+    # unit-scale embedding rows against an RMS-normalised state: the d_model^-0.5 factor keeps logits near unit scale
+    assert 0.3 < before.std().item() < 3.0
+
+
+def test_untied_output_projection_ignores_the_token_embedding_of_unused_words(tmp_path):
+    task, model, _ = build_task_and_model(tmp_path, "--dropout", "0")
+    model.eval()
+    d = task.target_dictionary
+    before = decoder_logits(model, d).detach()
+    torch.testing.assert_close(decoder_logits(model, d, scale_row=(d.index("w20"), 3.0)).detach(), before)
+
+
+def test_bidirectional_buckets_tell_a_key_to_the_right_from_one_at_the_same_distance_to_the_left():
+    for num_buckets, max_distance in BUCKET_SHAPES:
+        for d in range(1, 3 * max_distance):
+            right = relative_position_bucket(torch.tensor(d), True, num_buckets, max_distance).item()
+            left = relative_position_bucket(torch.tensor(-d), True, num_buckets, max_distance).item()
+            assert right != left and right == left + num_buckets // 2, d
+
+
+def test_decoder_self_attention_bias_is_bidirectional(tmp_path):
+    _, model, _ = build_task_and_model(tmp_path)
+    relative = model.decoder.relative_position
+    table = relative.relative_attention_bias.weight  # buckets x H
+    bias = relative(6, 6)[0]  # H x T x T
+    for d in range(1, 6):
+        right = relative_position_bucket(torch.tensor(d), True, 32, 128).item()
+        left = relative_position_bucket(torch.tensor(-d), True, 32, 128).item()
+        torch.testing.assert_close(bias[:, 0, d], table[right])  # query 0, key d to its right
+        torch.testing.assert_close(bias[:, d, 0], table[left])
+        assert not torch.allclose(bias[:, 0, d], bias[:, d, 0])
+    # keys to the right at different distances differ (a causal layout puts them all in bucket 0) and none is masked
+    assert len({tuple(bias[:, 0, d].tolist()) for d in range(1, 6)}) == 5
+    assert bias.isfinite().all() and bias.abs().max() < 100
+
+
+@pytest.mark.parametrize("std", [0.0, 5.0])
+def test_relative_attention_init_std_sets_the_spread_of_both_position_tables(tmp_path, std):
+    _, model, _ = build_task_and_model(tmp_path, "--relative-attention-init-std", str(std))
+    _, default, _ = build_task_and_model(tmp_path / "default")
+    for name in ("encoder", "decoder"):
+        table = getattr(model, name).relative_position.relative_attention_bias.weight  # 32 x 4
+        default_table = getattr(default, name).relative_position.relative_attention_bias.weight
+        if std == 0.0:
+            assert not table.any()
+        else:
+            assert 4.0 < table.std().item() < 6.0
+        assert 1.6 < default_table.std().item() < 2.4  # the default, 2.0
+    torch.testing.assert_close(model.embed_tokens.weight, default.embed_tokens.weight)  # only the tables change
