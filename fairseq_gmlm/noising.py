@@ -42,7 +42,8 @@ def uniform(keys: torch.Tensor, stream: str, positions: Optional[int] = None) ->
     keyed = hash32(keys ^ (STREAMS[stream] * 0x9E3779B1))[:, None]  # B x 1
     if positions is not None:
         keyed = hash32(keyed ^ hash32(torch.arange(positions, device=keys.device) + 0x51ED27)[None, :])  # B x T
-    return keyed.double().div(2.0**32).float()
+    # float32 rounds the top 128 of the 2^32 values up to 1.0: keep them just below it
+    return keyed.double().div(2.0**32).float().clamp(max=1.0 - 2.0**-24)
 
 
 class Corruption(NamedTuple):

@@ -488,3 +488,11 @@ def test_bad_restarts_decoder_init_and_temperature_are_refused_with_the_flag_nam
                              (RefinementOptions(temperature=-1.0), r"^--temperature must be > 0, got -1\.0$")):
         with pytest.raises(UsageError, match=message):
             options.check()
+
+
+def test_sampling_top_k_above_the_vocabulary_samples_from_all_of_it():
+    vocab = Vocabulary(pad=1, eos=2, mask=8, random_low=3, random_high=8, never_predicted=[0, 1, 2, 8, 9])
+    log_probs = torch.randn(1, 3, 10).log_softmax(-1)
+    torch.manual_seed(0)
+    tokens, _ = choose(log_probs, vocab, RefinementOptions(sampling=True, top_k=50))
+    assert tokens.shape == (1, 3) and all(t in range(3, 8) for t in tokens.view(-1).tolist())

@@ -157,9 +157,21 @@ def key_drawing_one(stream: str) -> torch.Tensor:
     return torch.tensor([keyed ^ ((STREAMS[stream] * 0x9E3779B1) & 0xFFFFFFFF)])
 
 
-def test_a_random_token_draw_that_rounds_to_one_still_gives_a_regular_word():
+def test_the_largest_hash_draws_just_below_one():
+    draw = uniform(key_drawing_one("noise"), "noise", 1).item()
+    assert draw < 1.0 and draw > 1.0 - 1e-6
+
+
+def test_a_word_whose_noise_draw_is_the_largest_is_still_noised_at_ratio_one():
+    keys = key_drawing_one("noise")
+    c = corrupt(torch.tensor([[LOW + 3, EOS]]), keys, pad=PAD, eos=EOS, mask=MASK, random_low=LOW, random_high=HIGH,
+                mask_ratio=1.0, random_prob=0.0, keep_prob=0.0)
+    assert c.masked[0, 0] and c.tokens[0, 0] == MASK
+
+
+def test_a_random_token_draw_that_rounds_up_still_gives_a_regular_word():
     keys = key_drawing_one("random_token")
-    assert uniform(keys, "random_token", 1).item() == 1.0
+    assert uniform(keys, "random_token", 1).item() > 1.0 - 1e-6
     target = torch.tensor([[LOW + 3, EOS]])
     c = corrupt(target, keys, pad=PAD, eos=EOS, mask=MASK, random_low=LOW, random_high=HIGH, mask_ratio=1.0,
                 random_prob=1.0, keep_prob=0.0)

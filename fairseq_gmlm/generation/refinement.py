@@ -156,7 +156,8 @@ def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOption
     if options.sampling:
         scores = scores / options.temperature
         if options.top_k > 0:
-            threshold = scores.topk(options.top_k, dim=-1).values[..., -1:]  # N x T x 1
+            k = min(options.top_k, scores.size(-1))  # --sampling-topk above the vocabulary: all of it
+            threshold = scores.topk(k, dim=-1).values[..., -1:]  # N x T x 1
             scores = scores.masked_fill(scores < threshold, float("-inf"))
         flat = torch.multinomial(F.softmax(scores.view(-1, scores.size(-1)), -1), 1)  # NT x 1
         tokens = flat.view(scores.shape[:-1])
