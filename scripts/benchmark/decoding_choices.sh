@@ -20,3 +20,10 @@ run base.ding work/ablate/data/bin work/ablate/models/base/final.pt valid1 work/
 run longer.lohelp work/ablate/data/bin work/longer/gmlm/checkpoint_last.pt valid2 work/ablate/data/raw/valid.lohelp-de-en.en
 run quickstart.lohelp work/quickstart/data/bin work/quickstart/gmlm/checkpoint_last.pt valid2 work/quickstart/data/raw/valid.lohelp-de-en.en
 run quickstart.ding work/quickstart/data/bin work/quickstart/gmlm/checkpoint_last.pt valid1 work/quickstart/data/raw/valid.ding-de-en.en
+# the linear schedule at the confidence rejecter's mean passes
+python scripts/sweep_decoding.py --data work/ablate/data/bin --path work/longer/gmlm/checkpoint_last.pt --subset valid2 \
+    --reference work/ablate/data/raw/valid.lohelp-de-en.en --max-iter 4 --batch-size 64 --out work/decoding-compare/longer.equal-passes.md \
+    --compare "p6_mean=--iter-decode-max-iter 5 --length-choice mean" "p7_mean=--iter-decode-max-iter 6 --length-choice mean"
+python scripts/sweep_decoding.py --data work/ablate/data/bin --path work/ablate/models/base/final.pt --subset valid2 \
+    --reference work/ablate/data/raw/valid.lohelp-de-en.en --max-iter 4 --batch-size 64 --out work/decoding-compare/base.equal-passes.md \
+    --compare "p8_mean=--iter-decode-max-iter 7 --length-choice mean" "p9_mean=--iter-decode-max-iter 8 --length-choice mean"
