@@ -8,7 +8,7 @@ Stages (each skips when its outputs exist, so rerunning the command resumes):
   1 prepare   union of --corpora (training, valid), joint sentencepiece; each corpus's valid set apart
   2 teacher   t5_ar at the GMLM's shape for --ar-minutes: the warm start of every warm variant and the
             distillation teacher
-  3 distill   scripts/distill.py: the training set re-translated by the teacher (beam 4)
+  3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4)
   4 variants  each gmlm_t5 variant for --minutes; beside them the AR twin, the teacher trained on for
             --minutes more (so it gets at least the warm-started GMLM's total: --ar-minutes + --minutes)
   5 evaluate  sacreBLEU and chrF on every corpus's valid set: each variant at several pass counts, the AR twin
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmark import evaluate, systems, training  # noqa: E402
 from benchmark.progress import Progress  # noqa: E402
-from prepare_data import prepare_corpora  # noqa: E402
+from fairseq_gmlm.cli.prepare_data import prepare_corpora  # noqa: E402
 
 logger = logging.getLogger("ablate")
 STAGES = 6
@@ -136,7 +136,7 @@ def train_variant(args, name: str, data: dict, teacher: Path) -> Path:
 
 def distill(args, data_bin: str, teacher: Path) -> str:
     out = args.work / "distill"
-    command = [sys.executable, str(SCRIPTS / "distill.py"), "--data", data_bin, "--path", str(teacher),
+    command = [sys.executable, "-m", "fairseq_gmlm.cli.distill", "--data", data_bin, "--path", str(teacher),
                "--out", str(out), "--src", args.src, "--tgt", args.tgt, "--beam", "4", "--cpu"]
     if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(ROOT))).returncode != 0:
         raise SystemExit(f"distillation failed; see {out}")

@@ -47,7 +47,8 @@ train() {
 }
 
 echo "== 1/5 prepare data/ding-de-en + data/lohelp-de-en -> $DATA"
-python scripts/prepare_data.py --raw data/ding-de-en data/lohelp-de-en --src de --tgt en --out "$DATA" --vocab-size 3000 \
+python -m fairseq_gmlm.cli.prepare_data --raw data/ding-de-en data/lohelp-de-en --src de --tgt en --out "$DATA" \
+  --vocab-size 3000 \
   > "$WORK/prepare.log" 2>&1 || { tail -20 "$WORK/prepare.log"; exit 1; }
 
 echo "== 2/5 train the autoregressive t5_ar_$SIZE for $AR_MINUTES minutes (the GMLM's warm start)"

@@ -7,7 +7,7 @@
 Stages (each skips when its outputs exist, so rerunning the command resumes):
   1 prepare   union training corpus of --corpora, joint sentencepiece, fairseq binaries (test sets apart)
   2 train AR  fairseq's transformer at gmlm_t5's shape, stock translation task (--tune-ar: variants first)
-  3 distill   scripts/distill.py: the training set re-translated by the AR model (beam 4)
+  3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the AR model (beam 4)
   4 train NAT gmlm_t5 on distilled and on raw data, stock cmlm_transformer on distilled data
   5 evaluate  sacreBLEU and chrF of every configuration on every test set
   6 speed     latency (batch 1) and throughput (large batch) in this process, on CUDA when available;
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmark import evaluate, profile, report, speed, systems, training, tuning  # noqa: E402
 from benchmark.progress import Progress  # noqa: E402
-from prepare_data import prepare_corpora, read_lines  # noqa: E402
+from fairseq_gmlm.cli.prepare_data import prepare_corpora, read_lines  # noqa: E402
 
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
@@ -119,7 +119,7 @@ def valid_set(args) -> dict:
 
 def distill(args, data_bin: str, teacher: Path) -> str:
     out = args.work / "distill"
-    command = [sys.executable, str(SCRIPTS / "distill.py"), "--data", data_bin, "--path", str(teacher),
+    command = [sys.executable, "-m", "fairseq_gmlm.cli.distill", "--data", data_bin, "--path", str(teacher),
                "--out", str(out), "--src", args.src, "--tgt", args.tgt, "--beam", "4"]
     if args.cpu:
         command.append("--cpu")

@@ -33,16 +33,17 @@ def slice_corpus(source_dir: Path, target_dir: Path, sizes: dict, src: str = "de
 
 @pytest.fixture(scope="session")
 def ding_slice(tmp_path_factory):
-    """600/50/50 pairs of the bundled Ding corpus, through scripts/prepare_data.py (sentencepiece + preprocess).
+    """600/50/50 pairs of the bundled Ding corpus, through fairseq_gmlm.cli.prepare_data (sentencepiece + preprocess).
 
     50 test sentences: not a multiple of fairseq's default --required-batch-size-multiple of 8.
     """
     work = tmp_path_factory.mktemp("ding")
     slice_corpus(ROOT / "data" / "ding-de-en", work / "raw", {"train": 600, "valid": 50, "test": 50})
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "prepare_data.py"), "--raw", str(work / "raw"), "--src", "de",
+        [sys.executable, "-m", "fairseq_gmlm.cli.prepare_data", "--raw", str(work / "raw"), "--src", "de",
          "--tgt", "en", "--out", str(work / "prepared"), "--vocab-size", "600", "--workers", "1"],
-        check=True, capture_output=True, env=dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}"),
+        check=True, capture_output=True,
+        env=dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=str(ROOT)),
     )
     return work
 

@@ -70,7 +70,7 @@ def test_distilled_corpus_pairs_every_training_sentence(pipeline):
 
 @pytest.mark.slow
 def test_distilled_targets_are_the_teacher_translations_not_the_original_targets(pipeline):
-    from distill import read_hypotheses, read_split
+    from fairseq_gmlm.cli.distill import read_hypotheses, read_split
 
     work, _, _ = pipeline
     distilled = (work / "distill" / "text" / "train.tgt").read_text().splitlines()
@@ -152,14 +152,14 @@ def test_speedups_are_relative_to_ar_beam4_at_the_same_batch_size_when_merged():
 
 
 def test_distill_names_the_flag_when_data_has_no_dictionary(tmp_path):
-    import distill
+    from fairseq_gmlm.cli import distill
 
     with pytest.raises(SystemExit, match="--data .*dict.de.txt"):
         distill.main(["--data", str(tmp_path), "--path", str(tmp_path / "x.pt"), "--out", str(tmp_path / "out")])
 
 
 def test_distill_reads_empty_hypotheses_when_generate_prints_them(tmp_path):
-    import distill
+    from fairseq_gmlm.cli import distill
 
     output = tmp_path / "generate.txt"
     output.write_text("S-1\ta b\nH-1\t-0.5\tx y\nH-0\t-1.2\t\nP-0\t-1.2\n")
@@ -167,7 +167,7 @@ def test_distill_reads_empty_hypotheses_when_generate_prints_them(tmp_path):
 
 
 def test_corpus_check_names_the_flag_when_a_split_is_missing(tmp_path):
-    from prepare_data import check_corpus
+    from fairseq_gmlm.cli.prepare_data import check_corpus
 
     (tmp_path / "train.de").write_text("a\n")
     with pytest.raises(SystemExit, match="--corpora .*missing train.en"):

@@ -1,4 +1,4 @@
-"""scripts/convert_hf_t5.py and models/t5_ar.py against Hugging Face T5, offline.
+"""fairseq_gmlm/cli/convert_hf_t5.py (gmlm-convert-hf-t5) and models/t5_ar.py against Hugging Face T5, offline.
 
 Random T5 models are built from small ``T5Config``s (ReLU and gated-GELU feed-forward, tied and untied output
 head), saved to temporary folders with a sentencepiece model trained here, converted, and compared with the
@@ -20,14 +20,13 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 pytest.importorskip("transformers")
 pytest.importorskip("sentencepiece")
 from transformers import T5Config, T5ForConditionalGeneration  # noqa: E402
 
-import convert_hf_t5  # noqa: E402
 import fairseq_gmlm  # noqa: E402,F401
+from fairseq_gmlm.cli import convert_hf_t5  # noqa: E402
 from fairseq_gmlm.models.t5_layers import bidirectional_from_causal  # noqa: E402
 from fairseq import checkpoint_utils  # noqa: E402
 from fairseq.sequence_generator import SequenceGenerator  # noqa: E402
@@ -396,7 +395,7 @@ def cli_setup(spm, tmp_path_factory):
     work = tmp_path_factory.mktemp("cli")
     hf = build_hf_t5(spm, "gated-gelu", False)
     hf_dir = save_hf_t5(hf, spm, work / "hf", False)
-    run_cli("python", ROOT / "scripts" / "convert_hf_t5.py", "--hf-dir", hf_dir, "--out", work / "gmlm",
+    run_cli("python", "-m", "fairseq_gmlm.cli.convert_hf_t5", "--hf-dir", hf_dir, "--out", work / "gmlm",
             "--target", "gmlm_t5", "--max-target-positions", "64", "--max-source-positions", "64")
     convert_hf_t5.convert(str(hf_dir), str(work / "ar"), "t5_ar", max_source=64, max_target=64)
     assert (work / "gmlm" / "dict.txt").read_text() == (work / "ar" / "dict.txt").read_text()

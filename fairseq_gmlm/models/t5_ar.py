@@ -11,7 +11,7 @@ and values for step-by-step decoding (fairseq's ``SequenceGenerator``, ``--beam`
 Decoder start symbol: fairseq's decoder input (``prev_output_tokens``) starts with EOS, T5's with its
 ``decoder_start_token_id``, which is the pad id. The decoder therefore embeds position 0 with the *pad* row
 whatever token fairseq put there, so a converted T5 checkpoint decodes exactly as Hugging Face's ``generate``
-(``scripts/convert_hf_t5.py`` maps T5's pad row onto fairseq's ``<pad>``). The decoder self-attention has no
+(``gmlm-convert-hf-t5`` maps T5's pad row onto fairseq's ``<pad>``). The decoder self-attention has no
 padding mask: the start position holds pad on purpose, and right padding is never visible to a real position
 under the causal mask.
 

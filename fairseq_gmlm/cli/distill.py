@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Sequence-level knowledge distillation (Kim & Rush, 2016): re-translate a training set with a teacher.
 
-    python scripts/distill.py --data work/bench/data/bin --path work/bench/models/ar/final.pt --out work/bench/distill
+    gmlm-distill --data work/bench/data/bin --path work/bench/models/ar/final.pt --out work/bench/distill
 
 decodes the ``--subset`` (default ``train``) of the binarised corpus DATA with the teacher checkpoint
 (``fairseq-generate --beam 4``), and writes
@@ -24,7 +23,7 @@ import sys
 from pathlib import Path
 
 logger = logging.getLogger("distill")
-PLUGIN = str(Path(__file__).resolve().parents[1] / "fairseq_gmlm")
+PLUGIN = str(Path(__file__).resolve().parents[1])  # the fairseq_gmlm package folder
 
 
 def parse_args(argv=None):

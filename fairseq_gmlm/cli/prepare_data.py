@@ -1,13 +1,12 @@
-#!/usr/bin/env python
 """Raw parallel text -> joint sentencepiece model -> fairseq binaries (``fairseq-preprocess --joined-dictionary``).
 
-    python scripts/prepare_data.py --raw data/ding-de-en --src de --tgt en --out work/ding --vocab-size 4000
+    gmlm-prepare-data --raw data/ding-de-en --src de --tgt en --out work/ding --vocab-size 4000
 
 expects ``RAW/{train,valid,test}.{SRC,TGT}`` (one sentence per line, line N of each side paired) and writes
 ``OUT/spm.model``, ``OUT/spm/{split}.{lang}`` (pieces) and ``OUT/bin/`` (what fairseq-train reads). Use
 ``--train-prefix/--valid-prefix/--test-prefix`` for files named otherwise. Re-running reuses what exists.
 
-    python scripts/prepare_data.py --raw data/ding-de-en data/lohelp-de-en --src de --tgt en --out work/union
+    gmlm-prepare-data --raw data/ding-de-en data/lohelp-de-en --src de --tgt en --out work/union
 
 trains on the union of several corpora and keeps each one's test and valid sets apart (subsets ``test``,
 ``test1``, ... and ``valid1``, ``valid2``, ...; ``valid`` is the union), as ``OUT/corpora.json`` records.

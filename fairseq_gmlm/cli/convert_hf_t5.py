@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """A local Hugging Face T5 checkpoint -> a fairseq checkpoint of ``gmlm_t5`` or ``t5_ar`` plus a fairseq dict.txt.
 
-    python scripts/convert_hf_t5.py --hf-dir t5-small/ --out t5-gmlm/ --target gmlm_t5 --max-target-positions 128
+    gmlm-convert-hf-t5 --hf-dir t5-small/ --out t5-gmlm/ --target gmlm_t5 --max-target-positions 128
 
 reads ``HF_DIR/config.json``, ``HF_DIR/model.safetensors`` (or ``pytorch_model.bin``, or their sharded
 ``*.index.json``) and ``HF_DIR/spiece.model``, and writes
@@ -58,10 +57,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLUGIN = os.path.join(ROOT, "fairseq_gmlm")
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+PLUGIN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the fairseq_gmlm package folder
 
 logger = logging.getLogger("convert_hf_t5")
 

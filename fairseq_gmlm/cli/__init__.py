@@ -1,0 +1,9 @@
+"""Command-line tools users run, installed as console scripts (see ``[project.scripts]`` in pyproject.toml):
+
+    gmlm-prepare-data    prepare_data.py    raw parallel text -> sentencepiece -> fairseq binaries
+    gmlm-distill         distill.py         sequence-level distillation with a teacher checkpoint
+    gmlm-convert-hf-t5   convert_hf_t5.py   a local Hugging Face T5 -> a gmlm_t5 or t5_ar checkpoint
+
+Each also runs as ``python -m fairseq_gmlm.cli.<module>``. ``fairseq_gmlm/__init__.py`` does not import this
+package, so ``--user-dir fairseq_gmlm`` stays as light as before.
+"""

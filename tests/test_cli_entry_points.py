@@ -1,0 +1,40 @@
+"""The console scripts of fairseq_gmlm/cli: declared in pyproject.toml, importable, and kept out of the plugin
+import that ``--user-dir fairseq_gmlm`` performs."""
+
+import importlib
+import os
+import subprocess
+import sys
+import tomllib
+
+from conftest import ROOT
+
+CONSOLE_SCRIPTS = {
+    "gmlm-prepare-data": "fairseq_gmlm.cli.prepare_data:main",
+    "gmlm-distill": "fairseq_gmlm.cli.distill:main",
+    "gmlm-convert-hf-t5": "fairseq_gmlm.cli.convert_hf_t5:main",
+}
+
+
+def declared_scripts() -> dict:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["scripts"]
+
+
+def test_pyproject_declares_every_console_script():
+    assert {name: declared_scripts().get(name) for name in CONSOLE_SCRIPTS} == CONSOLE_SCRIPTS
+
+
+def test_every_console_script_target_imports_and_is_callable():
+    for name, target in declared_scripts().items():
+        module_name, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module_name), function)), name
+
+
+def test_importing_the_plugin_imports_neither_cli_nor_transformers():
+    probe = ("import sys, fairseq_gmlm; "
+             "print(sorted(m for m in sys.modules if m.startswith(('fairseq_gmlm.cli', 'transformers'))))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
