@@ -1,5 +1,5 @@
-"""The console scripts of fairseq_gmlm/cli: declared in pyproject.toml, importable, and kept out of the plugin
-import that ``--user-dir fairseq_gmlm`` performs."""
+"""The console scripts of fairseq_gmlm/cli: declared in pyproject.toml, importable, kept out of the plugin
+import that ``--user-dir fairseq_gmlm`` performs, and still run by their old ``scripts/<name>.py`` paths."""
 
 import importlib
 import os
@@ -38,3 +38,11 @@ def test_importing_the_plugin_imports_neither_cli_nor_transformers():
                             env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_old_script_paths_run_the_package_commands_from_the_checkout():
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    for name in ("prepare_data", "distill", "convert_hf_t5"):
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / f"{name}.py"), "--help"], capture_output=True,
+                                text=True, timeout=300, env=dict(environment, OMP_NUM_THREADS="1"))
+        assert result.returncode == 0 and "usage:" in result.stdout, result.stderr[-3000:]

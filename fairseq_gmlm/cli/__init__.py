@@ -4,6 +4,6 @@
     gmlm-distill         distill.py         sequence-level distillation with a teacher checkpoint
     gmlm-convert-hf-t5   convert_hf_t5.py   a local Hugging Face T5 -> a gmlm_t5 or t5_ar checkpoint
 
-Each also runs as ``python -m fairseq_gmlm.cli.<module>``. ``fairseq_gmlm/__init__.py`` does not import this
-package, so ``--user-dir fairseq_gmlm`` stays as light as before.
+Each also runs as ``python -m fairseq_gmlm.cli.<module>`` and, from a checkout, as ``python scripts/<module>.py``.
+``fairseq_gmlm/__init__.py`` does not import this package, so ``--user-dir fairseq_gmlm`` stays as light as before.
 """
