@@ -87,3 +87,28 @@ def test_loss_weighting_errors_name_the_flag():
     with pytest.raises(UsageError, match=r"^--loss-weighting inverse-ratio needs the noise ratio of each example: "
                                          r"use --task translation_gmlm's corruption$"):
         position_weights("inverse-ratio", positions, eos, None)
+
+
+def test_glancing_reports_each_examples_share_of_hidden_words_as_its_noise_ratio():
+    from fairseq_gmlm import noising
+
+    target = torch.tensor([[5, 6, 7, 3, 2], [5, 6, 2, 1, 1]])
+    predicted = torch.tensor([[0, 0, 0, 0, 2], [5, 6, 2, 1, 1]])  # four wrong words; none wrong
+    keys = noising.example_keys(torch.tensor([0, 1]), seed=1, update=3)
+    corruption = noising.glance(target, predicted, keys, ratio=0.5, pad=1, eos=2, mask=9)
+    assert corruption.ratio.shape == (2, 1) and corruption.ratio.dtype == torch.float32
+    assert corruption.ratio.view(-1).tolist() == [0.5, 1.0]  # 2 of 4 words revealed; none revealed: all hidden
+    empty = noising.glance(torch.tensor([[2, 1]]), torch.tensor([[2, 1]]), keys[:1], ratio=0.5, pad=1, eos=2, mask=9)
+    assert empty.ratio.tolist() == [[0.0]]  # no words at all: no division by zero
+
+
+def test_candidate_score_and_loss_weighting_names_are_checked_with_their_flags(tmp_path):
+    from conftest import build_task_and_model
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+    from fairseq_gmlm.generation.rejecters import candidate_scores
+
+    with pytest.raises(UsageError, match=r"^unknown --candidate-score 'max'; choose one of mean, sum$"):
+        candidate_scores(torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool), kind="max")
+    task, _, _ = build_task_and_model(tmp_path)
+    with pytest.raises(UsageError, match=r"^unknown --loss-weighting 'elbo'; choose one of uniform, inverse-ratio$"):
+        GMLMLoss(task, 0.1, "noised", 0.1, 1, loss_weighting="elbo")
