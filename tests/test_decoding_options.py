@@ -43,6 +43,7 @@ def test_length_candidates_put_the_mean_first_then_the_most_likely_lengths():
     probs[1, [4, 5, 6]] = torch.tensor([0.2, 0.5, 0.3])  # mean 5.1
     log_probs = probs.clamp(min=1e-12).log()
     assert length_candidates(log_probs, 1, 9, "mean").tolist() == [[5], [5]]
+    assert length_candidates(log_probs, 2, 9, "mean").tolist() == [[5, 3], [5, 5]]
     assert length_candidates(log_probs, 3, 9, "mean").tolist() == [[5, 3, 8], [5, 5, 6]]
     assert length_candidates(log_probs, 2, 9, "mode").tolist() == top_lengths(log_probs, 2, 9).tolist()
 
@@ -98,6 +99,8 @@ def test_glancing_reports_each_examples_share_of_hidden_words_as_its_noise_ratio
     corruption = noising.glance(target, predicted, keys, ratio=0.5, pad=1, eos=2, mask=9)
     assert corruption.ratio.shape == (2, 1) and corruption.ratio.dtype == torch.float32
     assert corruption.ratio.view(-1).tolist() == [0.5, 1.0]  # 2 of 4 words revealed; none revealed: all hidden
+    one = noising.glance(torch.tensor([[5, 2]]), torch.tensor([[6, 2]]), keys[:1], ratio=0.5, pad=1, eos=2, mask=9)
+    assert one.ratio.tolist() == [[1.0]]  # one word, wrong, floor(0.5) revealed: hidden
     empty = noising.glance(torch.tensor([[2, 1]]), torch.tensor([[2, 1]]), keys[:1], ratio=0.5, pad=1, eos=2, mask=9)
     assert empty.ratio.tolist() == [[0.0]]  # no words at all: no division by zero
 
