@@ -496,3 +496,8 @@ def test_sampling_top_k_above_the_vocabulary_samples_from_all_of_it():
     torch.manual_seed(0)
     tokens, _ = choose(log_probs, vocab, RefinementOptions(sampling=True, top_k=50))
     assert tokens.shape == (1, 3) and all(t in range(3, 8) for t in tokens.view(-1).tolist())
+    # one position per row: the whole vocabulary stays in play, not just the best word
+    rows = torch.randn(400, 1, 10).log_softmax(-1)
+    sampled, _ = choose(rows, vocab, RefinementOptions(sampling=True, top_k=50))
+    best, _ = choose(rows, vocab, RefinementOptions())
+    assert (sampled != best).float().mean() > 0.3
