@@ -70,14 +70,18 @@ def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Te
     return loss * weights, nll * weights
 
 
+def check_loss_weighting(kind: str) -> str:
+    if kind not in LOSS_WEIGHTINGS:
+        raise UsageError(f"unknown --loss-weighting {kind!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
+    return kind
+
+
 def position_weights(kind: str, positions: torch.Tensor, eos: torch.Tensor, ratio) -> torch.Tensor:
     """B x T float weights of the scored ``positions``: 1 each (uniform), or 1 / max(ratio, MIN_RATIO) for the
     words of an example whose noise ratio (B x 1) is ``ratio`` (inverse-ratio; EOS keeps weight 1)."""
     weights = positions.float()
-    if kind == "uniform":
+    if check_loss_weighting(kind) == "uniform":
         return weights
-    if kind != "inverse-ratio":
-        raise UsageError(f"unknown --loss-weighting {kind!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
     if ratio is None:
         raise UsageError("--loss-weighting inverse-ratio needs the noise ratio of each example: use --task "
                          "translation_gmlm's corruption")
@@ -107,9 +111,7 @@ class GMLMLoss(FairseqCriterion):
             raise UsageError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.loss_positions = str(loss_positions)
-        self.loss_weighting = str(loss_weighting)
-        if self.loss_weighting not in LOSS_WEIGHTINGS:
-            raise UsageError(f"unknown --loss-weighting {self.loss_weighting!r}; choose one of {', '.join(LOSS_WEIGHTINGS)}")
+        self.loss_weighting = check_loss_weighting(str(loss_weighting))
         self.length_loss_factor = length_loss_factor
         self.train_stages = train_stages
         self.eos = task.target_dictionary.eos()

@@ -113,6 +113,11 @@ class Vocabulary(NamedTuple):
     never_predicted: List[int]  # pad, bos, eos, <mask>, <length>
 
 
+def open_positions(tokens: torch.Tensor, initial: torch.Tensor, vocab: Vocabulary) -> torch.Tensor:
+    """N x T bool: the words of ``tokens`` that still hold their initial token (all of them before the first pass)."""
+    return tokens.eq(initial) & tokens.ne(vocab.pad) & tokens.ne(vocab.eos)
+
+
 def length_candidates(length_log_probs: torch.Tensor, k: int, max_length, choice: str) -> torch.Tensor:
     """B x K lengths to decode (see LENGTH_CHOICES); ``max_length`` as in ``top_lengths``."""
     if choice == "mode":
@@ -189,7 +194,7 @@ def refine_step(
     )
     rejected = reject(
         options.rejecter, token_log_probs, editable, step, options.max_iter, options.reject_k, options.reject_fraction,
-        options.reject_threshold, opened=decoder_input.eq(initial),
+        options.reject_threshold, opened=open_positions(decoder_input, initial, vocab),
     )
     if options.stutter:
         rejected = rejected | stutter(predicted, editable)
@@ -294,14 +299,14 @@ class GMLMGenerator:
         encoder_active = encoder_outs  # the encoder outputs of the active candidates
 
         for step in range(options.max_iter + 1):
-            log_probs = ensemble_log_probs(models, encoder_active, decoder_input[active])  # n x T x V
+            current, current_initial = decoder_input[active], initial[active]  # n x T each
+            log_probs = ensemble_log_probs(models, encoder_active, current)  # n x T x V
             if options.replacement == "logits-sum":
                 summed = log_probs if summed is None else summed + log_probs
             new_predicted, new_log_probs, next_input = refine_step(
-                log_probs, decoder_input[active], initial[active], step, vocab, options, summed
+                log_probs, current, current_initial, step, vocab, options, summed
             )
-            finished = self.finished(step, new_predicted, predicted[active], decoder_input[active], next_input,
-                                     initial[active])  # n
+            finished = self.finished(step, new_predicted, predicted[active], current, next_input, current_initial)  # n
             predicted[active], token_log_probs[active], decoder_input[active] = new_predicted, new_log_probs, next_input
             passes[active] += 1
             if history is not None:
@@ -318,12 +323,11 @@ class GMLMGenerator:
 
     def finished(self, step: int, predicted, previous_predicted, decoder_input, next_input, initial) -> torch.Tensor:
         """n bool: the active candidates that stop after pass ``step`` under --stop-rule (see STOP_RULES)."""
-        options, vocab = self.options, self.vocab
+        options = self.options
         if options.stop == "input":
             done = (next_input == decoder_input).all(1)
         else:
             done = (predicted == previous_predicted).all(1) & (step > 0)
         if options.rejecter == "confidence":
-            editable = next_input.ne(vocab.pad) & next_input.ne(vocab.eos)
-            done = done | ~(next_input.eq(initial) & editable).any(1)
+            done = done | ~open_positions(next_input, initial, self.vocab).any(1)
         return done
