@@ -174,6 +174,8 @@ def test_confidence_rejecter_adapts_the_passes_per_sentence_within_the_limit(set
 def test_confidence_rejecter_needs_re_masking():
     with pytest.raises(UsageError, match="--rejecter confidence .* --replacement initial"):
         RefinementOptions(rejecter="confidence", replacement="previous").check()
+    with pytest.raises(UsageError, match="--rejecter random .* --replacement initial"):
+        RefinementOptions(rejecter="random", replacement="logits-sum").check()
 
 
 def test_decoding_options_are_checked_when_the_generator_is_built(setup):

@@ -121,6 +121,28 @@ def test_confidence_rejecter_rejects_nothing_after_the_last_allowed_pass():
     assert not reject("confidence", log_probs, editable_row, 3, 3).any()
 
 
+def test_random_rejecter_commits_each_position_once_in_a_uniformly_random_order():
+    torch.manual_seed(0)
+    rows, length, passes = 3000, 4, 4  # one position committed per pass
+    editable_rows = torch.ones(rows, length, dtype=torch.bool)
+    opened = editable_rows.clone()
+    first_committed = None
+    for step in range(passes):
+        rejected = reject("random", torch.zeros(rows, length), editable_rows, step, passes - 1, opened=opened)
+        assert not (rejected & ~opened).any()  # a committed position is never re-opened
+        assert rejected.sum(1).eq(length - step - 1).all()  # the linear schedule's count
+        if first_committed is None:
+            first_committed = (opened & ~rejected).float().argmax(1)
+        opened = rejected
+    assert not opened.any()
+    # whatever the scores say (all equal here; the order ignores them), each position goes first ~1/4 of the time
+    shares = torch.bincount(first_committed, minlength=length).float() / rows
+    assert (shares - 1 / length).abs().max() < 0.04, shares
+    confident = torch.tensor([[0.0, -5.0, -5.0, -5.0]]).expand(rows, -1)
+    kept_first = ~reject("random", confident, editable_rows, 0, passes - 1)
+    assert kept_first[:, 0].float().mean() < 0.4  # the most confident position is not favoured
+
+
 def test_sum_score_is_padirs_plain_sum_and_ignores_the_length_model():
     log_probs = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
     real = torch.tensor([[True, True, False], [True, True, True]])

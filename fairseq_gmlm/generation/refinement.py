@@ -83,8 +83,8 @@ class RefinementOptions(NamedTuple):
             raise UsageError(f"--reject-fraction must be in [0, 1], got {self.reject_fraction}")
         if not 0.0 < self.reject_threshold <= 1.0:
             raise UsageError(f"--reject-threshold must be in (0, 1], got {self.reject_threshold}")
-        if self.rejecter == "confidence" and self.replacement != "initial":
-            raise UsageError(f"--rejecter confidence re-opens positions it rejects: use --replacement initial "
+        if self.rejecter in ("confidence", "random") and self.replacement != "initial":
+            raise UsageError(f"--rejecter {self.rejecter} re-opens positions it rejects: use --replacement initial "
                              f"(got {self.replacement!r})")
         if self.temperature <= 0:
             raise UsageError(f"--temperature must be > 0, got {self.temperature}")

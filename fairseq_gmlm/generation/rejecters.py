@@ -4,7 +4,8 @@ After each decoder pass every position holds a fresh prediction; a rejecter choo
 keep, and a replacement scheme says what the rejected positions hold in the next pass's input. PaDIR (Li et
 al., ICML 2024) keeps everything ("passthrough") and re-masks stutters; Mask-Predict (Ghazvininejad et al.,
 2019) rejects the least confident tokens on a linear schedule; Fast-dLLM (Wu et al., 2025) keeps every
-prediction above a confidence threshold, so the number of passes adapts per sentence.
+prediction above a confidence threshold, so the number of passes adapts per sentence; "random" commits open
+positions in a random order (the sampler the theory assumes: unbiased where confidence ordering is not).
 
 Shapes: N candidates, T target length, V vocabulary. ``editable`` (N x T bool) marks positions the decoder may
 change: the real tokens, not EOS and not padding. ``opened`` (N x T bool) marks the editable positions that
@@ -56,6 +57,14 @@ def _bottom_fraction(scores, editable, opened, step, max_step, fraction, **unuse
     return reject_lowest(scores, editable, (editable.sum(1).float() * fraction).floor().long())
 
 
+def _random(scores, editable, opened, step, max_step, **unused) -> torch.Tensor:
+    """Random-order unmasking (MaskGIT with a random order; ancestral sampling in a random order): commit a
+    uniformly random subset of the positions still open, as many as the linear schedule asks, and never revisit
+    a committed one. With one position per pass and exact conditionals, sampling then draws from the joint."""
+    count = linear_schedule_count(editable.sum(1), step, max_step)  # N; never more than the open positions
+    return reject_lowest(torch.rand(scores.shape, device=scores.device), opened, count)
+
+
 def confidence_count(scores, editable, opened, step: int, max_step: int, threshold: float) -> torch.Tensor:
     """Fast-dLLM's threshold rule: reject the editable predictions whose probability is below ``threshold``,
     but at most one fewer than the input held open (N), so at least the single most confident open position is
@@ -77,6 +86,7 @@ REJECTERS = {
     "bottom-k": _bottom_k,
     "bottom-fraction": _bottom_fraction,
     "confidence": _confidence,
+    "random": _random,
 }
 
 
