@@ -13,7 +13,7 @@ whole batch and two processes with half each see identical inputs.
 Shapes: B batch, T target length.
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 
@@ -53,8 +53,15 @@ class Corruption(NamedTuple):
     ratio: Optional[torch.Tensor] = None  # B x 1: each example's noise ratio (glancing: its share of hidden words)
 
 
-def per_example(value: Optional[float], high: float, keys: torch.Tensor, stream: str) -> torch.Tensor:
-    """A fixed value for every example, or a draw from U(0, high) when ``value`` is None. Returns B x 1."""
+Setting = Union[None, float, Tuple[float, float]]  # drawn from U(0, high) / fixed / drawn from U(low, high)
+
+
+def per_example(value: Setting, high: float, keys: torch.Tensor, stream: str) -> torch.Tensor:
+    """A fixed value for every example, a draw from U(0, high) when ``value`` is None, or from U(low, high) when
+    it is a (low, high) pair. Returns B x 1."""
+    if isinstance(value, tuple):
+        low, top = value
+        return low + uniform(keys, stream) * (top - low)
     if value is not None:
         return torch.full((keys.size(0), 1), float(value), device=keys.device)
     return uniform(keys, stream) * high
@@ -69,14 +76,15 @@ def corrupt(
     mask: int,
     random_low: int,
     random_high: int,
-    mask_ratio: Optional[float] = None,
+    mask_ratio: Setting = None,
     random_prob: Optional[float] = None,
     keep_prob: Optional[float] = None,
 ) -> Corruption:
     """Corrupt a right-padded B x T target; ``keys`` (B) come from :func:`example_keys`.
 
     Random replacements are drawn from ids [random_low, random_high), the regular vocabulary. ``None`` for a
-    ratio or probability draws it per example: U(0, 1) for the masking ratio, U(0, 0.5) for the other two.
+    ratio or probability draws it per example: U(0, 1) for the masking ratio, U(0, 0.5) for the other two; a (low, high) masking ratio draws
+    it from U(low, high).
     """
     ratio = per_example(mask_ratio, 1.0, keys, "ratio")  # B x 1
     random_p = per_example(random_prob, 0.5, keys, "random_prob")  # B x 1

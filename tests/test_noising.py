@@ -3,6 +3,7 @@ import torch
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.noising import STREAMS, corrupt, example_keys, fully_masked, hash32, uniform
+from fairseq_gmlm.tasks.translation_gmlm import parse_ratio_range
 
 PAD, EOS, MASK, LOW, HIGH = 1, 2, 99, 4, 90
 
@@ -44,6 +45,26 @@ def test_uniform_masking_ratio_is_drawn_per_example():
     # U(0, 1) has std 0.289; a fixed ratio leaves only the binomial spread (about 0.1 at these lengths)
     assert 0.26 < uniform.std().item() < 0.33
     assert fixed.std().item() < 0.15
+
+
+def test_a_masking_ratio_range_draws_each_examples_ratio_inside_it():
+    target = batch(length=60)
+    c = run(target, mask_ratio=(0.5, 1.0), random_prob=0.0, keep_prob=0.0)
+    assert c.ratio.min().item() >= 0.5 and c.ratio.max().item() < 1.0
+    assert abs(c.ratio.mean().item() - 0.75) < 0.03 and 0.12 < c.ratio.std().item() < 0.17  # U(0.5, 1): std 0.144
+    shares = noised_share(c, target)
+    assert abs(shares.mean().item() - 0.75) < 0.03
+    assert torch.equal(run(target, mask_ratio=(0.3, 0.3), random_prob=0.0, keep_prob=0.0).noised,
+                       run(target, mask_ratio=0.3, random_prob=0.0, keep_prob=0.0).noised)
+
+
+def test_mask_ratio_flag_reads_a_number_uniform_or_a_range():
+    assert parse_ratio_range("--mask-ratio", "0.15") == 0.15
+    assert parse_ratio_range("--mask-ratio", "uniform") is None
+    assert parse_ratio_range("--mask-ratio", "0.5:1") == (0.5, 1.0)
+    for bad in ("0.8:0.2", "0.5:2", "uniform:1", "a:b"):
+        with pytest.raises(UsageError, match="--mask-ratio"):
+            parse_ratio_range("--mask-ratio", bad)
 
 
 def test_mask_only_corruption_masks_every_noised_token():

@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 class TranslationGMLMConfig(TranslationConfig):
     # ---- corruption of the target during training ----
     mask_ratio: str = field(
-        default="uniform", metadata={"help": "masking (noise) ratio per example: a number in [0,1], or 'uniform' "
-                                             "to draw it from U(0,1) per example"}
+        default="uniform", metadata={"help": "masking (noise) ratio per example: a number in [0,1], 'uniform' to "
+                                             "draw it from U(0,1) per example, or LOW:HIGH to draw it from "
+                                             "U(LOW,HIGH)"}
     )
     random_token_prob: str = field(
         default="0.1", metadata={"help": "share of noised tokens replaced by a random token: a number, or "
@@ -141,7 +142,7 @@ class TranslationGMLMTask(TranslationTask):
             dictionary.add_symbol(MASK_SYMBOL)
             dictionary.add_symbol(LENGTH_SYMBOL)
         super().__init__(cfg, src_dict, tgt_dict)
-        self.mask_ratio = parse_probability("--mask-ratio", cfg.mask_ratio)
+        self.mask_ratio = parse_ratio_range("--mask-ratio", cfg.mask_ratio)
         self.random_token_prob = parse_probability("--random-token-prob", cfg.random_token_prob)
         self.keep_prob = parse_probability("--keep-prob", cfg.keep_prob)
         if (self.random_token_prob or 0.0) + (self.keep_prob or 0.0) > 1.0:
@@ -369,6 +370,16 @@ def parse_probability(flag: str, value) -> Optional[float]:
     if not 0.0 <= number <= 1.0:
         raise UsageError(f"{flag} must be in [0, 1], got {number}")
     return number
+
+
+def parse_ratio_range(flag: str, value):
+    """Like parse_probability, and LOW:HIGH (0 <= LOW <= HIGH <= 1) -> (LOW, HIGH), drawn from U(LOW, HIGH)."""
+    if ":" not in str(value):
+        return parse_probability(flag, value)
+    low, high = (parse_probability(flag, part) for part in str(value).split(":", 1))
+    if low is None or high is None or low > high:
+        raise UsageError(f"{flag} LOW:HIGH needs two numbers with 0 <= LOW <= HIGH <= 1, got {value!r}")
+    return (low, high)
 
 
 def truncate_source(tokens: torch.Tensor, limit: int, eos: int) -> torch.Tensor:
