@@ -27,32 +27,35 @@ logger = logging.getLogger(__name__)
 
 
 class RefinementOptions(NamedTuple):
-    """Resolved decoding options. translation_gmlm's config and fairseq's flags are where users set them
-    (TranslationGMLMTask.refinement_options); the defaults here mirror those."""
+    """Resolved decoding options, built by TranslationGMLMTask.refinement_options: the first group from fairseq's
+    generation flags, the rest from translation_gmlm's config fields of the same names, where their defaults
+    and help live."""
 
-    max_iter: int = 10  # refinements after the first pass
-    length_candidates: int = 1
-    length_choice: str = "mode"  # the first length candidate: the most likely length ("mode") or the mean ("mean")
-    length_offsets: int = 1  # odd: each predicted length also tried at +-1 ... +-(length_offsets // 2); 1 = none
-    restarts: int = 1
-    init: str = "mask"  # "mask" or "random"
-    rejecter: str = "linear"
-    reject_k: int = 1
-    reject_fraction: float = 0.1
-    reject_threshold: float = 0.9  # --rejecter confidence: keep predictions at least this probable
-    stutter: bool = False
-    replacement: str = "initial"
-    sampling: bool = False
-    temperature: float = 1.0
-    top_k: int = 0  # 0: sample from the whole vocabulary
-    brevity_alpha: float = 0.0
-    score: str = "mean"  # candidate score: "mean" (ours) or "sum" (PaDIR's); see rejecters.candidate_scores
-    max_len_a: float = 0.0  # candidate lengths <= max_len_a * source length + max_len_b (fairseq's flags)
-    max_len_b: int = 200
-    early_stop: bool = True
-    stop: str = "input"  # a candidate ends when its next input ("input") or its prediction ("prediction") repeats
-    retain_history: bool = False
-    retain_dropout: bool = False
+    # fairseq's flags
+    max_iter: int  # --iter-decode-max-iter: refinements after the first pass
+    length_candidates: int  # --iter-decode-with-beam
+    sampling: bool
+    temperature: float
+    top_k: int  # --sampling-topk; 0: sample from the whole vocabulary
+    max_len_a: float  # candidate lengths <= max_len_a * source length + max_len_b
+    max_len_b: int
+    early_stop: bool  # not --iter-decode-force-max-iter
+    retain_history: bool  # --retain-iter-history
+    retain_dropout: bool
+    # translation_gmlm's
+    decoder_init: str
+    rejecter: str
+    reject_k: int
+    reject_fraction: float
+    reject_threshold: float
+    stutter_remask: bool  # parsed from on/off
+    replacement: str
+    restarts: int
+    length_choice: str
+    length_offsets: int
+    brevity_penalty: float
+    candidate_score: str
+    stop_rule: str
 
     def check(self) -> "RefinementOptions":
         """Return self, or raise a UsageError naming the flag to change."""
@@ -65,15 +68,15 @@ class RefinementOptions(NamedTuple):
                              f"-(B-1)/2 ... +(B-1)/2; 1 = no offsets), got {self.length_offsets}")
         if self.restarts < 1:
             raise UsageError(f"--restarts must be >= 1, got {self.restarts}")
-        if self.restarts > 1 and self.init == "mask" and not self.sampling and not self.retain_dropout:
+        if self.restarts > 1 and self.decoder_init == "mask" and not self.sampling and not self.retain_dropout:
             raise UsageError(f"--restarts {self.restarts} with --decoder-init mask and argmax decoding gives "
                              f"{self.restarts} identical candidates per length: add --decoder-init random (random "
                              f"initial words) or --sampling (with --beam 1) to make them differ, or use --restarts 1")
-        if self.init not in ("mask", "random"):
-            raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.init!r}")
+        if self.decoder_init not in ("mask", "random"):
+            raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.decoder_init!r}")
         for flag, value, choices in (("--rejecter", self.rejecter, REJECTERS), ("--replacement", self.replacement,
-                                     REPLACEMENTS), ("--candidate-score", self.score, CANDIDATE_SCORES),
-                                     ("--stop-rule", self.stop, STOP_RULES),
+                                     REPLACEMENTS), ("--candidate-score", self.candidate_score, CANDIDATE_SCORES),
+                                     ("--stop-rule", self.stop_rule, STOP_RULES),
                                      ("--length-choice", self.length_choice, LENGTH_CHOICES)):
             if value not in choices:
                 raise UsageError(f"unknown {flag} {value!r}; choose one of {', '.join(choices)}")
@@ -192,11 +195,10 @@ def refine_step(
     token_log_probs = torch.where(
         editable, token_log_probs, log_probs.gather(-1, decoder_input.unsqueeze(-1)).squeeze(-1)
     )
-    rejected = reject(
-        options.rejecter, token_log_probs, editable, step, options.max_iter, options.reject_k, options.reject_fraction,
-        options.reject_threshold, opened=open_positions(decoder_input, initial, vocab),
-    )
-    if options.stutter:
+    opened = open_positions(decoder_input, initial, vocab)  # N x T
+    rejected = reject(options.rejecter, token_log_probs, editable, step, options.max_iter, opened,
+                      k=options.reject_k, fraction=options.reject_fraction, threshold=options.reject_threshold)
+    if options.stutter_remask:
         rejected = rejected | stutter(predicted, editable)
     next_input = replace(
         options.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
@@ -253,14 +255,15 @@ class GMLMGenerator:
         sentence = torch.arange(src_tokens.size(0), device=src_tokens.device).repeat_interleave(per_sentence)
         encoder_outs = [e.index_select(sentence) for e in encoder_outs]
 
-        initial = initial_tokens(lengths, vocab, options.init)  # N x T
+        initial = initial_tokens(lengths, vocab, options.decoder_init)  # N x T
         predicted, token_log_probs, passes, history = self.refine(models, encoder_outs, initial)
 
         real = predicted.ne(vocab.pad)  # words and EOS
-        if options.stutter:  # PaDIR drops stutters after the last pass too
+        if options.stutter_remask:  # PaDIR drops stutters after the last pass too
             real = real & ~stutter(predicted, predicted.ne(vocab.pad) & predicted.ne(vocab.eos))
         length_log_prob = length_log_probs[sentence, lengths]  # N
-        scores = candidate_scores(token_log_probs, real, options.brevity_alpha, length_log_prob, options.score)  # N
+        scores = candidate_scores(token_log_probs, real, length_log_prob, options.candidate_score,
+                                  options.brevity_penalty)  # N
         best = best_candidates(scores, per_sentence)  # B
 
         hypotheses = []
@@ -324,7 +327,7 @@ class GMLMGenerator:
     def finished(self, step: int, predicted, previous_predicted, decoder_input, next_input, initial) -> torch.Tensor:
         """n bool: the active candidates that stop after pass ``step`` under --stop-rule (see STOP_RULES)."""
         options = self.options
-        if options.stop == "input":
+        if options.stop_rule == "input":
             done = (next_input == decoder_input).all(1)
         else:
             done = (predicted == previous_predicted).all(1) & (step > 0)

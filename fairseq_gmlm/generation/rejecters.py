@@ -80,22 +80,14 @@ REJECTERS = {
 }
 
 
-def reject(
-    kind: str,
-    scores: torch.Tensor,
-    editable: torch.Tensor,
-    step: int,
-    max_step: int,
-    k: int = 1,
-    fraction: float = 0.1,
-    threshold: float = 0.9,
-    opened: torch.Tensor = None,
-) -> torch.Tensor:
-    """Dispatch on the rejecter name (a key of REJECTERS). ``opened`` defaults to every editable position."""
+def reject(kind: str, scores: torch.Tensor, editable: torch.Tensor, step: int, max_step: int,
+           opened: torch.Tensor = None, **settings) -> torch.Tensor:
+    """Dispatch on the rejecter name (a key of REJECTERS). ``opened`` defaults to every editable position;
+    ``settings`` are the rejecter's own: k (bottom-k), fraction (bottom-fraction), threshold (confidence)."""
     if kind not in REJECTERS:
         raise UsageError(f"unknown --rejecter {kind!r}; choose one of {', '.join(REJECTERS)}")
     opened = editable if opened is None else opened & editable
-    return REJECTERS[kind](scores, editable, opened, step, max_step, k=k, fraction=fraction, threshold=threshold)
+    return REJECTERS[kind](scores, editable, opened, step, max_step, **settings)
 
 
 def stutter(tokens: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
@@ -149,8 +141,7 @@ CANDIDATE_SCORES = ("mean", "sum")
 
 
 def candidate_scores(
-    token_log_probs: torch.Tensor, real: torch.Tensor, brevity_alpha: float = 0.0, length_log_probs=None,
-    kind: str = "mean",
+    token_log_probs: torch.Tensor, real: torch.Tensor, length_log_probs, kind: str, brevity_penalty: float
 ) -> torch.Tensor:
     """Score N candidates from their per-position log-probabilities (N x T) over real positions only
     (words and EOS, not padding).
@@ -158,7 +149,7 @@ def candidate_scores(
     mean (ours): the summed log-probability plus the length model's log-probability of the candidate's length
     (N) where given, divided by the length. Counting the length model in keeps a confident but wrong-length
     candidate from winning a length beam. sum (PaDIR's): the plain summed log-probability of the last pass.
-    Either, with ``brevity_alpha`` > 0, is instead divided by ((5 + length) / 6) ** alpha (Wu et al., 2016).
+    Either, with ``brevity_penalty`` alpha > 0, is instead divided by ((5 + length) / 6) ** alpha (Wu et al., 2016).
     """
     if kind not in CANDIDATE_SCORES:
         raise UsageError(f"unknown --candidate-score {kind!r}; choose one of {', '.join(CANDIDATE_SCORES)}")
@@ -166,8 +157,8 @@ def candidate_scores(
     if length_log_probs is not None and kind == "mean":
         total = total + length_log_probs
     length = real.sum(1).to(total.dtype)  # N
-    if brevity_alpha > 0:
-        return total / ((5.0 + length) / 6.0) ** brevity_alpha
+    if brevity_penalty > 0:
+        return total / ((5.0 + length) / 6.0) ** brevity_penalty
     return total / length if kind == "mean" else total
 
 
