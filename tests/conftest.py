@@ -33,6 +33,13 @@ def decoding_options(**changes):
     return refinement_options(TranslationGMLMConfig(), Namespace())._replace(**changes)
 
 
+def gmlm_loss(task, **changes):
+    """A gmlm_loss criterion for TASK at its config's defaults with CHANGES (as fairseq builds it)."""
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss, GMLMLossConfig
+
+    return GMLMLoss.build_criterion(GMLMLossConfig(**changes), task)
+
+
 def slice_corpus(source_dir: Path, target_dir: Path, sizes: dict, src: str = "de", tgt: str = "en") -> None:
     target_dir.mkdir(parents=True, exist_ok=True)
     for split, count in sizes.items():

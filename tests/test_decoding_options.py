@@ -107,12 +107,11 @@ def test_glancing_reports_each_examples_share_of_hidden_words_as_its_noise_ratio
 
 
 def test_candidate_score_and_loss_weighting_names_are_checked_with_their_flags(tmp_path):
-    from conftest import build_task_and_model
-    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+    from conftest import build_task_and_model, gmlm_loss
     from fairseq_gmlm.generation.rejecters import candidate_scores
 
     with pytest.raises(UsageError, match=r"^unknown --candidate-score 'max'; choose one of mean, sum$"):
         candidate_scores(torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool), None, "max", 0.0)
     task, _, _ = build_task_and_model(tmp_path)
     with pytest.raises(UsageError, match=r"^unknown --loss-weighting 'elbo'; choose one of uniform, inverse-ratio$"):
-        GMLMLoss(task, 0.1, "noised", 0.1, 1, loss_weighting="elbo")
+        gmlm_loss(task, loss_weighting="elbo")

@@ -75,10 +75,12 @@ def test_logits_sum_replacement_never_writes_eos_padding_mask_or_length():
 
 def test_refine_step_with_logits_sum_feeds_only_predictable_words_to_the_next_pass():
     vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
-    options = decoding_options(max_iter=4, rejecter="bottom-k", reject_k=2, replacement="logits-sum")
+    rejection = decoding_options(rejecter="bottom-k", reject_k=2, replacement="logits-sum").rejection
     decoder_input = torch.tensor([[MASK, MASK, MASK, EOS], [MASK, EOS, PAD, PAD]])
     log_probs = summed_favouring_never_predicted(2, 4, 6).log_softmax(-1)
-    _, _, next_input = refine_step(log_probs, decoder_input, decoder_input, 0, vocab, options, log_probs * 3)
+    tokens = torch.full_like(decoder_input, 6)
+    _, _, next_input = refine_step(log_probs, tokens, decoder_input, decoder_input, 0, 4, vocab, rejection,
+                                   log_probs * 3)
     assert next_input.tolist() == [[6, 6, 6, EOS], [6, EOS, PAD, PAD]]
 
 
@@ -159,10 +161,10 @@ def test_logits_sum_replacement_without_the_sums_or_the_never_predicted_ids_is_a
 
 def test_refine_step_with_stutter_rejects_the_stutters_and_the_rejecter_choice_together():
     vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
-    options = decoding_options(max_iter=4, rejecter="bottom-k", reject_k=1, replacement="initial", stutter_remask=True)
+    rejection = decoding_options(rejecter="bottom-k", reject_k=1, replacement="initial", stutter_remask=True).rejection
     decoder_input = torch.full((1, 5), MASK).index_fill(1, torch.tensor([4]), EOS)
     predicted = torch.tensor([[5, 5, 6, 7, EOS]])
     log_probs = torch.full((1, 5, 10), -20.0)
     log_probs[0, torch.arange(5), predicted[0]] = torch.tensor([-0.1, -0.2, -0.3, -3.0, -0.1])  # w7 least confident
-    _, _, next_input = refine_step(log_probs, decoder_input, decoder_input, 0, vocab, options)
+    _, _, next_input = refine_step(log_probs, predicted, decoder_input, decoder_input, 0, 4, vocab, rejection)
     assert next_input.tolist() == [[5, MASK, 6, MASK, EOS]]  # the second 5 (stutter) and 7 (lowest) re-masked

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.rejecters import (
-    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, best_candidates, candidate_scores, predictable, reject, replace, stutter,
+    CANDIDATE_SCORES, Rejection, best_candidates, candidate_scores, predictable, reject, replace, stutter,
 )
 from fairseq_gmlm.models.length_head import MIN_LENGTH, expected_lengths, top_lengths
 
@@ -57,6 +57,10 @@ class RefinementOptions(NamedTuple):
     candidate_score: str
     stop_rule: str
 
+    @property
+    def rejection(self) -> Rejection:
+        return Rejection(**{name: getattr(self, name) for name in Rejection._fields})
+
     def check(self) -> "RefinementOptions":
         """Return self, or raise a UsageError naming the flag to change."""
         if self.max_iter < 0:
@@ -74,21 +78,12 @@ class RefinementOptions(NamedTuple):
                              f"initial words) or --sampling (with --beam 1) to make them differ, or use --restarts 1")
         if self.decoder_init not in ("mask", "random"):
             raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.decoder_init!r}")
-        for flag, value, choices in (("--rejecter", self.rejecter, REJECTERS), ("--replacement", self.replacement,
-                                     REPLACEMENTS), ("--candidate-score", self.candidate_score, CANDIDATE_SCORES),
+        self.rejection.check()
+        for flag, value, choices in (("--candidate-score", self.candidate_score, CANDIDATE_SCORES),
                                      ("--stop-rule", self.stop_rule, STOP_RULES),
                                      ("--length-choice", self.length_choice, LENGTH_CHOICES)):
             if value not in choices:
                 raise UsageError(f"unknown {flag} {value!r}; choose one of {', '.join(choices)}")
-        if self.reject_k < 0:
-            raise UsageError(f"--reject-k must be >= 0, got {self.reject_k}")
-        if not 0.0 <= self.reject_fraction <= 1.0:
-            raise UsageError(f"--reject-fraction must be in [0, 1], got {self.reject_fraction}")
-        if not 0.0 < self.reject_threshold <= 1.0:
-            raise UsageError(f"--reject-threshold must be in (0, 1], got {self.reject_threshold}")
-        if self.rejecter == "confidence" and self.replacement != "initial":
-            raise UsageError(f"--rejecter confidence re-opens positions it rejects: use --replacement initial "
-                             f"(got {self.replacement!r})")
         if self.temperature <= 0:
             raise UsageError(f"--temperature must be > 0, got {self.temperature}")
         return self
@@ -155,11 +150,9 @@ def initial_tokens(lengths: torch.Tensor, vocab: Vocabulary, init: str) -> torch
     return tokens.scatter(1, lengths[:, None] - 1, vocab.eos)
 
 
-def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOptions):
-    """Pick a token per position (argmax or sampled) among the predictable ones.
-
-    log_probs: N x T x V (normalised over the whole vocabulary). Returns tokens N x T and their log-probs.
-    """
+def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOptions) -> torch.Tensor:
+    """N x T tokens, one per position (argmax or sampled) among the predictable ones of log_probs (N x T x V,
+    normalised over the whole vocabulary)."""
     scores = predictable(log_probs, vocab.never_predicted)
     if options.sampling:
         scores = scores / options.temperature
@@ -171,37 +164,37 @@ def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOption
         tokens = flat.view(scores.shape[:-1])
     else:
         tokens = scores.argmax(-1)  # N x T
-    return tokens, log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return tokens
 
 
 def refine_step(
     log_probs: torch.Tensor,
+    tokens: torch.Tensor,
     decoder_input: torch.Tensor,
     initial: torch.Tensor,
     step: int,
+    max_step: int,
     vocab: Vocabulary,
-    options: RefinementOptions,
+    rejection: Rejection,
     summed_log_probs: Optional[torch.Tensor] = None,
 ):
-    """One pass's bookkeeping after the decoder ran on ``decoder_input`` (N x T).
+    """One pass's bookkeeping after the decoder ran on ``decoder_input`` (N x T) and ``tokens`` (N x T) were
+    chosen from its ``log_probs`` (N x T x V); ``step`` counts passes from 0, of at most ``max_step`` + 1.
 
     Returns (predicted, token_log_probs, next_input): the filled prediction (EOS and padding kept from the
     input), the model's log-probability of each of its tokens, and the next pass's input.
     Shared by generation and unrolled training.
     """
     editable = decoder_input.ne(vocab.pad) & decoder_input.ne(vocab.eos)  # N x T
-    tokens, token_log_probs = choose(log_probs, vocab, options)
     predicted = torch.where(editable, tokens, decoder_input)
-    token_log_probs = torch.where(
-        editable, token_log_probs, log_probs.gather(-1, decoder_input.unsqueeze(-1)).squeeze(-1)
-    )
+    token_log_probs = log_probs.gather(-1, predicted.unsqueeze(-1)).squeeze(-1)  # N x T
     opened = open_positions(decoder_input, initial, vocab)  # N x T
-    rejected = reject(options.rejecter, token_log_probs, editable, step, options.max_iter, opened,
-                      k=options.reject_k, fraction=options.reject_fraction, threshold=options.reject_threshold)
-    if options.stutter_remask:
+    rejected = reject(rejection.rejecter, token_log_probs, editable, step, max_step, opened,
+                      k=rejection.reject_k, fraction=rejection.reject_fraction, threshold=rejection.reject_threshold)
+    if rejection.stutter_remask:
         rejected = rejected | stutter(predicted, editable)
     next_input = replace(
-        options.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
+        rejection.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
     )
     return predicted, token_log_probs, next_input
 
@@ -291,7 +284,7 @@ class GMLMGenerator:
         Returns predicted (N x T), token_log_probs (N x T), passes (N) and per-candidate history lists of
         (predicted, token_log_probs) per pass.
         """
-        options, vocab = self.options, self.vocab
+        options, vocab, rejection = self.options, self.vocab, self.options.rejection
         decoder_input = initial.clone()
         predicted = initial.clone()
         token_log_probs = torch.zeros(initial.shape, device=initial.device)
@@ -307,7 +300,8 @@ class GMLMGenerator:
             if options.replacement == "logits-sum":
                 summed = log_probs if summed is None else summed + log_probs
             new_predicted, new_log_probs, next_input = refine_step(
-                log_probs, current, current_initial, step, vocab, options, summed
+                log_probs, choose(log_probs, vocab, options), current, current_initial, step, options.max_iter, vocab,
+                rejection, summed,
             )
             finished = self.finished(step, new_predicted, predicted[active], current, next_input, current_initial)  # n
             predicted[active], token_log_probs[active], decoder_input[active] = new_predicted, new_log_probs, next_input

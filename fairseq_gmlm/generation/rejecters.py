@@ -13,6 +13,7 @@ N x T bool mask that is False outside ``editable``.
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -78,6 +79,47 @@ REJECTERS = {
     "bottom-fraction": _bottom_fraction,
     "confidence": _confidence,
 }
+
+
+class Rejection(NamedTuple):
+    """How a pass's predictions become the next pass's input: the rejecter (a key of REJECTERS) with its settings,
+    stutter re-masking, and the replacement (a key of REPLACEMENTS). Decoding takes them from translation_gmlm's
+    flags (--rejecter, ...), unrolled training from gmlm_loss's (--train-rejecter, ...)."""
+
+    rejecter: str
+    reject_k: int
+    reject_fraction: float
+    reject_threshold: float
+    stutter_remask: bool
+    replacement: str
+
+    def check(self, flag_prefix: str = "--") -> "Rejection":
+        """Return self, or raise a UsageError naming the flag (``flag_prefix`` + its name) to change."""
+        def flag(name):
+            return flag_prefix + name.replace("_", "-")
+
+        for name, choices in (("rejecter", REJECTERS), ("replacement", REPLACEMENTS)):
+            if getattr(self, name) not in choices:
+                raise UsageError(f"unknown {flag(name)} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
+        if self.reject_k < 0:
+            raise UsageError(f"{flag('reject_k')} must be >= 0, got {self.reject_k}")
+        if not 0.0 <= self.reject_fraction <= 1.0:
+            raise UsageError(f"{flag('reject_fraction')} must be in [0, 1], got {self.reject_fraction}")
+        if not 0.0 < self.reject_threshold <= 1.0:
+            raise UsageError(f"{flag('reject_threshold')} must be in (0, 1], got {self.reject_threshold}")
+        if self.rejecter == "confidence" and self.replacement != "initial":
+            raise UsageError(f"{flag('rejecter')} confidence re-opens positions it rejects: use "
+                             f"{flag('replacement')} initial (got {self.replacement!r})")
+        return self
+
+
+def parse_switch(flag: str, value) -> bool:
+    """'on'/'off' (--stutter-remask) from the command line; a bool is accepted from Python and JSON."""
+    if isinstance(value, bool):
+        return value
+    if str(value) not in ("on", "off"):
+        raise UsageError(f"{flag} must be 'on' or 'off', got {value!r}")
+    return str(value) == "on"
 
 
 def reject(kind: str, scores: torch.Tensor, editable: torch.Tensor, step: int, max_step: int,

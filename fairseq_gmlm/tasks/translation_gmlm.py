@@ -28,7 +28,7 @@ from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import (
     LENGTH_CHOICES, STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary,
 )
-from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, predictable
+from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, parse_switch, predictable
 from fairseq_gmlm.generation.trace import TracingGenerator
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
 from fairseq_gmlm.models.warm_start import init_from_ar
@@ -63,7 +63,7 @@ class TranslationGMLMConfig(TranslationConfig):
         metadata={"help": "at generate time, write each sentence's passes (tokens, their log-probs, predicted "
                           "and reference length) to this file as JSON lines; scripts/diagnose.py reports on it"},
     )
-    # ---- decoding (also used by unrolled training to build the next stage's input) ----
+    # ---- decoding (unrolled training has its own: gmlm_loss's --train-* options) ----
     decoder_init: ChoiceEnum(["mask", "random"]) = field(
         default="mask", metadata={"help": "initial decoder tokens: all <mask>, or uniformly random words"}
     )
@@ -343,15 +343,6 @@ def refinement_options(cfg: TranslationGMLMConfig, args: Namespace) -> Refinemen
     ours = {name: str(value) if isinstance(value, Enum) else value for name, value in ours.items()}  # ChoiceEnum
     ours["stutter_remask"] = parse_switch("--stutter-remask", ours["stutter_remask"])
     return RefinementOptions(**fairseq, **ours)
-
-
-def parse_switch(flag: str, value) -> bool:
-    """'on'/'off' from the command line; a bool is accepted from Python and --eval-bleu-args JSON."""
-    if isinstance(value, bool):
-        return value
-    if str(value) not in ("on", "off"):
-        raise UsageError(f"{flag} must be 'on' or 'off', got {value!r}")
-    return str(value) == "on"
 
 
 def parse_probability(flag: str, value) -> Optional[float]:
