@@ -102,7 +102,7 @@ def train_ar(args, info: dict) -> tuple:
         device = systems.pick_device(args.cpu, "fp32")
         loaded = systems.load_all({"ar": str(checkpoint)}, info["bin"], args.src, args.tgt, ["valid"], device, "fp32")
         config = next(config for config in systems.benchmark_configs() if config.key == "ar_beam4")
-        hypotheses, _ = systems.translate(loaded["ar"], loaded["ar"].generator(config), config, "valid",
+        hypotheses, _ = systems.translate(loaded["ar"], loaded["ar"].generator(config.flags), config, "valid",
                                           list(range(valid["sentences"])), evaluate.EVAL_BATCH)
         return evaluate.score(hypotheses, valid["reference"])
 

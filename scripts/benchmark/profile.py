@@ -68,7 +68,7 @@ def profile(loaded: dict, configs: list, tests: dict, sentences: int) -> list:
         ids = list(range(min(sentences, test["sentences"])))
         for config in wanted:
             system = loaded[config.model]
-            generator = system.generator(config)
+            generator = system.generator(config.flags)
             translate(system, generator, config, test["subset"], ids[:2], 1)  # warm-up
             torch.manual_seed(1)
             with timed_calls(system.models, system.device) as totals:

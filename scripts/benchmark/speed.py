@@ -37,7 +37,7 @@ def timed_run(system, generator, config, subset: str, ids: list, batch_size: int
 
 def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, large_batch: int, repeats: int) -> list:
     """Rows {corpus, config, latency_ms, throughput, ...} with the median over REPEATS interleaved rounds."""
-    generators = {config.key: loaded[config.model].generator(config) for config in configs}
+    generators = {config.key: loaded[config.model].generator(config.flags) for config in configs}
     rows = []
     for corpus, test in tests.items():
         all_ids = list(range(test["sentences"]))

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = str(ROOT / "fairseq_gmlm")
+from fairseq_gmlm.cli import split_decoding
+from fairseq_gmlm.cli.split_decoding import Loaded
 
 MODEL_TASKS = {"ar": "translation", "cmlm": "translation_lev", "gmlm_distill": "translation_gmlm",
                "gmlm_raw": "translation_gmlm"}
 PASSES = (1, 2, 3, 4, 5, 6, 10)
 TARGET_PASSES = 5  # --iter-decode-max-iter 4, the configuration the issue's targets name
-LENGTH_FLAGS = ["--max-len-a", "1.5", "--max-len-b", "10"]
 
 
 @dataclass
@@ -41,15 +40,6 @@ def benchmark_configs(passes=PASSES) -> List[Config]:
     return configs
 
 
-def generation_args(data_bin: str, task: str, checkpoint: str, src: str, tgt: str, flags: list, cpu: bool):
-    from fairseq import options
-
-    parser = options.get_generation_parser(default_task=task)
-    argv = [data_bin, "--user-dir", PLUGIN, "--task", task, "--path", checkpoint, "-s", src, "-t", tgt,
-            "--required-batch-size-multiple", "1", *LENGTH_FLAGS, *flags]
-    return options.parse_args_and_arch(parser, argv + (["--cpu"] if cpu else []))
-
-
 def pick_device(cpu: bool, precision: str) -> str:
     import torch
 
@@ -59,76 +49,26 @@ def pick_device(cpu: bool, precision: str) -> str:
     return device
 
 
-class Loaded:
-    """One model with its own task instance (the tasks differ in dictionary symbols), loaded once."""
-
-    def __init__(self, model: str, checkpoint: str, data_bin: str, src: str, tgt: str, subsets: list,
-                 device: str, precision: str):
-        import torch
-        from fairseq import checkpoint_utils, tasks, utils
-
-        self.data_bin, self.checkpoint, self.src, self.tgt = data_bin, checkpoint, src, tgt
-        self.cpu = device == "cpu"
-        args = generation_args(data_bin, MODEL_TASKS[model], checkpoint, src, tgt, [], self.cpu)
-        utils.import_user_module(args)
-        self.task = tasks.setup_task(args)
-        for subset in subsets:
-            self.task.load_dataset(subset)
-        self.models, _ = checkpoint_utils.load_model_ensemble([checkpoint], task=self.task)
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
-        for network in self.models:
-            network.eval().to(device=device, dtype=dtype)
-        self.device = device
-        self.parameters = sum(p.numel() for p in self.models[0].parameters())
-
-    def generator(self, config: Config):
-        args = generation_args(self.data_bin, MODEL_TASKS[config.model], self.checkpoint, self.src, self.tgt,
-                               config.flags, self.cpu)
-        return self.task.build_generator(self.models, args)
-
-
 def load_all(checkpoints: dict, data_bin: str, src: str, tgt: str, subsets: list, device: str, precision: str) -> dict:
     missing = [path for path in checkpoints.values() if not Path(path).exists()]
     if missing:
         raise SystemExit(f"missing checkpoints {missing}: run the training stages first")
-    return {model: Loaded(model, path, data_bin, src, tgt, subsets, device, precision)
+    return {model: Loaded(MODEL_TASKS[model], path, data_bin, src, tgt, subsets, device, precision)
             for model, path in checkpoints.items()}
-
-
-def batches(dataset, ids: list, batch_size: int):
-    """Batches of IDS sorted by source length (as fairseq batches), collated by the dataset."""
-    ordered = sorted(ids, key=lambda i: int(dataset.src_sizes[i]))
-    for start in range(0, len(ordered), batch_size):
-        yield dataset.collater([dataset[i] for i in ordered[start:start + batch_size]])
 
 
 def translate(loaded: Loaded, generator, config: Config, subset: str, ids: list, batch_size: int):
     """Detokenized translations of IDS in their order, and the decoder passes each used (None for AR)."""
-    from fairseq import utils
-
-    task, dictionary = loaded.task, loaded.task.target_dictionary
-    ignore = {dictionary.bos(), dictionary.eos()}
-    texts, passes = {}, {}
-    for sample in batches(task.dataset(subset), ids, batch_size):
-        if loaded.device == "cuda":
-            sample = utils.move_to_cuda(sample)
-        hypotheses = task.inference_step(generator, loaded.models, sample)
-        for sentence_id, hypothesis in zip(sample["id"].tolist(), hypotheses):
-            best = hypothesis[0]
-            texts[sentence_id] = dictionary.string(best["tokens"].int().cpu(), "sentencepiece",
-                                                   extra_symbols_to_ignore=ignore)
-            passes[sentence_id] = used_passes(config, best)
-    if sorted(texts) != sorted(ids):
-        raise RuntimeError(f"{config.key} on {subset}: {len(texts)} translations for {len(ids)} sentences")
-    return [texts[i] for i in ids], [passes[i] for i in ids]
+    texts, steps = split_decoding.translate(loaded, generator, subset, ids, batch_size)
+    return texts, [used_passes(config, step) for step in steps]
 
 
-def used_passes(config: Config, hypothesis: dict) -> Optional[int]:
+def used_passes(config: Config, steps) -> Optional[int]:
     if config.passes is None:
         return None
     if config.model == "cmlm":
-        return int(hypothesis["steps"]) + 1  # fairseq's generator reports the 0-based index of the last pass
-    return int(hypothesis["steps"])
+        return int(steps) + 1  # fairseq's generator reports the 0-based index of the last pass
+    return int(steps)
 
 
 if __name__ == "__main__":
