@@ -1,11 +1,11 @@
 """Stage 5: sacreBLEU and chrF of every configuration on every test set (detokenized, with signatures)."""
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from benchmark.systems import translate
+from benchmarks.harness.cache import cached_json
+from benchmarks.harness.systems import translate
 from fairseq_gmlm.cli.split_decoding import score
 
 logger = logging.getLogger("benchmark.evaluate")
@@ -44,11 +44,6 @@ def mean(values: list):
 
 def evaluate_stage(loaded: dict, configs: list, tests: dict, valid: dict, out_dir: Path) -> dict:
     """Test rows, plus the AR model's valid BLEU (what its tuning is judged on); cached in scores.json."""
-    path = out_dir / "scores.json"
-    if path.exists():
-        logger.info("skip: %s exists", path)
-        return json.loads(path.read_text())
-    result = {"test": evaluate(loaded, configs, tests, out_dir),
-              "valid_ar": evaluate(loaded, [c for c in configs if c.model == "ar"], {"valid": valid}, out_dir)}
-    path.write_text(json.dumps(result, indent=1))
-    return result
+    return cached_json(out_dir / "scores.json", lambda: {
+        "test": evaluate(loaded, configs, tests, out_dir),
+        "valid_ar": evaluate(loaded, [c for c in configs if c.model == "ar"], {"valid": valid}, out_dir)})

@@ -5,7 +5,6 @@ A configuration is one row of the results table: a trained model and the decodin
 runs ``--iter-decode-max-iter P-1``.
 """
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -69,7 +68,3 @@ def used_passes(config: Config, steps) -> Optional[int]:
     if config.model == "cmlm":
         return int(steps) + 1  # fairseq's generator reports the 0-based index of the last pass
     return int(steps)
-
-
-if __name__ == "__main__":
-    sys.exit("a module of scripts/run_benchmark.py")
