@@ -14,9 +14,10 @@ CONSOLE_SCRIPTS = {
     "gmlm-distill": "fairseq_gmlm.cli.distill:main",
     "gmlm-convert-hf-t5": "fairseq_gmlm.cli.convert_hf_t5:main",
     "gmlm-sweep": "fairseq_gmlm.cli.sweep:main",
+    "gmlm-diagnose": "fairseq_gmlm.cli.diagnose:main",
 }
 OLD_SCRIPTS = {"prepare_data": "prepare_data", "distill": "distill", "convert_hf_t5": "convert_hf_t5",
-               "sweep": "sweep_decoding"}  # cli module -> scripts/<name>.py
+               "sweep": "sweep_decoding", "diagnose": "diagnose"}  # cli module -> scripts/<name>.py
 
 
 def declared_scripts() -> dict:

@@ -61,7 +61,7 @@ class TranslationGMLMConfig(TranslationConfig):
     refinement_diagnostics: Optional[str] = field(
         default=None,
         metadata={"help": "at generate time, write each sentence's passes (tokens, their log-probs, predicted "
-                          "and reference length) to this file as JSON lines; scripts/diagnose.py reports on it"},
+                          "and reference length) to this file as JSON lines; gmlm-diagnose reports on it"},
     )
     # ---- decoding (unrolled training has its own: gmlm_loss's --train-* options) ----
     decoder_init: ChoiceEnum(["mask", "random"]) = field(
