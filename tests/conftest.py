@@ -23,6 +23,23 @@ def run_cli(tool: str, *args, check: bool = True, timeout: int = 600, input_text
     return result
 
 
+def decoding_options(**changes):
+    """RefinementOptions at the defaults users get (translation_gmlm's config, fairseq's generation flags) with
+    CHANGES, unchecked."""
+    from argparse import Namespace
+
+    from fairseq_gmlm.tasks.translation_gmlm import TranslationGMLMConfig, refinement_options
+
+    return refinement_options(TranslationGMLMConfig(), Namespace())._replace(**changes)
+
+
+def gmlm_loss(task, **changes):
+    """A gmlm_loss criterion for TASK at its config's defaults with CHANGES (as fairseq builds it)."""
+    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss, GMLMLossConfig
+
+    return GMLMLoss.build_criterion(GMLMLossConfig(**changes), task)
+
+
 def slice_corpus(source_dir: Path, target_dir: Path, sizes: dict, src: str = "de", tgt: str = "en") -> None:
     target_dir.mkdir(parents=True, exist_ok=True)
     for split, count in sizes.items():

@@ -1,4 +1,4 @@
-"""scripts/ablate.py --tiny end to end on two tiny synthetic corpora: every stage's files and every row.
+"""The ablation harness (python -m benchmarks.harness.ablate, by its scripts/ablate.py path) --tiny end to end on two tiny synthetic corpora: every stage's files and every row.
 
 No assertion on the figures: a toy run's BLEU means nothing; this checks the harness's plumbing (the budget rule
 for the AR twin, the warm start of the warm variants, per-corpus valid sets, resuming)."""

@@ -1,15 +1,13 @@
-"""scripts/benchmark/ablation_report.py on a hand-made record: table cells, missing rows, results.json, passes.png."""
+"""benchmarks/harness/ablation_report.py on a hand-made record: table cells, missing rows, results.json, passes.png."""
 
 import json
-import sys
 
 import pytest
 
 from conftest import ROOT
 
 pytest.importorskip("matplotlib")
-sys.path.insert(0, str(ROOT / "scripts"))
-from benchmark.ablation_report import write  # noqa: E402
+from benchmarks.harness.ablation_report import write  # noqa: E402
 
 CORPORA = ["ding-de-en", "lohelp-de-en"]
 PASSES = (1, 2, 3, 5, 10)
@@ -96,7 +94,7 @@ def test_plot_is_a_png(report):
 
 
 def test_pass_cost_divides_wall_time_by_sentences_and_passes_over_corpora():
-    from benchmark.ablation_report import pass_cost
+    from benchmarks.harness.ablation_report import pass_cost
 
     rows = [{"corpus": "a", "config": "base_p5", "seconds": 2.0, "sentences": 100, "mean_passes": 4.0},
             {"corpus": "b", "config": "base_p5", "seconds": 1.0, "sentences": 50, "mean_passes": 2.0},

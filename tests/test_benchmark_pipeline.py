@@ -1,4 +1,4 @@
-"""scripts/run_benchmark.py --tiny end to end on two tiny synthetic corpora: every stage's files, every row.
+"""The benchmark harness (python -m benchmarks.harness.run, by its scripts/run_benchmark.py path) --tiny end to end on two tiny synthetic corpora: every stage's files, every row.
 
 No timing asserts: the figures of a toy run mean nothing; this checks the pipeline's plumbing.
 """
@@ -14,9 +14,8 @@ import pytest
 from conftest import ROOT, write_reversal_corpus
 
 pytest.importorskip("matplotlib")
-sys.path.insert(0, str(ROOT / "scripts"))
-from benchmark.profile import profiled_keys  # noqa: E402
-from benchmark.systems import benchmark_configs  # noqa: E402
+from benchmarks.harness.profile import profiled_keys  # noqa: E402
+from benchmarks.harness.systems import benchmark_configs  # noqa: E402
 
 CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
 TEST_SIZE = 12
@@ -127,7 +126,7 @@ def test_results_table_has_every_row(pipeline):
 
 
 def test_repeated_word_share_counts_lines_with_a_directly_repeated_word():
-    from benchmark.evaluate import repeated_word_share
+    from fairseq_gmlm.cli.split_decoding import repeated_word_share
 
     assert repeated_word_share(["the the cat", "a cat , , sat", "Yes yes", "no repeat here", ""]) == 2 / 5
 
@@ -141,7 +140,7 @@ def test_rerun_skips_every_finished_stage(pipeline):
 
 
 def test_speedups_are_relative_to_ar_beam4_at_the_same_batch_size_when_merged():
-    from benchmark.report import merge
+    from benchmarks.harness.report import merge
 
     scores = [{"corpus": "c", "config": key, "bleu": 1.0} for key in ("ar_beam4", "gmlm_distill_p5")]
     speed = [{"corpus": "c", "config": "ar_beam4", "latency_ms": 30.0, "throughput": 100.0},
@@ -180,7 +179,7 @@ def test_corpus_check_names_the_flag_when_a_split_is_missing(tmp_path):
 ])
 def test_last_states_are_the_newest_saves_by_update_count_ending_with_the_stop(tmp_path, last_update, expected):
     import torch
-    from benchmark.training import last_states
+    from benchmarks.harness.training import last_states
 
     for name in ("checkpoint_1_100.pt", "checkpoint_2_200.pt", "checkpoint_2_220.pt", "checkpoint_best.pt",
                  "checkpoint_1_30.pt"):
@@ -191,8 +190,35 @@ def test_last_states_are_the_newest_saves_by_update_count_ending_with_the_stop(t
 
 
 def test_recorded_commands_name_tools_and_repository_paths_as_a_user_types_them():
-    from benchmark.training import ROOT as SCRIPTS_ROOT, shown
+    from benchmarks.harness.paths import ROOT as HARNESS_ROOT, shown
 
-    command = ["/some/venv/bin/fairseq-train", str(SCRIPTS_ROOT / "work" / "data" / "bin"), "--user-dir",
-               str(SCRIPTS_ROOT / "fairseq_gmlm"), "--adam-betas", "(0.9, 0.98)", "/elsewhere/x.pt"]
+    assert HARNESS_ROOT == ROOT
+    command = ["/some/venv/bin/fairseq-train", str(ROOT / "work" / "data" / "bin"), "--user-dir",
+               str(ROOT / "fairseq_gmlm"), "--adam-betas", "(0.9, 0.98)", "/elsewhere/x.pt"]
     assert shown(command) == "fairseq-train work/data/bin --user-dir fairseq_gmlm --adam-betas '(0.9, 0.98)' /elsewhere/x.pt"
+
+
+def test_a_stage_whose_result_file_exists_is_not_run_again(tmp_path):
+    from benchmarks.harness.cache import cached_json
+
+    runs = []
+
+    def compute():
+        runs.append(1)
+        return {"rows": [1, 2]}
+
+    path = tmp_path / "stage" / "result.json"
+    assert cached_json(path, compute) == {"rows": [1, 2]} == cached_json(path, compute)
+    assert runs == [1]
+
+
+def test_the_benchmark_report_names_repository_paths_relative_to_it(tmp_path, monkeypatch):
+    from benchmarks.harness import report
+
+    monkeypatch.setattr(report, "markdown", lambda result: json.dumps(result))
+    monkeypatch.setattr(report, "plot", lambda tables, path: None)
+    checkpoint = str(ROOT / "work" / "bench" / "models" / "ar" / "final.pt")
+    report.write_report({"tables": {}, "models": {"ar": {"checkpoint": checkpoint}}}, tmp_path)
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["models"]["ar"]["checkpoint"] == "work/bench/models/ar/final.pt"
+    assert json.loads((tmp_path / "RESULTS.md").read_text()) == written

@@ -10,8 +10,7 @@ import pytest
 
 from conftest import PLUGIN, ROOT, run_cli
 
-sys.path.insert(0, str(ROOT / "scripts"))
-from sweep_decoding import combinations  # noqa: E402
+from fairseq_gmlm.cli.sweep import combinations
 
 pytestmark = pytest.mark.slow  # every test here runs fairseq command lines or trains
 
@@ -87,10 +86,10 @@ def test_interactive_answers_each_input_line_in_order(trained, ding_slice):
 def test_sweep_decoding_scores_every_combination_of_a_checkpoint(trained, ding_slice, tmp_path):
     data, save_dir, _ = trained
     table = tmp_path / "sweep.md"
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "sweep_decoding.py"), "--data", str(data), "--path",
+    subprocess.run([sys.executable, "-m", "fairseq_gmlm.cli.sweep", "--data", str(data), "--path",
                     str(save_dir / "checkpoint_best.pt"), "--reference", str(ding_slice / "raw" / "valid.en"),
                     "--subset", "valid", "--max-iter", "2", "--out", str(table)],
-                   check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                   check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
     rows = [line.split("|")[1:-1] for line in table.read_text().splitlines()[2:] if line.startswith("| ")]
     assert len(combinations()) == 2 * 2 * 2 * 2 - 2  # passthrough + initial without stutter = previous, per init
     assert len(rows) == 14 + 3  # every combination, the best 3 again with 3 length candidates

@@ -4,10 +4,11 @@ weighting: their checks, boundaries and small pure helpers."""
 import pytest
 import torch
 
+from conftest import decoding_options
 from fairseq_gmlm.criterions.gmlm_loss import position_weights
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import (
-    GMLMGenerator, RefinementOptions, Vocabulary, length_candidates, mean_log_probs,
+    GMLMGenerator, Vocabulary, length_candidates, mean_log_probs,
 )
 from fairseq_gmlm.generation.rejecters import confidence_count
 from fairseq_gmlm.models.length_head import expected_lengths, top_lengths
@@ -16,25 +17,25 @@ VOCAB = Vocabulary(pad=1, eos=2, mask=8, random_low=3, random_high=8, never_pred
 
 
 @pytest.mark.parametrize("field, value, flag, choices", [
-    ("rejecter", "best", "--rejecter", "passthrough, linear, bottom-k, bottom-fraction, confidence"),
+    ("rejecter", "best", "--rejecter", "passthrough, linear, bottom-k, bottom-fraction, confidence, random"),
     ("replacement", "mask", "--replacement", "previous, initial, logits-sum"),
-    ("score", "max", "--candidate-score", "mean, sum"),
-    ("stop", "never", "--stop-rule", "input, prediction"),
+    ("candidate_score", "max", "--candidate-score", "mean, sum"),
+    ("stop_rule", "never", "--stop-rule", "input, prediction"),
     ("length_choice", "median", "--length-choice", "mode, mean"),
 ])
 def test_an_unknown_choice_is_refused_naming_its_flag_and_the_choices(field, value, flag, choices):
     with pytest.raises(UsageError, match=rf"^unknown {flag} '{value}'; choose one of {choices}$"):
-        RefinementOptions(**{field: value}).check()
+        decoding_options(**{field: value}).check()
 
 
 def test_option_bounds_are_inclusive_where_the_value_still_makes_sense():
     for fine in ({"reject_k": 0}, {"reject_fraction": 0.0}, {"reject_fraction": 1.0}, {"reject_threshold": 1.0}):
-        RefinementOptions(**fine).check()
+        decoding_options(**fine).check()
     for wrong, flag in (({"reject_k": -1}, "--reject-k"), ({"reject_fraction": 1.01}, "--reject-fraction"),
                         ({"reject_fraction": -0.01}, "--reject-fraction"), ({"reject_threshold": 1.5}, "--reject-threshold"),
                         ({"reject_threshold": 0.0}, "--reject-threshold")):
         with pytest.raises(UsageError, match=flag):
-            RefinementOptions(**wrong).check()
+            decoding_options(**wrong).check()
 
 
 def test_length_candidates_put_the_mean_first_then_the_most_likely_lengths():
@@ -72,7 +73,7 @@ def test_confidence_count_is_per_candidate_and_keeps_a_prediction_exactly_at_the
 
 
 def test_the_prediction_stop_rule_never_stops_after_the_first_pass_and_looks_at_each_candidate():
-    generator = GMLMGenerator(VOCAB, RefinementOptions(stop="prediction"))
+    generator = GMLMGenerator(VOCAB, decoding_options(stop_rule="prediction"))
     words = torch.tensor([[5, 6, 2], [5, 6, 2]])
     other = torch.tensor([[5, 6, 2], [5, 7, 2]])
     masked = torch.tensor([[8, 8, 2], [8, 8, 2]])
@@ -106,12 +107,11 @@ def test_glancing_reports_each_examples_share_of_hidden_words_as_its_noise_ratio
 
 
 def test_candidate_score_and_loss_weighting_names_are_checked_with_their_flags(tmp_path):
-    from conftest import build_task_and_model
-    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
+    from conftest import build_task_and_model, gmlm_loss
     from fairseq_gmlm.generation.rejecters import candidate_scores
 
     with pytest.raises(UsageError, match=r"^unknown --candidate-score 'max'; choose one of mean, sum$"):
-        candidate_scores(torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool), kind="max")
+        candidate_scores(torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool), None, "max", 0.0)
     task, _, _ = build_task_and_model(tmp_path)
     with pytest.raises(UsageError, match=r"^unknown --loss-weighting 'elbo'; choose one of uniform, inverse-ratio$"):
-        GMLMLoss(task, 0.1, "noised", 0.1, 1, loss_weighting="elbo")
+        gmlm_loss(task, loss_weighting="elbo")

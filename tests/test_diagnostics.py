@@ -1,23 +1,21 @@
 """Refinement diagnostics: the statistics on hand-made token lists, the generator's trace, and
-scripts/diagnose.py end to end on a real fairseq-generate output."""
+gmlm-diagnose (fairseq_gmlm/cli/diagnose.py) end to end on a real fairseq-generate output."""
 
 import json
 import math
-import sys
 from argparse import Namespace
 
 import pytest
 import torch
 
-from conftest import PLUGIN, ROOT, build_task_and_model, run_cli
+from conftest import PLUGIN, build_task_and_model, run_cli
 from fairseq_gmlm.diagnostics import (
     Trajectory, converged_at, format_report, length_statistics, pass_statistics, read_trajectories,
     repeated_ngrams, stutters, tokens_changed, total_changes,
 )
 from test_gmlm_loss import make_sample
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import diagnose  # noqa: E402
+from fairseq_gmlm.cli import diagnose
 
 
 # ---- pure statistics -------------------------------------------------------------------------------------
@@ -198,7 +196,7 @@ def test_trace_numbers_sentences_in_decoding_order_when_the_sample_has_no_ids(ti
     assert all("reference_length" not in r for r in records)
 
 
-# ---- end to end: fairseq-generate, then scripts/diagnose.py ------------------------------------------------
+# ---- end to end: fairseq-generate, then gmlm-diagnose ------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

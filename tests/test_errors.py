@@ -4,16 +4,16 @@ import sys
 
 import pytest
 
+from conftest import decoding_options
 from fairseq_gmlm.errors import CheckpointError, UsageError
 from fairseq_gmlm.fairseq_fixes.checkpoint_loading import read_checkpoint
 from fairseq_gmlm.fairseq_fixes.error_reporting import is_usage_error, raised_by_plugin, report_usage_errors_briefly
-from fairseq_gmlm.generation.refinement import RefinementOptions
 from fairseq_gmlm.optim.adamw_fused import parse_betas
 
 
 def usage_error() -> UsageError:
     with pytest.raises(UsageError) as caught:
-        RefinementOptions(max_iter=-1).check()
+        decoding_options(max_iter=-1).check()
     return caught.value
 
 

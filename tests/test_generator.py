@@ -5,9 +5,9 @@ from argparse import Namespace
 import pytest
 import torch
 
-from conftest import build_task_and_model
+from conftest import PLUGIN, build_task_and_model, decoding_options
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import GMLMGenerator, RefinementOptions, Vocabulary, candidate_lengths, choose
+from fairseq_gmlm.generation.refinement import GMLMGenerator, Vocabulary, candidate_lengths, choose
 from fairseq_gmlm.models.gmlm_t5 import EncoderOut
 from fairseq_gmlm.models.length_head import top_lengths
 from test_gmlm_loss import make_sample
@@ -131,10 +131,19 @@ def test_length_offsets_reach_the_generator_and_decode_every_offset_length(setup
         assert len(hypo[0]["tokens"]) in row
 
 
+def test_the_decoding_defaults_are_those_of_a_plain_fairseq_generate_command_line(setup):
+    from fairseq import options
+
+    task, _, _ = setup
+    parser = options.get_generation_parser(default_task="translation_gmlm")
+    args = options.parse_args_and_arch(parser, [task.cfg.data, "--user-dir", PLUGIN, "--task", "translation_gmlm"])
+    assert task.refinement_options(args) == decoding_options().check()
+
+
 def test_even_length_offsets_are_refused():
     for offsets in (0, 2):
         with pytest.raises(UsageError, match="--length-offsets must be an odd number"):
-            RefinementOptions(length_offsets=offsets).check()
+            decoding_options(length_offsets=offsets).check()
 
 
 def test_restarts_with_mask_init_and_argmax_are_refused_as_identical_copies(setup):
@@ -142,9 +151,9 @@ def test_restarts_with_mask_init_and_argmax_are_refused_as_identical_copies(setu
     for flags in ({}, {"decoder_init": "mask"}):
         with pytest.raises(UsageError, match=r"--restarts 2 .*--decoder-init random.*--sampling"):
             task.build_generator([model], Namespace(restarts=2, **flags))
-    assert RefinementOptions(restarts=2, init="random").check().restarts == 2
-    assert RefinementOptions(restarts=2, sampling=True).check().restarts == 2
-    assert RefinementOptions(restarts=1).check().restarts == 1
+    assert decoding_options(restarts=2, decoder_init="random").check().restarts == 2
+    assert decoding_options(restarts=2, sampling=True).check().restarts == 2
+    assert decoding_options(restarts=1).check().restarts == 1
 
 
 def test_projected_memory_gives_the_same_logits_also_after_selecting_candidates(setup):
@@ -173,9 +182,9 @@ def test_confidence_rejecter_adapts_the_passes_per_sentence_within_the_limit(set
 
 def test_confidence_rejecter_needs_re_masking():
     with pytest.raises(UsageError, match="--rejecter confidence .* --replacement initial"):
-        RefinementOptions(rejecter="confidence", replacement="previous").check()
+        decoding_options(rejecter="confidence", replacement="previous").check()
     with pytest.raises(UsageError, match="--rejecter random .* --replacement initial"):
-        RefinementOptions(rejecter="random", replacement="logits-sum").check()
+        decoding_options(rejecter="random", replacement="logits-sum").check()
 
 
 def test_decoding_options_are_checked_when_the_generator_is_built(setup):
@@ -194,11 +203,11 @@ def test_stop_rules_differ_where_a_pass_repeats_its_prediction_but_masks_remain(
     masked = torch.tensor([[vocab.mask, 6, vocab.mask, vocab.eos]])
     canvas = torch.tensor([[vocab.mask, vocab.mask, vocab.mask, vocab.eos]])
     for rule, expected in (("prediction", True), ("input", False)):
-        generator = GMLMGenerator(vocab, RefinementOptions(stop=rule))
+        generator = GMLMGenerator(vocab, decoding_options(stop_rule=rule))
         # pass 2 predicted what pass 1 did, yet the linear schedule re-masks two of them for pass 3
         assert generator.finished(2, words, words, masked, masked.clone().index_fill_(1, torch.tensor([1]), 7),
                                   canvas).item() is expected
-    generator = GMLMGenerator(vocab, RefinementOptions(stop="input"))
+    generator = GMLMGenerator(vocab, decoding_options(stop_rule="input"))
     assert generator.finished(2, words, words, masked, masked, canvas).item() is True
 
 
@@ -350,21 +359,20 @@ def draws(options, positions=4000, seed=0):
     probs = torch.tensor([0.0, 0.0, 0.0, 0.4, 0.25, 0.15, 0.12, 0.08, 0.0, 0.0])
     log_probs = probs.clamp(min=1e-12).log().expand(1, positions, 10)
     torch.manual_seed(seed)
-    tokens, token_log_probs = choose(log_probs, VOCAB, options)
-    assert torch.equal(token_log_probs, log_probs[0, 0][tokens])
+    tokens = choose(log_probs, VOCAB, options)
     return torch.bincount(tokens.view(-1), minlength=10).float() / positions
 
 
 def test_top_k_sampling_draws_only_the_k_likeliest_words():
-    shares = draws(RefinementOptions(sampling=True, top_k=2))
+    shares = draws(decoding_options(sampling=True, top_k=2))
     assert shares[[3, 4]].sum() == 1.0 and shares[3] > 0.5 and shares[4] > 0.3  # renormalised: .4/.65, .25/.65
-    assert (draws(RefinementOptions(sampling=True))[3:8] > 0.05).all()  # no top-k: every word is drawn
+    assert (draws(decoding_options(sampling=True))[3:8] > 0.05).all()  # no top-k: every word is drawn
 
 
 def test_lower_temperature_sharpens_and_higher_flattens_the_sampled_distribution():
-    likeliest = [draws(RefinementOptions(sampling=True, temperature=t))[3].item() for t in (0.3, 1.0, 3.0)]
+    likeliest = [draws(decoding_options(sampling=True, temperature=t))[3].item() for t in (0.3, 1.0, 3.0)]
     assert likeliest[0] > 0.7 and abs(likeliest[1] - 0.4) < 0.03 and likeliest[2] < 0.3
-    assert draws(RefinementOptions(sampling=True, temperature=0.01))[3] == 1.0  # near zero: argmax
+    assert draws(decoding_options(sampling=True, temperature=0.01))[3] == 1.0  # near zero: argmax
 
 
 # ---- decoding flags, set on the task and as generation arguments ------------------------------------------
@@ -484,10 +492,11 @@ def test_history_is_kept_for_every_candidate_also_when_there_are_more_candidates
 
 
 def test_bad_restarts_decoder_init_and_temperature_are_refused_with_the_flag_name():
-    for options, message in ((RefinementOptions(restarts=0), "^--restarts must be >= 1, got 0$"),
-                             (RefinementOptions(init="zeros"), "^--decoder-init must be 'mask' or 'random', got 'zeros'$"),
-                             (RefinementOptions(temperature=0.0), r"^--temperature must be > 0, got 0\.0$"),
-                             (RefinementOptions(temperature=-1.0), r"^--temperature must be > 0, got -1\.0$")):
+    for options, message in ((decoding_options(restarts=0), "^--restarts must be >= 1, got 0$"),
+                             (decoding_options(decoder_init="zeros"),
+                              "^--decoder-init must be 'mask' or 'random', got 'zeros'$"),
+                             (decoding_options(temperature=0.0), r"^--temperature must be > 0, got 0\.0$"),
+                             (decoding_options(temperature=-1.0), r"^--temperature must be > 0, got -1\.0$")):
         with pytest.raises(UsageError, match=message):
             options.check()
 
@@ -496,10 +505,10 @@ def test_sampling_top_k_above_the_vocabulary_samples_from_all_of_it():
     vocab = Vocabulary(pad=1, eos=2, mask=8, random_low=3, random_high=8, never_predicted=[0, 1, 2, 8, 9])
     log_probs = torch.randn(1, 3, 10).log_softmax(-1)
     torch.manual_seed(0)
-    tokens, _ = choose(log_probs, vocab, RefinementOptions(sampling=True, top_k=50))
+    tokens = choose(log_probs, vocab, decoding_options(sampling=True, top_k=50))
     assert tokens.shape == (1, 3) and all(t in range(3, 8) for t in tokens.view(-1).tolist())
     # one position per row: the whole vocabulary stays in play, not just the best word
     rows = torch.randn(400, 1, 10).log_softmax(-1)
-    sampled, _ = choose(rows, vocab, RefinementOptions(sampling=True, top_k=50))
-    best, _ = choose(rows, vocab, RefinementOptions())
+    sampled = choose(rows, vocab, decoding_options(sampling=True, top_k=50))
+    best = choose(rows, vocab, decoding_options())
     assert (sampled != best).float().mean() > 0.3

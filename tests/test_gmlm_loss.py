@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import build_task_and_model
+from conftest import build_task_and_model, gmlm_loss
 from fairseq_gmlm.criterions.gmlm_loss import token_losses
 
 
@@ -150,8 +150,8 @@ def argmax_words(task, logits):
 
 @pytest.mark.parametrize("replacement", ["initial", "previous", "logits-sum"])
 def test_each_stage_decodes_the_previous_stage_argmax_with_its_least_confident_word_replaced(tmp_path, replacement):
-    task, sample, calls, _ = run_stages(tmp_path, "--rejecter", "bottom-k", "--reject-k", "1",
-                                        "--replacement", replacement)
+    task, sample, calls, _ = run_stages(tmp_path, "--train-rejecter", "bottom-k", "--train-reject-k", "1",
+                                        "--train-replacement", replacement)
     assert len(calls) == 3
     initial = sample["corruption"].tokens
     assert torch.equal(calls[0][0], initial)
@@ -174,7 +174,8 @@ def test_each_stage_decodes_the_previous_stage_argmax_with_its_least_confident_w
 
 
 def test_linear_rejecter_masks_fewer_words_at_each_later_stage(tmp_path):
-    task, sample, calls, sample_size = run_stages(tmp_path, "--rejecter", "linear", "--replacement", "initial")
+    task, sample, calls, sample_size = run_stages(tmp_path, "--train-rejecter", "linear",
+                                                  "--train-replacement", "initial")
     words = sample["target"].ne(task.vocab.pad) & sample["target"].ne(task.vocab.eos)
     lengths = words.sum(1)  # 3, 2, 5, 7
     masked = [tokens.eq(task.vocab.mask).sum(1).tolist() for tokens, _ in calls]
@@ -185,7 +186,7 @@ def test_linear_rejecter_masks_fewer_words_at_each_later_stage(tmp_path):
 
 
 def test_passthrough_stage_input_is_the_whole_previous_argmax(tmp_path):
-    task, _, calls, _ = run_stages(tmp_path, "--rejecter", "passthrough", stages=2)
+    task, _, calls, _ = run_stages(tmp_path, "--train-rejecter", "passthrough", stages=2)
     decoder_input, logits = calls[0]
     editable = decoder_input.ne(task.vocab.pad) & decoder_input.ne(task.vocab.eos)
     assert torch.equal(calls[1][0], torch.where(editable, argmax_words(task, logits)[0], decoder_input))
@@ -303,10 +304,10 @@ def test_unknown_loss_positions_are_refused_with_the_flag_and_the_choices():
 
 
 def test_logging_output_sums_the_losses_of_every_stage_and_counts_correct_words(tmp_path):
-    task, sample, calls, sample_size = run_stages(tmp_path, "--rejecter", "bottom-k", stages=2)
+    task, sample, calls, sample_size = run_stages(tmp_path, "--train-rejecter", "bottom-k", stages=2)
     task2, model, cfg = build_task_and_model(tmp_path / "again", "--dropout", "0", "--train-stages", "2",
                                              "--mask-ratio", "1", "--random-token-prob", "0", "--keep-prob", "0",
-                                             "--rejecter", "bottom-k")
+                                             "--train-rejecter", "bottom-k")
     model.eval()
     total, _, logging_output = task2.build_criterion(cfg.criterion)(model, sample)
     target, corruption = sample["target"], sample["corruption"]
@@ -334,16 +335,43 @@ def test_unrolled_training_ignores_the_generation_only_restarts_option(tmp_path)
 
 
 def test_train_stages_and_label_smoothing_out_of_range_are_refused_with_the_flag_name(tmp_path):
-    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
     from fairseq_gmlm.errors import UsageError
 
     task, _, _ = build_task_and_model(tmp_path)
     with pytest.raises(UsageError, match="^--train-stages must be >= 1, got 0$"):
-        GMLMLoss(task, 0.1, "noised", 0.1, 0)
+        gmlm_loss(task, train_stages=0)
     for smoothing in (1.0, -0.1):
         with pytest.raises(UsageError, match=rf"^--label-smoothing must be in \[0, 1\), got {smoothing}$"):
-            GMLMLoss(task, smoothing, "noised", 0.1, 1)
-    assert GMLMLoss(task, 0.0, "noised", 0.1, 1).label_smoothing == 0.0  # zero is plain NLL
+            gmlm_loss(task, label_smoothing=smoothing)
+    assert gmlm_loss(task, label_smoothing=0.0).label_smoothing == 0.0  # zero is plain NLL
+
+
+def test_the_unrolled_stages_follow_the_criterions_train_options_not_the_tasks_decoding_flags(tmp_path):
+    def loss(*flags):
+        task, model, cfg = build_task_and_model(tmp_path / "-".join(flags or ["defaults"]), "--dropout", "0",
+                                                "--train-stages", "3", *flags)
+        model.eval()
+        return float(loss_of(task, model, task.build_criterion(cfg.criterion), LONG_ROWS, [0, 1, 2, 3])[0])
+
+    default = loss()
+    assert loss("--rejecter", "passthrough", "--replacement", "previous", "--stutter-remask", "on") == default
+    assert loss("--train-rejecter", "passthrough") != pytest.approx(default, rel=1e-6)
+    assert loss("--train-replacement", "previous") != pytest.approx(default, rel=1e-6)
+
+
+def test_the_train_options_are_checked_when_the_criterion_is_built_naming_their_flags(tmp_path):
+    from fairseq_gmlm.errors import UsageError
+
+    task, _, _ = build_task_and_model(tmp_path)
+    for changes, message in (({"train_rejecter": "best"}, "^unknown --train-rejecter 'best'; choose one of "),
+                             ({"train_reject_k": -1}, "^--train-reject-k must be >= 0, got -1$"),
+                             ({"train_reject_fraction": 2.0}, r"^--train-reject-fraction must be in \[0, 1\]"),
+                             ({"train_reject_threshold": 0.0}, r"^--train-reject-threshold must be in \(0, 1\]"),
+                             ({"train_stutter_remask": "yes"}, "^--train-stutter-remask must be 'on' or 'off'"),
+                             ({"train_rejecter": "confidence", "train_replacement": "previous"},
+                              "^--train-rejecter confidence re-opens .* use --train-replacement initial")):
+        with pytest.raises(UsageError, match=message):
+            gmlm_loss(task, **changes)
 
 
 def test_a_batch_without_the_corruption_is_refused_naming_the_task(tmp_path):

@@ -230,13 +230,13 @@ def test_candidate_scores_use_real_positions_only_and_follow_the_length_normalis
     scores, _, tokens = batch
     real = tokens.ne(PAD)
     lengths = length_log_probs if length_log_probs is None else torch.full((tokens.size(0),), length_log_probs)
-    score = candidate_scores(scores, real, alpha, lengths)
-    torch.testing.assert_close(candidate_scores(scores.masked_fill(~real, junk), real, alpha, lengths), score)
+    score = candidate_scores(scores, real, lengths, "mean", alpha)
+    torch.testing.assert_close(candidate_scores(scores.masked_fill(~real, junk), real, lengths, "mean", alpha), score)
     total = scores.masked_fill(~real, 0).sum(1) + (0 if lengths is None else lengths)
     length = real.sum(1).float()
     expected = total / (((5 + length) / 6) ** alpha if alpha > 0 else length)
     torch.testing.assert_close(score, expected)
-    better = candidate_scores(scores + 0.5 * real, real, alpha, lengths)  # every real token more likely
+    better = candidate_scores(scores + 0.5 * real, real, lengths, "mean", alpha)  # every real token more likely
     assert (better > score).all()
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from conftest import BIN, PLUGIN, build_task_and_model, run_cli
+from conftest import BIN, PLUGIN, build_task_and_model, gmlm_loss, run_cli
 from test_gmlm_loss import ROWS, make_sample
 
 from fairseq_gmlm import noising
@@ -195,8 +195,6 @@ def test_glancing_training_logs_and_two_gloo_processes_match_one(ding_slice, tmp
 
 @pytest.mark.parametrize("loss_positions", ["noised", "masked", "all"])
 def test_eos_position_receives_gradient_under_every_loss_positions(tmp_path, loss_positions):
-    from fairseq_gmlm.criterions.gmlm_loss import GMLMLoss
-
     task, model, _ = build_task_and_model(tmp_path, "--dropout", "0")
     sample = task.corrupt(make_sample(task, ROWS), update=1)
     captured = {}
@@ -206,7 +204,7 @@ def test_eos_position_receives_gradient_under_every_loss_positions(tmp_path, los
         captured["logits"] = output
 
     model.lm_head.register_forward_hook(keep)
-    criterion = GMLMLoss(task, 0.1, loss_positions, 0.1, 1)
+    criterion = gmlm_loss(task, loss_positions=loss_positions)
     loss, _, _ = criterion(model, sample)
     loss.backward()
     eos = sample["target"].eq(task.target_dictionary.eos())

@@ -3,8 +3,9 @@ import re
 import pytest
 import torch
 
+from conftest import decoding_options
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import RefinementOptions, Vocabulary, refine_step
+from fairseq_gmlm.generation.refinement import Vocabulary, refine_step
 from fairseq_gmlm.generation.rejecters import (
     REJECTERS, candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
 )
@@ -74,21 +75,23 @@ def test_logits_sum_replacement_never_writes_eos_padding_mask_or_length():
 
 def test_refine_step_with_logits_sum_feeds_only_predictable_words_to_the_next_pass():
     vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
-    options = RefinementOptions(max_iter=4, rejecter="bottom-k", reject_k=2, replacement="logits-sum")
+    rejection = decoding_options(rejecter="bottom-k", reject_k=2, replacement="logits-sum").rejection
     decoder_input = torch.tensor([[MASK, MASK, MASK, EOS], [MASK, EOS, PAD, PAD]])
     log_probs = summed_favouring_never_predicted(2, 4, 6).log_softmax(-1)
-    _, _, next_input = refine_step(log_probs, decoder_input, decoder_input, 0, vocab, options, log_probs * 3)
+    tokens = torch.full_like(decoder_input, 6)
+    _, _, next_input = refine_step(log_probs, tokens, decoder_input, decoder_input, 0, 4, vocab, rejection,
+                                   log_probs * 3)
     assert next_input.tolist() == [[6, 6, 6, EOS], [6, EOS, PAD, PAD]]
 
 
 def test_candidate_scores_ignore_padding():
     log_probs = torch.tensor([[-1.0, -3.0, -2.0, 0.0, 0.0], [-1.0, -3.0, -2.0, -50.0, -50.0]])
     real = torch.tensor([[True, True, True, False, False]] * 2)
-    assert candidate_scores(log_probs, real).tolist() == [-2.0, -2.0]
+    assert candidate_scores(log_probs, real, None, "mean", 0.0).tolist() == [-2.0, -2.0]
     # with a brevity penalty: the sum divided by ((5 + 3) / 6) ** alpha
-    assert torch.allclose(candidate_scores(log_probs, real, 1.0), torch.tensor([-6.0 / (8 / 6)] * 2))
+    assert torch.allclose(candidate_scores(log_probs, real, None, "mean", 1.0), torch.tensor([-6.0 / (8 / 6)] * 2))
     # the length model's log-probability joins the sum before normalisation
-    with_length = candidate_scores(log_probs, real, length_log_probs=torch.tensor([-3.0, 0.0]))
+    with_length = candidate_scores(log_probs, real, torch.tensor([-3.0, 0.0]), "mean", 0.0)
     assert with_length.tolist() == [-3.0, -2.0]
 
 
@@ -106,19 +109,20 @@ def test_confidence_rejecter_closes_at_least_one_open_position_per_pass():
     log_probs = torch.log(torch.tensor([[0.3, 0.2, 0.4, 0.1, 1.0]]))
     editable_row = torch.tensor([[True, True, True, True, False]])
     # all four below 0.9 and all four open: the single most confident (0.4) is kept
-    assert reject("confidence", log_probs, editable_row, 0, 9).tolist() == [[True, True, False, True, False]]
+    rejected = reject("confidence", log_probs, editable_row, 0, 9, threshold=0.9)
+    assert rejected.tolist() == [[True, True, False, True, False]]
     # two still open (positions 0 and 1), two closed earlier: one more closes, and the rest stay rejected
     opened = torch.tensor([[True, True, False, False, False]])
-    assert reject("confidence", log_probs, editable_row, 3, 9, opened=opened).sum().item() == 1
+    assert reject("confidence", log_probs, editable_row, 3, 9, opened, threshold=0.9).sum().item() == 1
     # nothing open: nothing rejected, whatever the confidence
-    assert not reject("confidence", log_probs, editable_row, 3, 9, opened=torch.zeros_like(opened)).any()
+    assert not reject("confidence", log_probs, editable_row, 3, 9, torch.zeros_like(opened), threshold=0.9).any()
 
 
 def test_confidence_rejecter_rejects_nothing_after_the_last_allowed_pass():
     log_probs = torch.log(torch.tensor([[0.1, 0.1, 0.1]]))
     editable_row = torch.ones(1, 3, dtype=torch.bool)
-    assert reject("confidence", log_probs, editable_row, 2, 3).sum().item() == 2
-    assert not reject("confidence", log_probs, editable_row, 3, 3).any()
+    assert reject("confidence", log_probs, editable_row, 2, 3, threshold=0.9).sum().item() == 2
+    assert not reject("confidence", log_probs, editable_row, 3, 3, threshold=0.9).any()
 
 
 def test_random_rejecter_commits_each_position_once_in_a_uniformly_random_order():
@@ -147,9 +151,9 @@ def test_sum_score_is_padirs_plain_sum_and_ignores_the_length_model():
     log_probs = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
     real = torch.tensor([[True, True, False], [True, True, True]])
     length = torch.tensor([-5.0, 0.0])
-    assert candidate_scores(log_probs, real, length_log_probs=length, kind="sum").tolist() == [-2.0, -3.0]
+    assert candidate_scores(log_probs, real, length, "sum", 0.0).tolist() == [-2.0, -3.0]
     # the mean score prefers the longer candidate here (length model), the sum the shorter one
-    assert candidate_scores(log_probs, real, length_log_probs=length, kind="mean").tolist() == [-3.5, -1.0]
+    assert candidate_scores(log_probs, real, length, "mean", 0.0).tolist() == [-3.5, -1.0]
 
 
 def test_best_candidates_index_each_sentences_highest_score():
@@ -177,21 +181,12 @@ def test_logits_sum_replacement_without_the_sums_or_the_never_predicted_ids_is_a
             replace("logits-sum", tokens, editable, tokens, tokens, **missing)
 
 
-def test_reject_defaults_are_the_decoding_option_defaults():
-    defaults = RefinementOptions()
-    for kind in ("bottom-k", "bottom-fraction"):
-        expected = reject(kind, scores, editable, 0, 4, k=defaults.reject_k, fraction=defaults.reject_fraction)
-        assert torch.equal(reject(kind, scores, editable, 0, 4), expected)
-    longer = torch.zeros(1, 20)
-    assert reject("bottom-fraction", longer, torch.ones(1, 20, dtype=torch.bool), 0, 4).sum() == 2  # 0.1 x 20
-
-
 def test_refine_step_with_stutter_rejects_the_stutters_and_the_rejecter_choice_together():
     vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
-    options = RefinementOptions(max_iter=4, rejecter="bottom-k", reject_k=1, replacement="initial", stutter=True)
+    rejection = decoding_options(rejecter="bottom-k", reject_k=1, replacement="initial", stutter_remask=True).rejection
     decoder_input = torch.full((1, 5), MASK).index_fill(1, torch.tensor([4]), EOS)
     predicted = torch.tensor([[5, 5, 6, 7, EOS]])
     log_probs = torch.full((1, 5, 10), -20.0)
     log_probs[0, torch.arange(5), predicted[0]] = torch.tensor([-0.1, -0.2, -0.3, -3.0, -0.1])  # w7 least confident
-    _, _, next_input = refine_step(log_probs, decoder_input, decoder_input, 0, vocab, options)
+    _, _, next_input = refine_step(log_probs, predicted, decoder_input, decoder_input, 0, 4, vocab, rejection)
     assert next_input.tolist() == [[5, MASK, 6, MASK, EOS]]  # the second 5 (stutter) and 7 (lowest) re-masked

@@ -57,7 +57,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-PLUGIN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the fairseq_gmlm package folder
+from fairseq_gmlm.cli import PLUGIN
 
 logger = logging.getLogger("convert_hf_t5")
 

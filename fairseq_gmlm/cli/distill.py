@@ -22,8 +22,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fairseq_gmlm.cli import PLUGIN
+
 logger = logging.getLogger("distill")
-PLUGIN = str(Path(__file__).resolve().parents[1])  # the fairseq_gmlm package folder
 
 
 def parse_args(argv=None):

@@ -55,7 +55,7 @@ def encode_file(processor, source: str, destination: str) -> None:
             fout.write(" ".join(processor.encode(line.strip(), out_type=str)) + "\n")
 
 
-# ---- several corpora (run_benchmark.py, ablate.py, quickstart.sh) ----------------------------------------
+# ---- several corpora (the benchmark harness, quickstart.sh) ------------------------------------------------
 # Every corpus is a folder holding ``{train,valid,test}.{SRC,TGT}``. Training and valid sets are concatenated;
 # test sets are binarised as the subsets ``test``, ``test1``, ... in the order the corpora are given, and each
 # valid set also on its own as ``valid1``, ``valid2``, ... (``valid`` is the union, for the training loss).

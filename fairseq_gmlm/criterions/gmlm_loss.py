@@ -5,7 +5,8 @@ all real positions, only the noised ones, or only the ``<mask>``ed ones (``--los
 under every choice. With
 ``--train-stages N`` (unrolled training) stage i's argmax output, with rejected positions replaced as at
 inference, is stage i+1's decoder input; later stages are scored on all real tokens and no gradient flows
-through the choice.
+through the choice. Which positions are rejected and what replaces them is this criterion's ``--train-*``
+options, not the task's decoding flags.
 
 ``--loss-weighting inverse-ratio`` weights each example's scored tokens (not EOS) by 1 / its noise ratio, the
 masked-diffusion ELBO (MDLM: Sahoo et al., 2024; LLaDA: Nie et al., 2025); the ratio is floored at
@@ -22,7 +23,6 @@ Shapes: B batch, T target length, V vocabulary.
 """
 
 import math
-from argparse import Namespace
 from dataclasses import dataclass, field
 
 import torch
@@ -33,6 +33,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import refine_step
+from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS, Rejection, parse_switch, predictable
 
 LOSS_POSITIONS = ("all", "noised", "masked")
 LOSS_WEIGHTINGS = ("uniform", "inverse-ratio")
@@ -53,6 +54,26 @@ class GMLMLossConfig(FairseqDataclass):
     length_loss_factor: float = field(default=0.1, metadata={"help": "weight of the per-sentence length loss"})
     train_stages: int = field(
         default=1, metadata={"help": "unrolled training: stage i's output (after rejection) feeds stage i+1"}
+    )
+    # ---- unrolled training: how stage i's output becomes stage i+1's input, as the decoding flags of the same
+    # names without "train-" do at generate time (where --rejecter's schedule spans --train-stages passes) ----
+    train_rejecter: ChoiceEnum(list(REJECTERS)) = field(
+        default="linear", metadata={"help": "which of a stage's predictions the next stage's input rejects"}
+    )
+    train_reject_k: int = field(default=1, metadata={"help": "words rejected per stage by --train-rejecter bottom-k"})
+    train_reject_fraction: float = field(
+        default=0.1, metadata={"help": "share rejected per stage by --train-rejecter bottom-fraction"}
+    )
+    train_reject_threshold: float = field(
+        default=0.9, metadata={"help": "--train-rejecter confidence keeps every prediction at least this probable"}
+    )
+    train_stutter_remask: ChoiceEnum(["on", "off"]) = field(
+        default="off", metadata={"help": "also reject a word equal to its left neighbour"}
+    )
+    train_replacement: ChoiceEnum(list(REPLACEMENTS)) = field(
+        default="initial",
+        metadata={"help": "what a rejected position holds in the next stage: the previous input, the corrupted "
+                          "target's token, or the argmax of log-probs summed over stages"},
     )
 
 
@@ -103,7 +124,9 @@ def scored_positions(kind: str, real: torch.Tensor, corruption, eos: torch.Tenso
 
 @register_criterion("gmlm_loss", dataclass=GMLMLossConfig)
 class GMLMLoss(FairseqCriterion):
-    def __init__(self, task, label_smoothing, loss_positions, length_loss_factor, train_stages, loss_weighting="uniform"):
+    def __init__(self, task, label_smoothing, loss_positions, length_loss_factor, train_stages, loss_weighting,
+                 train_rejecter, train_reject_k, train_reject_fraction, train_reject_threshold, train_stutter_remask,
+                 train_replacement):
         super().__init__(task)
         if train_stages < 1:
             raise UsageError(f"--train-stages must be >= 1, got {train_stages}")
@@ -114,6 +137,9 @@ class GMLMLoss(FairseqCriterion):
         self.loss_weighting = check_loss_weighting(str(loss_weighting))
         self.length_loss_factor = length_loss_factor
         self.train_stages = train_stages
+        self.rejection = Rejection(str(train_rejecter), train_reject_k, train_reject_fraction, train_reject_threshold,
+                                   parse_switch("--train-stutter-remask", train_stutter_remask),
+                                   str(train_replacement)).check(flag_prefix="--train-")
         self.eos = task.target_dictionary.eos()
 
     def forward(self, model, sample, reduce=True):
@@ -134,18 +160,14 @@ class GMLMLoss(FairseqCriterion):
         n_masked_correct = (predicted.eq(target) & corruption.masked).sum()
         sample_size = positions.sum() if self.loss_weighting == "uniform" else weights.sum()
 
-        decoder_input, logits, summed = corruption.tokens, output.logits, None
-        # One candidate per sentence: the task's --restarts is for generation (where check() vets it), not here.
-        options = self.task.refinement_options(Namespace(restarts=1))._replace(
-            max_iter=self.train_stages - 1, sampling=False
-        )
+        decoder_input, logits, summed, vocab = corruption.tokens, output.logits, None, self.task.vocab
         for stage in range(1, self.train_stages):
             with torch.no_grad():
                 log_probs = F.log_softmax(logits.detach().float(), -1)
                 summed = log_probs if summed is None else summed + log_probs
-                _, _, decoder_input = refine_step(
-                    log_probs, decoder_input, corruption.tokens, stage - 1, self.task.vocab, options, summed
-                )
+                tokens = predictable(log_probs, vocab.never_predicted).argmax(-1)  # B x T
+                _, _, decoder_input = refine_step(log_probs, tokens, decoder_input, corruption.tokens, stage - 1,
+                                                  self.train_stages - 1, vocab, self.rejection, summed)
             logits = model.decode(decoder_input, output.encoder_out)
             stage_loss, stage_nll = token_losses(logits, target, real, self.label_smoothing)
             loss, nll = loss + stage_loss, nll + stage_nll

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.rejecters import (
-    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, best_candidates, candidate_scores, predictable, reject, replace, stutter,
+    CANDIDATE_SCORES, Rejection, best_candidates, candidate_scores, predictable, reject, replace, stutter,
 )
 from fairseq_gmlm.models.length_head import MIN_LENGTH, expected_lengths, top_lengths
 
@@ -27,32 +27,39 @@ logger = logging.getLogger(__name__)
 
 
 class RefinementOptions(NamedTuple):
-    """Resolved decoding options. translation_gmlm's config and fairseq's flags are where users set them
-    (TranslationGMLMTask.refinement_options); the defaults here mirror those."""
+    """Resolved decoding options, built by TranslationGMLMTask.refinement_options: the first group from fairseq's
+    generation flags, the rest from translation_gmlm's config fields of the same names, where their defaults
+    and help live."""
 
-    max_iter: int = 10  # refinements after the first pass
-    length_candidates: int = 1
-    length_choice: str = "mode"  # the first length candidate: the most likely length ("mode") or the mean ("mean")
-    length_offsets: int = 1  # odd: each predicted length also tried at +-1 ... +-(length_offsets // 2); 1 = none
-    restarts: int = 1
-    init: str = "mask"  # "mask" or "random"
-    rejecter: str = "linear"
-    reject_k: int = 1
-    reject_fraction: float = 0.1
-    reject_threshold: float = 0.9  # --rejecter confidence: keep predictions at least this probable
-    stutter: bool = False
-    replacement: str = "initial"
-    sampling: bool = False
-    temperature: float = 1.0
-    top_k: int = 0  # 0: sample from the whole vocabulary
-    brevity_alpha: float = 0.0
-    score: str = "mean"  # candidate score: "mean" (ours) or "sum" (PaDIR's); see rejecters.candidate_scores
-    max_len_a: float = 0.0  # candidate lengths <= max_len_a * source length + max_len_b (fairseq's flags)
-    max_len_b: int = 200
-    early_stop: bool = True
-    stop: str = "input"  # a candidate ends when its next input ("input") or its prediction ("prediction") repeats
-    retain_history: bool = False
-    retain_dropout: bool = False
+    # fairseq's flags
+    max_iter: int  # --iter-decode-max-iter: refinements after the first pass
+    length_candidates: int  # --iter-decode-with-beam
+    sampling: bool
+    temperature: float
+    top_k: int  # --sampling-topk; 0: sample from the whole vocabulary
+    max_len_a: float  # candidate lengths <= max_len_a * source length + max_len_b
+    max_len_b: int
+    early_stop: bool  # not --iter-decode-force-max-iter
+    retain_history: bool  # --retain-iter-history
+    retain_dropout: bool
+    # translation_gmlm's
+    decoder_init: str
+    rejecter: str
+    reject_k: int
+    reject_fraction: float
+    reject_threshold: float
+    stutter_remask: bool  # parsed from on/off
+    replacement: str
+    restarts: int
+    length_choice: str
+    length_offsets: int
+    brevity_penalty: float
+    candidate_score: str
+    stop_rule: str
+
+    @property
+    def rejection(self) -> Rejection:
+        return Rejection(**{name: getattr(self, name) for name in Rejection._fields})
 
     def check(self) -> "RefinementOptions":
         """Return self, or raise a UsageError naming the flag to change."""
@@ -65,27 +72,18 @@ class RefinementOptions(NamedTuple):
                              f"-(B-1)/2 ... +(B-1)/2; 1 = no offsets), got {self.length_offsets}")
         if self.restarts < 1:
             raise UsageError(f"--restarts must be >= 1, got {self.restarts}")
-        if self.restarts > 1 and self.init == "mask" and not self.sampling and not self.retain_dropout:
+        if self.restarts > 1 and self.decoder_init == "mask" and not self.sampling and not self.retain_dropout:
             raise UsageError(f"--restarts {self.restarts} with --decoder-init mask and argmax decoding gives "
                              f"{self.restarts} identical candidates per length: add --decoder-init random (random "
                              f"initial words) or --sampling (with --beam 1) to make them differ, or use --restarts 1")
-        if self.init not in ("mask", "random"):
-            raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.init!r}")
-        for flag, value, choices in (("--rejecter", self.rejecter, REJECTERS), ("--replacement", self.replacement,
-                                     REPLACEMENTS), ("--candidate-score", self.score, CANDIDATE_SCORES),
-                                     ("--stop-rule", self.stop, STOP_RULES),
+        if self.decoder_init not in ("mask", "random"):
+            raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.decoder_init!r}")
+        self.rejection.check()
+        for flag, value, choices in (("--candidate-score", self.candidate_score, CANDIDATE_SCORES),
+                                     ("--stop-rule", self.stop_rule, STOP_RULES),
                                      ("--length-choice", self.length_choice, LENGTH_CHOICES)):
             if value not in choices:
                 raise UsageError(f"unknown {flag} {value!r}; choose one of {', '.join(choices)}")
-        if self.reject_k < 0:
-            raise UsageError(f"--reject-k must be >= 0, got {self.reject_k}")
-        if not 0.0 <= self.reject_fraction <= 1.0:
-            raise UsageError(f"--reject-fraction must be in [0, 1], got {self.reject_fraction}")
-        if not 0.0 < self.reject_threshold <= 1.0:
-            raise UsageError(f"--reject-threshold must be in (0, 1], got {self.reject_threshold}")
-        if self.rejecter in ("confidence", "random") and self.replacement != "initial":
-            raise UsageError(f"--rejecter {self.rejecter} re-opens positions it rejects: use --replacement initial "
-                             f"(got {self.replacement!r})")
         if self.temperature <= 0:
             raise UsageError(f"--temperature must be > 0, got {self.temperature}")
         return self
@@ -152,11 +150,9 @@ def initial_tokens(lengths: torch.Tensor, vocab: Vocabulary, init: str) -> torch
     return tokens.scatter(1, lengths[:, None] - 1, vocab.eos)
 
 
-def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOptions):
-    """Pick a token per position (argmax or sampled) among the predictable ones.
-
-    log_probs: N x T x V (normalised over the whole vocabulary). Returns tokens N x T and their log-probs.
-    """
+def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOptions) -> torch.Tensor:
+    """N x T tokens, one per position (argmax or sampled) among the predictable ones of log_probs (N x T x V,
+    normalised over the whole vocabulary)."""
     scores = predictable(log_probs, vocab.never_predicted)
     if options.sampling:
         scores = scores / options.temperature
@@ -168,38 +164,37 @@ def choose(log_probs: torch.Tensor, vocab: Vocabulary, options: RefinementOption
         tokens = flat.view(scores.shape[:-1])
     else:
         tokens = scores.argmax(-1)  # N x T
-    return tokens, log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return tokens
 
 
 def refine_step(
     log_probs: torch.Tensor,
+    tokens: torch.Tensor,
     decoder_input: torch.Tensor,
     initial: torch.Tensor,
     step: int,
+    max_step: int,
     vocab: Vocabulary,
-    options: RefinementOptions,
+    rejection: Rejection,
     summed_log_probs: Optional[torch.Tensor] = None,
 ):
-    """One pass's bookkeeping after the decoder ran on ``decoder_input`` (N x T).
+    """One pass's bookkeeping after the decoder ran on ``decoder_input`` (N x T) and ``tokens`` (N x T) were
+    chosen from its ``log_probs`` (N x T x V); ``step`` counts passes from 0, of at most ``max_step`` + 1.
 
     Returns (predicted, token_log_probs, next_input): the filled prediction (EOS and padding kept from the
     input), the model's log-probability of each of its tokens, and the next pass's input.
     Shared by generation and unrolled training.
     """
     editable = decoder_input.ne(vocab.pad) & decoder_input.ne(vocab.eos)  # N x T
-    tokens, token_log_probs = choose(log_probs, vocab, options)
     predicted = torch.where(editable, tokens, decoder_input)
-    token_log_probs = torch.where(
-        editable, token_log_probs, log_probs.gather(-1, decoder_input.unsqueeze(-1)).squeeze(-1)
-    )
-    rejected = reject(
-        options.rejecter, token_log_probs, editable, step, options.max_iter, options.reject_k, options.reject_fraction,
-        options.reject_threshold, opened=open_positions(decoder_input, initial, vocab),
-    )
-    if options.stutter:
+    token_log_probs = log_probs.gather(-1, predicted.unsqueeze(-1)).squeeze(-1)  # N x T
+    opened = open_positions(decoder_input, initial, vocab)  # N x T
+    rejected = reject(rejection.rejecter, token_log_probs, editable, step, max_step, opened,
+                      k=rejection.reject_k, fraction=rejection.reject_fraction, threshold=rejection.reject_threshold)
+    if rejection.stutter_remask:
         rejected = rejected | stutter(predicted, editable)
     next_input = replace(
-        options.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
+        rejection.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
     )
     return predicted, token_log_probs, next_input
 
@@ -253,14 +248,15 @@ class GMLMGenerator:
         sentence = torch.arange(src_tokens.size(0), device=src_tokens.device).repeat_interleave(per_sentence)
         encoder_outs = [e.index_select(sentence) for e in encoder_outs]
 
-        initial = initial_tokens(lengths, vocab, options.init)  # N x T
+        initial = initial_tokens(lengths, vocab, options.decoder_init)  # N x T
         predicted, token_log_probs, passes, history = self.refine(models, encoder_outs, initial)
 
         real = predicted.ne(vocab.pad)  # words and EOS
-        if options.stutter:  # PaDIR drops stutters after the last pass too
+        if options.stutter_remask:  # PaDIR drops stutters after the last pass too
             real = real & ~stutter(predicted, predicted.ne(vocab.pad) & predicted.ne(vocab.eos))
         length_log_prob = length_log_probs[sentence, lengths]  # N
-        scores = candidate_scores(token_log_probs, real, options.brevity_alpha, length_log_prob, options.score)  # N
+        scores = candidate_scores(token_log_probs, real, length_log_prob, options.candidate_score,
+                                  options.brevity_penalty)  # N
         best = best_candidates(scores, per_sentence)  # B
 
         hypotheses = []
@@ -288,7 +284,7 @@ class GMLMGenerator:
         Returns predicted (N x T), token_log_probs (N x T), passes (N) and per-candidate history lists of
         (predicted, token_log_probs) per pass.
         """
-        options, vocab = self.options, self.vocab
+        options, vocab, rejection = self.options, self.vocab, self.options.rejection
         decoder_input = initial.clone()
         predicted = initial.clone()
         token_log_probs = torch.zeros(initial.shape, device=initial.device)
@@ -304,7 +300,8 @@ class GMLMGenerator:
             if options.replacement == "logits-sum":
                 summed = log_probs if summed is None else summed + log_probs
             new_predicted, new_log_probs, next_input = refine_step(
-                log_probs, current, current_initial, step, vocab, options, summed
+                log_probs, choose(log_probs, vocab, options), current, current_initial, step, options.max_iter, vocab,
+                rejection, summed,
             )
             finished = self.finished(step, new_predicted, predicted[active], current, next_input, current_initial)  # n
             predicted[active], token_log_probs[active], decoder_input[active] = new_predicted, new_log_probs, next_input
@@ -324,7 +321,7 @@ class GMLMGenerator:
     def finished(self, step: int, predicted, previous_predicted, decoder_input, next_input, initial) -> torch.Tensor:
         """n bool: the active candidates that stop after pass ``step`` under --stop-rule (see STOP_RULES)."""
         options = self.options
-        if options.stop == "input":
+        if options.stop_rule == "input":
             done = (next_input == decoder_input).all(1)
         else:
             done = (predicted == previous_predicted).all(1) & (step > 0)

@@ -14,6 +14,7 @@ N x T bool mask that is False outside ``editable``.
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -90,22 +91,55 @@ REJECTERS = {
 }
 
 
-def reject(
-    kind: str,
-    scores: torch.Tensor,
-    editable: torch.Tensor,
-    step: int,
-    max_step: int,
-    k: int = 1,
-    fraction: float = 0.1,
-    threshold: float = 0.9,
-    opened: torch.Tensor = None,
-) -> torch.Tensor:
-    """Dispatch on the rejecter name (a key of REJECTERS). ``opened`` defaults to every editable position."""
+class Rejection(NamedTuple):
+    """How a pass's predictions become the next pass's input: the rejecter (a key of REJECTERS) with its settings,
+    stutter re-masking, and the replacement (a key of REPLACEMENTS). Decoding takes them from translation_gmlm's
+    flags (--rejecter, ...), unrolled training from gmlm_loss's (--train-rejecter, ...)."""
+
+    rejecter: str
+    reject_k: int
+    reject_fraction: float
+    reject_threshold: float
+    stutter_remask: bool
+    replacement: str
+
+    def check(self, flag_prefix: str = "--") -> "Rejection":
+        """Return self, or raise a UsageError naming the flag (``flag_prefix`` + its name) to change."""
+        def flag(name):
+            return flag_prefix + name.replace("_", "-")
+
+        for name, choices in (("rejecter", REJECTERS), ("replacement", REPLACEMENTS)):
+            if getattr(self, name) not in choices:
+                raise UsageError(f"unknown {flag(name)} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
+        if self.reject_k < 0:
+            raise UsageError(f"{flag('reject_k')} must be >= 0, got {self.reject_k}")
+        if not 0.0 <= self.reject_fraction <= 1.0:
+            raise UsageError(f"{flag('reject_fraction')} must be in [0, 1], got {self.reject_fraction}")
+        if not 0.0 < self.reject_threshold <= 1.0:
+            raise UsageError(f"{flag('reject_threshold')} must be in (0, 1], got {self.reject_threshold}")
+        if self.rejecter in ("confidence", "random") and self.replacement != "initial":
+            raise UsageError(f"{flag('rejecter')} {self.rejecter} re-opens positions it rejects: use "
+                             f"{flag('replacement')} initial (got {self.replacement!r})")
+        return self
+
+
+def parse_switch(flag: str, value) -> bool:
+    """'on'/'off' (--stutter-remask) from the command line; a bool is accepted from Python and JSON."""
+    if isinstance(value, bool):
+        return value
+    if str(value) not in ("on", "off"):
+        raise UsageError(f"{flag} must be 'on' or 'off', got {value!r}")
+    return str(value) == "on"
+
+
+def reject(kind: str, scores: torch.Tensor, editable: torch.Tensor, step: int, max_step: int,
+           opened: torch.Tensor = None, **settings) -> torch.Tensor:
+    """Dispatch on the rejecter name (a key of REJECTERS). ``opened`` defaults to every editable position;
+    ``settings`` are the rejecter's own: k (bottom-k), fraction (bottom-fraction), threshold (confidence)."""
     if kind not in REJECTERS:
         raise UsageError(f"unknown --rejecter {kind!r}; choose one of {', '.join(REJECTERS)}")
     opened = editable if opened is None else opened & editable
-    return REJECTERS[kind](scores, editable, opened, step, max_step, k=k, fraction=fraction, threshold=threshold)
+    return REJECTERS[kind](scores, editable, opened, step, max_step, **settings)
 
 
 def stutter(tokens: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
@@ -159,8 +193,7 @@ CANDIDATE_SCORES = ("mean", "sum")
 
 
 def candidate_scores(
-    token_log_probs: torch.Tensor, real: torch.Tensor, brevity_alpha: float = 0.0, length_log_probs=None,
-    kind: str = "mean",
+    token_log_probs: torch.Tensor, real: torch.Tensor, length_log_probs, kind: str, brevity_penalty: float
 ) -> torch.Tensor:
     """Score N candidates from their per-position log-probabilities (N x T) over real positions only
     (words and EOS, not padding).
@@ -168,7 +201,7 @@ def candidate_scores(
     mean (ours): the summed log-probability plus the length model's log-probability of the candidate's length
     (N) where given, divided by the length. Counting the length model in keeps a confident but wrong-length
     candidate from winning a length beam. sum (PaDIR's): the plain summed log-probability of the last pass.
-    Either, with ``brevity_alpha`` > 0, is instead divided by ((5 + length) / 6) ** alpha (Wu et al., 2016).
+    Either, with ``brevity_penalty`` alpha > 0, is instead divided by ((5 + length) / 6) ** alpha (Wu et al., 2016).
     """
     if kind not in CANDIDATE_SCORES:
         raise UsageError(f"unknown --candidate-score {kind!r}; choose one of {', '.join(CANDIDATE_SCORES)}")
@@ -176,8 +209,8 @@ def candidate_scores(
     if length_log_probs is not None and kind == "mean":
         total = total + length_log_probs
     length = real.sum(1).to(total.dtype)  # N
-    if brevity_alpha > 0:
-        return total / ((5.0 + length) / 6.0) ** brevity_alpha
+    if brevity_penalty > 0:
+        return total / ((5.0 + length) / 6.0) ** brevity_penalty
     return total / length if kind == "mean" else total
 
 

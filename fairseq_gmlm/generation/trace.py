@@ -12,7 +12,7 @@ input order with the default ``--buffer-size``):
 dictionary symbols) and the model's log-probability (natural log) of each. ``predicted_length`` is the canvas
 length the length head chose for that candidate, with EOS; ``output_length`` the output's tokens with EOS
 after any stutter removal; ``reference_length`` the reference's tokens with EOS (absent without a reference).
-``fairseq_gmlm.diagnostics`` and ``scripts/diagnose.py`` turn the file into a report and plots.
+``fairseq_gmlm.diagnostics`` and ``gmlm-diagnose`` turn the file into a report and plots.
 """
 
 import json

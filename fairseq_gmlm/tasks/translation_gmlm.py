@@ -10,6 +10,7 @@ import logging
 import os
 from argparse import Namespace
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Optional
 
 from omegaconf import II
@@ -17,6 +18,7 @@ from omegaconf import II
 import torch
 from fairseq import metrics, utils
 from fairseq.dataclass import ChoiceEnum
+from fairseq.dataclass.configs import GenerationConfig
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
@@ -26,7 +28,7 @@ from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import (
     LENGTH_CHOICES, STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary,
 )
-from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, predictable
+from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, parse_switch, predictable
 from fairseq_gmlm.generation.trace import TracingGenerator
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
 from fairseq_gmlm.models.warm_start import init_from_ar
@@ -60,9 +62,9 @@ class TranslationGMLMConfig(TranslationConfig):
     refinement_diagnostics: Optional[str] = field(
         default=None,
         metadata={"help": "at generate time, write each sentence's passes (tokens, their log-probs, predicted "
-                          "and reference length) to this file as JSON lines; scripts/diagnose.py reports on it"},
+                          "and reference length) to this file as JSON lines; gmlm-diagnose reports on it"},
     )
-    # ---- decoding (also used by unrolled training to build the next stage's input) ----
+    # ---- decoding (unrolled training has its own: gmlm_loss's --train-* options) ----
     decoder_init: ChoiceEnum(["mask", "random"]) = field(
         default="mask", metadata={"help": "initial decoder tokens: all <mask>, or uniformly random words"}
     )
@@ -119,16 +121,6 @@ class TranslationGMLMConfig(TranslationConfig):
                           "a pass repeats the previous prediction (prediction); --iter-decode-force-max-iter: never"},
     )
     seed: int = II("common.seed")
-
-
-# Decoding options of this task, in RefinementOptions' names.
-_TASK_DECODING = {
-    "decoder_init": "init", "rejecter": "rejecter", "reject_k": "reject_k", "reject_fraction": "reject_fraction",
-    "reject_threshold": "reject_threshold", "stutter_remask": "stutter", "replacement": "replacement",
-    "restarts": "restarts", "length_offsets": "length_offsets", "length_choice": "length_choice",
-    "brevity_penalty": "brevity_alpha",
-    "candidate_score": "score", "stop_rule": "stop",
-}
 
 
 @register_task("translation_gmlm", dataclass=TranslationGMLMConfig)
@@ -241,28 +233,7 @@ class TranslationGMLMTask(TranslationTask):
 
     def refinement_options(self, args=None) -> RefinementOptions:
         """Decoding options from generation ``args`` (fairseq's flags and, where given, ours), else the task's."""
-        args = args if args is not None else Namespace()
-        if getattr(args, "iter_decode_eos_penalty", 0.0) > 0:
-            raise UsageError("--iter-decode-eos-penalty is not supported by translation_gmlm; use --brevity-penalty")
-        if getattr(args, "iter_decode_with_external_reranker", False):
-            raise UsageError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
-        ours = {name: getattr(args, task_name, getattr(self.cfg, task_name)) for task_name, name in _TASK_DECODING.items()}
-        for name in ("init", "rejecter", "replacement", "score", "stop", "length_choice"):  # ChoiceEnum -> str
-            ours[name] = str(ours[name])
-        ours["stutter"] = parse_switch("--stutter-remask", ours["stutter"])
-        return RefinementOptions(
-            max_iter=getattr(args, "iter_decode_max_iter", 10),
-            length_candidates=getattr(args, "iter_decode_with_beam", 1),
-            early_stop=not getattr(args, "iter_decode_force_max_iter", False),
-            retain_history=getattr(args, "retain_iter_history", False),
-            retain_dropout=getattr(args, "retain_dropout", False),
-            sampling=getattr(args, "sampling", False),
-            temperature=getattr(args, "temperature", 1.0),
-            top_k=max(getattr(args, "sampling_topk", -1), 0),
-            max_len_a=getattr(args, "max_len_a", 0.0),
-            max_len_b=getattr(args, "max_len_b", 200),
-            **ours,
-        ).check()
+        return refinement_options(self.cfg, args if args is not None else Namespace()).check()
 
     def build_generator(self, models, args, **unused):
         self.inference_source_limit = min(model.max_positions()[0] for model in models)
@@ -350,13 +321,29 @@ def bleu_or_zero(meters) -> float:
     return round(bleu.score, 2)
 
 
-def parse_switch(flag: str, value) -> bool:
-    """'on'/'off' from the command line; a bool is accepted from Python and --eval-bleu-args JSON."""
-    if isinstance(value, bool):
-        return value
-    if str(value) not in ("on", "off"):
-        raise UsageError(f"{flag} must be 'on' or 'off', got {value!r}")
-    return str(value) == "on"
+GENERATION_DEFAULTS = GenerationConfig()  # fairseq's generation flags, where ``args`` lacks one
+
+
+def refinement_options(cfg: TranslationGMLMConfig, args: Namespace) -> RefinementOptions:
+    """Unchecked RefinementOptions: fairseq's generation flags from ``args`` (its defaults where missing), this
+    task's decoding options from ``args`` where given (``--eval-bleu-args``, tests), else from ``cfg``."""
+    def flag(name):
+        return getattr(args, name, getattr(GENERATION_DEFAULTS, name))
+
+    if flag("iter_decode_eos_penalty") > 0:
+        raise UsageError("--iter-decode-eos-penalty is not supported by translation_gmlm; use --brevity-penalty")
+    if flag("iter_decode_with_external_reranker"):
+        raise UsageError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
+    fairseq = dict(
+        max_iter=flag("iter_decode_max_iter"), length_candidates=flag("iter_decode_with_beam"),
+        sampling=flag("sampling"), temperature=flag("temperature"), top_k=max(flag("sampling_topk"), 0),
+        max_len_a=flag("max_len_a"), max_len_b=flag("max_len_b"), early_stop=not flag("iter_decode_force_max_iter"),
+        retain_history=flag("retain_iter_history"), retain_dropout=flag("retain_dropout"),
+    )
+    ours = {name: getattr(args, name, getattr(cfg, name)) for name in RefinementOptions._fields if name not in fairseq}
+    ours = {name: str(value) if isinstance(value, Enum) else value for name, value in ours.items()}  # ChoiceEnum
+    ours["stutter_remask"] = parse_switch("--stutter-remask", ours["stutter_remask"])
+    return RefinementOptions(**fairseq, **ours)
 
 
 def parse_probability(flag: str, value) -> Optional[float]:

@@ -6,6 +6,8 @@ import os
 import platform
 from pathlib import Path
 
+from benchmarks.harness.paths import relative
+
 logger = logging.getLogger("benchmark.report")
 REFERENCE = "ar_beam4"  # speed-ups are relative to AR beam 4 at the same batch size
 
@@ -148,6 +150,8 @@ def plot(tables: dict, path: Path) -> None:
 
 
 def write_report(result: dict, out_dir: Path) -> None:
+    """RESULTS.md, results.json (paths relative to the repository) and tradeoff.png into OUT_DIR."""
+    result = relative(result)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(result, indent=1))
     (out_dir / "RESULTS.md").write_text(markdown(result))

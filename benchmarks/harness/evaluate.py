@@ -1,38 +1,15 @@
 """Stage 5: sacreBLEU and chrF of every configuration on every test set (detokenized, with signatures)."""
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from benchmark.systems import translate
+from benchmarks.harness.cache import cached_json
+from benchmarks.harness.systems import translate
+from fairseq_gmlm.cli.split_decoding import score
 
 logger = logging.getLogger("benchmark.evaluate")
 EVAL_BATCH = 64
-
-
-def score(hypotheses: list, reference_file: str) -> dict:
-    import sacrebleu
-
-    references = Path(reference_file).read_text(encoding="utf-8").splitlines()
-    if len(references) != len(hypotheses):
-        raise RuntimeError(f"{len(hypotheses)} translations for {len(references)} lines of {reference_file}")
-    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
-    bleu_score = bleu.corpus_score(hypotheses, [references])
-    return {"bleu": bleu_score.score, "chrf": chrf.corpus_score(hypotheses, [references]).score,
-            "bleu_signature": str(bleu.get_signature()), "chrf_signature": str(chrf.get_signature()),
-            "length_ratio": bleu_score.sys_len / max(bleu_score.ref_len, 1),
-            "repeated_words": repeated_word_share(hypotheses),
-            "reference_repeated_words": repeated_word_share(references)}
-
-
-def repeated_word_share(lines: list) -> float:
-    """The share of LINES in which some word directly repeats (case-insensitive): the typical error of
-    parallel decoding, where neighbouring positions predict the same word."""
-    def repeats(line: str) -> bool:
-        words = [word.lower() for word in line.split() if any(character.isalnum() for character in word)]
-        return any(first == second for first, second in zip(words, words[1:]))
-    return sum(map(repeats, lines)) / max(len(lines), 1)
 
 
 def evaluate(loaded: dict, configs: list, tests: dict, out_dir: Path) -> list:
@@ -45,7 +22,7 @@ def evaluate(loaded: dict, configs: list, tests: dict, out_dir: Path) -> list:
         ids = list(range(test["sentences"]))
         for config in configs:
             system = loaded[config.model]
-            generator = system.generator(config)
+            generator = system.generator(config.flags)
             torch.manual_seed(1)  # random decoder initialisation and sampling are seeded
             start = time.perf_counter()
             hypotheses, passes = translate(system, generator, config, test["subset"], ids, EVAL_BATCH)
@@ -67,11 +44,6 @@ def mean(values: list):
 
 def evaluate_stage(loaded: dict, configs: list, tests: dict, valid: dict, out_dir: Path) -> dict:
     """Test rows, plus the AR model's valid BLEU (what its tuning is judged on); cached in scores.json."""
-    path = out_dir / "scores.json"
-    if path.exists():
-        logger.info("skip: %s exists", path)
-        return json.loads(path.read_text())
-    result = {"test": evaluate(loaded, configs, tests, out_dir),
-              "valid_ar": evaluate(loaded, [c for c in configs if c.model == "ar"], {"valid": valid}, out_dir)}
-    path.write_text(json.dumps(result, indent=1))
-    return result
+    return cached_json(out_dir / "scores.json", lambda: {
+        "test": evaluate(loaded, configs, tests, out_dir),
+        "valid_ar": evaluate(loaded, [c for c in configs if c.model == "ar"], {"valid": valid}, out_dir)})

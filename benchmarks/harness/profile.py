@@ -7,14 +7,14 @@ rest (beam search or refinement bookkeeping, batching, detokenization: Python an
 number of decoder calls. Timers wrap the instances' own methods for one run and are removed after it.
 """
 
-import json
 import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmark.speed import synchronize
-from benchmark.systems import TARGET_PASSES, translate
+from benchmarks.harness.cache import cached_json
+from benchmarks.harness.speed import synchronize
+from benchmarks.harness.systems import TARGET_PASSES, translate
 
 logger = logging.getLogger("benchmark.profile")
 
@@ -68,7 +68,7 @@ def profile(loaded: dict, configs: list, tests: dict, sentences: int) -> list:
         ids = list(range(min(sentences, test["sentences"])))
         for config in wanted:
             system = loaded[config.model]
-            generator = system.generator(config)
+            generator = system.generator(config.flags)
             translate(system, generator, config, test["subset"], ids[:2], 1)  # warm-up
             torch.manual_seed(1)
             with timed_calls(system.models, system.device) as totals:
@@ -91,11 +91,4 @@ def profile(loaded: dict, configs: list, tests: dict, sentences: int) -> list:
 
 def profile_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, sentences: int) -> list:
     """profile(...) rows, cached in OUT_DIR/profile.json."""
-    path = out_dir / "profile.json"
-    if path.exists():
-        logger.info("skip: %s exists", path)
-        return json.loads(path.read_text())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = profile(loaded, configs, tests, sentences)
-    path.write_text(json.dumps(rows, indent=1))
-    return rows
+    return cached_json(out_dir / "profile.json", lambda: profile(loaded, configs, tests, sentences))

@@ -5,13 +5,13 @@ configurations interleaved (the order rotates each round, so drift and cache eff
 the median is kept. On CUDA the timers synchronise the device. Each run's sentence count is checked.
 """
 
-import json
 import logging
 import statistics
 import time
 from pathlib import Path
 
-from benchmark.systems import translate
+from benchmarks.harness.cache import cached_json
+from benchmarks.harness.systems import translate
 
 logger = logging.getLogger("benchmark.speed")
 
@@ -37,7 +37,7 @@ def timed_run(system, generator, config, subset: str, ids: list, batch_size: int
 
 def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, large_batch: int, repeats: int) -> list:
     """Rows {corpus, config, latency_ms, throughput, ...} with the median over REPEATS interleaved rounds."""
-    generators = {config.key: loaded[config.model].generator(config) for config in configs}
+    generators = {config.key: loaded[config.model].generator(config.flags) for config in configs}
     rows = []
     for corpus, test in tests.items():
         all_ids = list(range(test["sentences"]))
@@ -77,11 +77,5 @@ def summary(corpus: str, config, runs: dict, latency_sentences: int, sentences: 
 
 def speed_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, machine: dict, **options) -> dict:
     """{"machine": MACHINE, "rows": measure(...)}, cached in OUT_DIR/speed.json."""
-    path = out_dir / "speed.json"
-    if path.exists():
-        logger.info("skip: %s exists", path)
-        return json.loads(path.read_text())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine, "rows": measure(loaded, configs, tests, **options)}
-    path.write_text(json.dumps(result, indent=1))
-    return result
+    return cached_json(out_dir / "speed.json",
+                       lambda: {"machine": machine, "rows": measure(loaded, configs, tests, **options)})

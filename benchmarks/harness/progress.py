@@ -1,4 +1,4 @@
-"""One progress line per stage of a long pipeline (run_benchmark.py, ablate.py), with the time elapsed."""
+"""One progress line per stage of a long pipeline (run.py, ablate.py), with the time elapsed."""
 
 import time
 

@@ -1,34 +1,18 @@
-"""Stage 6 of scripts/ablate.py: ablations/RESULTS.md, ablations/results.json and ablations/passes.png."""
+"""Stage 6 of ablate.py: ablations/RESULTS.md, ablations/results.json and ablations/passes.png."""
 
 import json
 import logging
-import os
 from pathlib import Path
 
-from benchmark.report import fmt, percent
+from benchmarks.harness.paths import relative
+from benchmarks.harness.report import fmt, percent
 
 logger = logging.getLogger("benchmark.ablation_report")
-ROOT = Path(__file__).resolve().parents[2]
 TARGET_PASSES = 5  # the main table's configuration: <variant>_p5
 TWIN = "ar_twin_beam4"  # the 100% of the "% of AR twin" column
 AR_ROWS = {"teacher_beam4": ("teacher", "teacher, beam 4"), "ar_twin_beam4": ("ar_twin", "AR twin, beam 4"),
            "ar_twin_greedy": ("ar_twin", "AR twin, greedy")}  # config -> (model, label)
 COLUMNS = ("BLEU", "chrF", "% of AR twin", "length ratio", "repeats")
-
-
-def relative(value):
-    """VALUE with every string that is an absolute path under the repository root made relative to it."""
-    if isinstance(value, dict):
-        return {key: relative(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [relative(item) for item in value]
-    if isinstance(value, Path):
-        value = str(value)
-    if isinstance(value, str) and os.path.isabs(value):
-        path = Path(os.path.normpath(value))
-        if path.is_relative_to(ROOT):
-            return str(path.relative_to(ROOT)) or "."
-    return value
 
 
 def share(value) -> str:

@@ -5,9 +5,10 @@ system shares (dropout, label smoothing, learning rate), and the winner's flags 
 model, so all systems keep the same recipe and budget. Each variant costs one full training budget.
 """
 
-import json
 import logging
 from pathlib import Path
+
+from benchmarks.harness.cache import cached_json
 
 logger = logging.getLogger("benchmark.tuning")
 
@@ -26,9 +27,10 @@ def tune(variants: list, train, score, record_path: Path) -> dict:
 
     Returns (and caches in RECORD_PATH) {"variants": {name: {flags, checkpoint, bleu, chrf}}, "chosen": name}.
     """
-    if record_path.exists():
-        logger.info("skip: %s exists", record_path)
-        return json.loads(record_path.read_text())
+    return cached_json(record_path, lambda: train_and_score(variants, train, score))
+
+
+def train_and_score(variants: list, train, score) -> dict:
     unknown = [name for name in variants if name not in AR_VARIANTS]
     if unknown:
         raise SystemExit(f"--tune-ar: unknown variants {unknown} (choose from {', '.join(AR_VARIANTS)})")
@@ -37,7 +39,4 @@ def tune(variants: list, train, score, record_path: Path) -> dict:
         checkpoint = train(f"ar-{name}", AR_VARIANTS[name])
         results[name] = {"flags": AR_VARIANTS[name], "checkpoint": str(checkpoint), **score(checkpoint)}
         logger.info("AR variant %s: valid BLEU %.2f", name, results[name]["bleu"])
-    chosen = max(results, key=lambda name: results[name]["bleu"])
-    record = {"variants": results, "chosen": chosen}
-    record_path.write_text(json.dumps(record, indent=1))
-    return record
+    return {"variants": results, "chosen": max(results, key=lambda name: results[name]["bleu"])}

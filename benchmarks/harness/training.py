@@ -17,15 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-logger = logging.getLogger("benchmark.training")
+from benchmarks.harness.paths import ROOT, shown
+from fairseq_gmlm.cli import PLUGIN
 
-ROOT = Path(__file__).resolve().parents[2]
-PLUGIN = str(ROOT / "fairseq_gmlm")
+logger = logging.getLogger("benchmark.training")
 
 
 def gmlm_shape(arch: str) -> dict:
     """d_model, heads, d_ff and layer counts of a gmlm_t5 preset (its config's defaults where it sets none)."""
-    sys.path.insert(0, str(ROOT))
     from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config
 
     if arch not in ARCHITECTURES:
@@ -97,15 +96,16 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     return final
 
 
-def shown(command: list) -> str:
-    """COMMAND as a user would type it: tools by name, paths inside the repository relative to it."""
-    parts = [Path(part).name if index == 0 else part for index, part in enumerate(command)]
-    root = str(ROOT) + os.sep
-    return " ".join(quote(part.replace(root, "")) for part in map(str, parts))
-
-
-def quote(part: str) -> str:
-    return f"'{part}'" if re.search(r"[\s()']", part) else part
+def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: bool) -> str:
+    """Stage 3: gmlm-distill re-translates DATA_BIN's training set with TEACHER (beam 4) into WORK/distill;
+    the command goes to WORK/distill.command.txt. Returns the distilled binaries' folder."""
+    out = work / "distill"
+    command = [sys.executable, "-m", "fairseq_gmlm.cli.distill", "--data", data_bin, "--path", str(teacher),
+               "--out", str(out), "--src", src, "--tgt", tgt, "--beam", "4"] + (["--cpu"] if cpu else [])
+    (work / "distill.command.txt").write_text(shown(["python", *command[1:]]) + "\n")
+    if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(ROOT))).returncode != 0:
+        raise SystemExit(f"distillation failed; see {out}")
+    return str(out / "bin")
 
 
 def run_logged(name: str, command: list, log_path: Path) -> None:

@@ -1,0 +1,211 @@
+"""Which ingredients make the GMLM translate: every recipe variant trained for the same wall-clock budget.
+
+    python -m benchmarks.harness.ablate --work work/ablate             # the full table (about 80 min, 2 CPU cores)
+    python -m benchmarks.harness.ablate --work work/ablate-tiny --tiny # toy run, a few minutes
+
+from the repository root (``python scripts/ablate.py`` runs the same).
+
+Stages (each skips when its outputs exist, so rerunning the command resumes):
+  1 prepare   union of --corpora (training, valid), joint sentencepiece; each corpus's valid set apart
+  2 teacher   t5_ar at the GMLM's shape for --ar-minutes: the warm start of every warm variant and the
+            distillation teacher
+  3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4)
+  4 variants  each gmlm_t5 variant for --minutes; beside them the AR twin, the teacher trained on for
+            --minutes more (so it gets at least the warm-started GMLM's total: --ar-minutes + --minutes)
+  5 evaluate  sacreBLEU and chrF on every corpus's valid set: each variant at several pass counts, the AR twin
+            and the teacher with beam 4 and greedy
+  6 report    RESULTS.md, results.json and passes.png under --results
+
+Training runs --parallel jobs at a time with --threads torch threads each (default 2 x 1 thread on 2 cores),
+so every job gets the same share of the machine; each job's updates are reported.
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+from benchmarks.harness import evaluate, systems, training
+from benchmarks.harness.cache import cached_json
+from benchmarks.harness.paths import CORPORA, ROOT, shown
+from benchmarks.harness.progress import Progress
+from fairseq_gmlm.cli.prepare_data import prepare_corpora
+
+logger = logging.getLogger("ablate")
+STAGES = 6
+POSITIONS = ["--position-input"]
+
+
+def variant(description: str, data: str = "distill", warm: bool = True, flags=()) -> dict:
+    return {"description": description, "data": data, "warm": warm, "flags": list(flags)}
+
+
+# One factor at a time around the base recipe (warm start, learned decoder positions, distilled targets).
+VARIANTS = {
+    "base": variant("warm start, learned positions, distilled", flags=[*POSITIONS, "learned"]),
+    "no_positions": variant("no position input", flags=[*POSITIONS, "none"]),
+    "mask_range": variant("mask-range decoder start", flags=[*POSITIONS, "mask-range"]),
+    "positional_attention": variant("positional attention", flags=[*POSITIONS, "positional-attention"]),
+    "scratch": variant("from scratch (no warm start)", warm=False, flags=[*POSITIONS, "learned"]),
+    "glancing": variant("glancing training (ratio 0.5)", flags=[*POSITIONS, "learned", "--glancing-ratio", "0.5"]),
+    "stages2": variant("--train-stages 2", flags=[*POSITIONS, "learned", "--train-stages", "2"]),
+    "raw": variant("raw (not distilled) targets", data="raw", flags=[*POSITIONS, "learned"]),
+    "lr5e-4": variant("peak learning rate 5e-4 instead of 1e-3", flags=[*POSITIONS, "learned", "--lr", "5e-4"]),
+    "inverse_ratio": variant("masked-diffusion loss weighting (1 / noise ratio)",
+                             flags=[*POSITIONS, "learned", "--loss-weighting", "inverse-ratio"]),
+    "skips_length": variant("cross-attention skips the <length> state (PaDIR)",
+                            flags=[*POSITIONS, "learned", "--cross-attention-skips-length"]),
+    "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)",
+                          flags=[*POSITIONS, "learned"]),
+}
+PASSES = (1, 2, 3, 5, 10)
+TARGET_PASSES = 5  # --iter-decode-max-iter 4
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="working folder (data, models, scores)")
+    parser.add_argument("--corpora", nargs="+", default=CORPORA,
+                        help="folders holding {train,valid,test}.{SRC,TGT}; trained on their union, scored apart")
+    parser.add_argument("--src", default="de"), parser.add_argument("--tgt", default="en")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="variants to train (default: all)")
+    parser.add_argument("--minutes", type=float, help="training budget of every variant and of the AR twin's extra time (default 10)")
+    parser.add_argument("--ar-minutes", type=float, help="training budget of the teacher (default 20)")
+    parser.add_argument("--tiny", action="store_true", help="toy run: sliced corpora, tiny models, few updates")
+    parser.add_argument("--arch", help="gmlm_t5 preset (default gmlm_t5_mini; tiny: gmlm_t5_tiny); t5_ar takes the same shape")
+    parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
+    parser.add_argument("--max-update", type=int, help="updates per model on top of the time budget (tiny: 20)")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout of every model (0.1 measured best for the AR baseline)")
+    parser.add_argument("--parallel", type=int, default=2, help="training jobs at a time")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
+    parser.add_argument("--stop-after", type=int, choices=range(1, STAGES + 1), metavar="STAGE",
+                        help="stop after this stage (1-6)")
+    parser.add_argument("--results", help="where the report goes (default ablations/; tiny: WORK/ablations)")
+    args = parser.parse_args(argv)
+    defaults = ({"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 20, "minutes": 2.0, "ar_minutes": 2.0}
+                if args.tiny else
+                {"arch": "gmlm_t5_mini", "vocab_size": 3000, "max_update": 0, "minutes": 10.0, "ar_minutes": 20.0})
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.parallel < 1 or args.threads < 1:
+        raise SystemExit("--parallel and --threads must be >= 1")
+    args.work = Path(args.work)
+    args.results = Path(args.results or (args.work / "ablations" if args.tiny else ROOT / "ablations"))
+    args.variants = args.variants or list(VARIANTS)
+    return args
+
+
+def base_flags(args, kind: str, minutes: float, max_update: int = None) -> list:
+    return training.system_flags(kind, args.arch) + training.common_flags(
+        minutes, args.max_update if max_update is None else max_update, args.tiny, cpu=True,
+        save_every=100 if not args.tiny else 10, keep=1, dropout=args.dropout)
+
+
+def train_teacher(args, data_bin: str) -> Path:
+    return training.train("teacher", data_bin, args.work / "models" / "teacher", base_flags(args, "t5_ar", args.ar_minutes), 1)
+
+
+def train_twin(args, data_bin: str, teacher_dir: Path) -> Path:
+    """The teacher trained on: a copy of its last state resumed with a budget of --ar-minutes + --minutes (fairseq
+    counts the training time saved in the checkpoint)."""
+    twin_dir = args.work / "models" / "ar_twin"
+    twin_dir.mkdir(parents=True, exist_ok=True)
+    if not (twin_dir / "checkpoint_last.pt").exists() and not (twin_dir / "final.pt").exists():
+        shutil.copy(teacher_dir / "checkpoint_last.pt", twin_dir / "checkpoint_last.pt")
+    flags = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, 2 * args.max_update)  # (0: no update limit)
+    return training.train("ar_twin", data_bin, twin_dir, flags, 1)
+
+
+def train_variant(args, name: str, data: dict, teacher: Path) -> Path:
+    spec = VARIANTS[name]
+    flags = base_flags(args, "gmlm", args.minutes) + spec["flags"]
+    if spec["warm"]:
+        flags += ["--init-from-ar", str(teacher)]
+    return training.train(name, data[spec["data"]], args.work / "models" / name, flags, 1)
+
+
+def updates_of(checkpoint: Path) -> int:
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return int(state["optimizer_history"][-1]["num_updates"])
+
+
+def configs(names: list) -> list:
+    rows = [systems.Config("teacher_beam4", "teacher (t5_ar), beam 4", "teacher", None, ["--beam", "4"]),
+            systems.Config("ar_twin_beam4", "AR twin (t5_ar), beam 4", "ar_twin", None, ["--beam", "4"]),
+            systems.Config("ar_twin_greedy", "AR twin (t5_ar), greedy", "ar_twin", None, ["--beam", "1"])]
+    for name in names:
+        rows += [systems.Config(f"{name}_p{p}", name, name, p, ["--iter-decode-max-iter", str(p - 1)]) for p in PASSES]
+    return rows
+
+
+def evaluate_all(args, info: dict, checkpoints: dict) -> list:
+    return cached_json(args.work / "eval" / "scores.json", lambda: evaluate_variants(args, info, checkpoints))
+
+
+def evaluate_variants(args, info: dict, checkpoints: dict) -> list:
+    import torch
+
+    torch.set_num_threads(args.parallel * args.threads)
+    tasks = {name: ("translation" if name in ("teacher", "ar_twin") else "translation_gmlm") for name in checkpoints}
+    systems.MODEL_TASKS.update(tasks)
+    subsets = [valid["subset"] for valid in info["valids"].values()]
+    loaded = systems.load_all({name: str(path) for name, path in checkpoints.items()}, info["bin"], args.src,
+                              args.tgt, subsets, "cpu", "fp32")
+    return evaluate.evaluate(loaded, configs([name for name in args.variants]), info["valids"], args.work / "eval")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # every training subprocess
+    progress = Progress(STAGES)
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    progress.stage(1, f"prepare {', '.join(args.corpora)}")
+    info = prepare_corpora(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
+    progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min)")
+    teacher = train_teacher(args, info["bin"])
+    progress.stage(3, "distill the training set with the teacher (beam 4)")
+    data = {"raw": info["bin"], "distill": training.distill(args.work, info["bin"], teacher, args.src, args.tgt, True)}
+    if args.stop_after == 3:
+        return
+    jobs = {"ar_twin": lambda: train_twin(args, info["bin"], teacher.parent)}
+    jobs.update({name: (lambda name=name: train_variant(args, name, data, teacher)) for name in args.variants})
+    progress.stage(4, f"train {len(jobs)} models, {args.minutes} min each, {args.parallel} at a time")
+    with ThreadPoolExecutor(args.parallel) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        checkpoints = {name: future.result() for name, future in futures.items()}
+    checkpoints["teacher"] = teacher
+    if args.stop_after == 4:
+        return
+    progress.stage(5, f"evaluate on {', '.join(info['valids'])} valid sets")
+    rows = evaluate_all(args, info, checkpoints)
+    if args.stop_after == 5:
+        return
+    progress.stage(6, f"report to {args.results}")
+    write_report(args, info, rows, {name: updates_of(path) for name, path in checkpoints.items()})
+    progress.stage(6, "done")
+
+
+def write_report(args, info: dict, rows: list, updates: dict) -> None:
+    from benchmarks.harness.ablation_report import write
+
+    record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny,
+              "arch": args.arch, "minutes": args.minutes, "ar_minutes": args.ar_minutes, "dropout": args.dropout,
+              "parallel": args.parallel, "threads": args.threads, "train_pairs": info["train_pairs"],
+              "corpora": [Path(corpus).name for corpus in info["corpora"]],
+              "variants": {name: dict(VARIANTS[name], updates=updates[name]) for name in args.variants},
+              "updates": updates, "rows": rows,
+              "command": shown(["python", "-m", "benchmarks.harness.ablate", *sys.argv[1:]])}
+    write(record, args.results)
+
+
+if __name__ == "__main__":
+    main()

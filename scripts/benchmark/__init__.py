@@ -1,1 +1,0 @@
-"""Stages of ``scripts/run_benchmark.py``: corpora, training, evaluation, speed, report."""
