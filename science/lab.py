@@ -60,14 +60,22 @@ def binarise(folder: Path, splits: Dict[str, Sequence[Pair]]) -> Path:
     return data
 
 
-def train(data: Path, save_dir: Path, updates: int, *flags: str, seed: int = 1, ar: bool = False) -> Path:
-    """Train a tiny gmlm_t5 (or, with ``ar``, a t5_ar) for ``updates`` updates; returns the checkpoint path."""
-    checkpoint = save_dir / "checkpoint_last.pt"
-    if checkpoint.exists():
-        return checkpoint
-    run("fairseq-train", data, "--user-dir", PLUGIN, *(AR_FLAGS if ar else TRAIN_FLAGS),
-        "--max-update", updates, "--seed", seed, "--save-dir", save_dir, *flags)
-    return checkpoint
+def train(data: Path, save_dir: Path, updates: int, *flags: str, seed: int = 1, ar: bool = False,
+          validate_every: Optional[int] = None) -> Path:
+    """Train a tiny gmlm_t5 (or, with ``ar``, a t5_ar) for ``updates`` updates; returns the checkpoint path.
+
+    ``validate_every``: early stopping. Score the valid split every that many updates with the model's own
+    training loss and return the checkpoint where it was lowest, instead of the last one."""
+    last, best = save_dir / "checkpoint_last.pt", save_dir / "checkpoint_best.pt"
+    if not last.exists():  # written when training ends
+        recipe = AR_FLAGS if ar else TRAIN_FLAGS
+        if validate_every:
+            recipe = [f for f in recipe if f != "--disable-validation"] + [
+                "--validate-interval-updates", str(validate_every), "--save-interval-updates", str(validate_every),
+                "--keep-interval-updates", "1", "--best-checkpoint-metric", "loss"]
+        run("fairseq-train", data, "--user-dir", PLUGIN, *recipe, "--max-update", updates, "--seed", seed,
+            "--save-dir", save_dir, *flags)
+    return best if validate_every else last
 
 
 class Model:
