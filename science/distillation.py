@@ -24,7 +24,7 @@ from science.masking_ratio import LENGTH, make_source
 BETA = 1.5
 DECODINGS = {"1 pass, argmax": (1, "linear", False), "1 pass, sampling": (1, "linear", True),
              "2 passes, sampling": (2, "random", True), "6 passes, sampling": (6, "random", True)}
-SCALES = {"full": dict(train=4000, updates=2000, test=400), "small": dict(train=2000, updates=1000, test=200)}
+SCALES = {"full": dict(train=4000, updates=2000, test=400), "small": dict(train=3000, updates=1500, test=200)}
 
 
 def joint(source: str) -> dist.Distribution:
@@ -53,16 +53,19 @@ def run(work: Path, scale: str = "full", seed: int = 1) -> Dict:
     size = SCALES[scale]
     rng = random.Random(seed)
     raw = lab.binarise(work / "raw", {"train": corpus(size["train"], rng), "valid": corpus(20, rng)})
-    teacher = lab.train(raw, work / "teacher", size["updates"], seed=seed, ar=True)
+    teacher, raw_student = lab.train_all([
+        dict(data=raw, save_dir=work / "teacher", updates=size["updates"], seed=seed, ar=True),
+        dict(data=raw, save_dir=work / "gmlm_raw", updates=size["updates"], seed=seed)])
     distilled = work / "distilled"
     if not (distilled / "bin" / "dict.tgt.txt").exists():
         lab.run("gmlm-distill", "--data", raw, "--path", teacher, "--out", distilled, "--src", "src", "--tgt", "tgt",
                 "--cpu")
-    data = {"raw": raw, "distilled": distilled / "bin"}
+    students = {"raw": (raw_student, raw), "distilled": (
+        lab.train(distilled / "bin", work / "gmlm_distilled", size["updates"], seed=seed), distilled / "bin")}
     tests = [make_source(rng) for _ in range(size["test"])]
     rows = []
-    for name, folder in data.items():
-        model = lab.Model(lab.train(folder, work / f"gmlm_{name}", size["updates"], seed=seed), folder)
+    for name, (checkpoint, folder) in students.items():
+        model = lab.Model(checkpoint, folder)
         row = {"data": name}
         for label, (passes, rejecter, sampling) in DECODINGS.items():
             row[label] = failure_rate(tests, model.decode(tests, lab.refinement_flags(passes, rejecter, sampling),

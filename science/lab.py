@@ -9,6 +9,7 @@ the source one, as the project's recipe does.
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from argparse import Namespace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -60,7 +61,7 @@ def binarise(folder: Path, splits: Dict[str, Sequence[Pair]]) -> Path:
     return data
 
 
-def train(data: Path, save_dir: Path, updates: int, *flags: str, seed: int = 1, ar: bool = False,
+def train(data: Path, save_dir: Path, updates: int, flags: Sequence[str] = (), *, seed: int = 1, ar: bool = False,
           validate_every: Optional[int] = None) -> Path:
     """Train a tiny gmlm_t5 (or, with ``ar``, a t5_ar) for ``updates`` updates; returns the checkpoint path.
 
@@ -76,6 +77,12 @@ def train(data: Path, save_dir: Path, updates: int, *flags: str, seed: int = 1, 
         run("fairseq-train", data, "--user-dir", PLUGIN, *recipe, "--max-update", updates, "--seed", seed,
             "--save-dir", save_dir, *flags)
     return best if validate_every else last
+
+
+def train_all(jobs: Sequence[dict], workers: int = 2) -> List[Path]:
+    """``train(**job)`` for each job, ``workers`` at a time (each on one thread); checkpoints in job order."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: train(**job), jobs))
 
 
 class Model:

@@ -25,7 +25,7 @@ LENGTH = 6
 BETA = 1.0
 RATIOS = {"0.15": "0.15", "0.5": "0.5", "U(0,1)": "uniform", "U(0.5,1)": "0.5:1"}
 SCALES = {"full": dict(sizes=(250, 1000, 4000), updates=1500, contexts=600),
-          "small": dict(sizes=(2000,), updates=1000, contexts=300)}
+          "small": dict(sizes=(2000,), updates=800, contexts=300)}
 VALIDATE_EVERY = 100
 
 
@@ -79,14 +79,15 @@ def run(work: Path, scale: str = "full", seed: int = 1, ratios=tuple(RATIOS)) ->
     evaluation = contexts(size["contexts"], random.Random(seed + 1000))
     pool = corpus(max(size["sizes"]), rng)  # the smaller training sets are prefixes of the largest
     held_out = corpus(500, rng)
-    rows = []
-    for count in size["sizes"]:
-        data = lab.binarise(work / f"n{count}" / "data", {"train": pool[:count], "valid": held_out})
-        for name in ratios:
-            checkpoint = lab.train(data, work / f"n{count}" / name, size["updates"], "--mask-ratio", RATIOS[name],
-                                   "--random-token-prob", "0", "--keep-prob", "0", seed=seed,
-                                   validate_every=VALIDATE_EVERY)
-            rows.append(dict(pairs=count, ratio=name, **divergences(lab.Model(checkpoint, data), evaluation)))
+    data = {count: lab.binarise(work / f"n{count}" / "data", {"train": pool[:count], "valid": held_out})
+            for count in size["sizes"]}
+    runs = [(count, name) for count in size["sizes"] for name in ratios]
+    checkpoints = lab.train_all([
+        dict(data=data[count], save_dir=work / f"n{count}" / name, updates=size["updates"], seed=seed,
+             flags=("--mask-ratio", RATIOS[name], "--random-token-prob", "0", "--keep-prob", "0"),
+             validate_every=VALIDATE_EVERY) for count, name in runs])
+    rows = [dict(pairs=count, ratio=name, **divergences(lab.Model(checkpoint, data[count]), evaluation))
+            for (count, name), checkpoint in zip(runs, checkpoints)]
     return {"scale": scale, "seed": seed, "updates": size["updates"], "contexts": size["contexts"], "rows": rows,
             "sizes": list(size["sizes"]), "ratios": list(ratios)}
 

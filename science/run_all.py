@@ -72,7 +72,8 @@ def write_results(out: Path) -> None:
                 "`gmlm_t5` models (d_model 64, 2+2 layers, learned positions) with the real `fairseq-train` and "
                 "decoding with the project's generator. Regenerate everything with `python -m science.run_all` "
                 "(minutes per experiment below; 27.5 minutes in all on 2 cores on 2026-12-01, while other training "
-                "shared them). Each experiment states what it shows in a **Reading**; `tests/test_science.py` "
+                "shared them and with the masking-ratio models trained one at a time; they now train two at a "
+                "time). Each experiment states what it shows in a **Reading**; `tests/test_science.py` "
                 "asserts each at a small scale.\n"]
     for name, (module, title, reading) in EXPERIMENTS.items():
         path = out / f"{name}.json"
