@@ -12,9 +12,8 @@ sampling floor is the TV that as many exact samples show.
     python -m science.dependence --work work/science
 """
 
-import argparse
-import json
 import random
+import sys
 from pathlib import Path
 from typing import Dict
 
@@ -58,19 +57,19 @@ def run(work: Path, scale: str = "full", seed: int = 1) -> Dict:
     rng = random.Random(seed)
     data = lab.binarise(work / "data", {"train": corpus(size["train"], rng), "valid": corpus(10, rng)})
     model = lab.Model(lab.train(data, work / "model", size["updates"], seed=seed), data)
-    rows = []
+    chains, rows = {}, []
     for k, beta in enumerate(BETAS):
         exact = joint(beta)
-        floor = dist.expected_sampling_tv(exact, size["samples"], random.Random(seed))
+        chains[str(beta)] = dict(floor=dist.expected_sampling_tv(exact, size["samples"], random.Random(seed)),
+                                 product_tv=dist.total_variation(dist.product_of_marginals(exact), exact),
+                                 agreement=agreement(exact), total_correlation=dist.total_correlation(exact))
         for rejecter, passes in ((r, p) for r in REJECTERS for p in PASSES):
             outputs = model.decode([f"B{k}"] * size["samples"], lab.refinement_flags(passes, rejecter, True), seed=seed)
             found = dist.empirical(outputs)
-            rows.append(dict(beta=beta, passes=passes, rejecter=rejecter, tv=dist.total_variation(found, exact), floor=floor,
-                             product_tv=dist.total_variation(dist.product_of_marginals(exact), exact),
-                             agreement=agreement(found), true_agreement=agreement(exact),
-                             total_correlation=dist.total_correlation(exact)))
+            rows.append(dict(beta=beta, passes=passes, rejecter=rejecter, tv=dist.total_variation(found, exact),
+                             agreement=agreement(found)))
     return {"scale": scale, "seed": seed, "updates": size["updates"], "train_per_beta": size["train"],
-            "samples": size["samples"], "rows": rows,
+            "samples": size["samples"], "chains": chains, "rows": rows,
             "passes_needed": {str(beta): passes_needed(rows, beta) for beta in BETAS}}
 
 
@@ -82,17 +81,18 @@ def report(results: Dict) -> str:
     for beta in BETAS:
         for rejecter in REJECTERS:
             cells = {r["passes"]: r for r in rows if r["beta"] == beta and r["rejecter"] == rejecter}
-            first = cells[PASSES[0]]
-            table.append([beta, first["total_correlation"], first["product_tv"], first["floor"], rejecter]
+            chain = results["chains"][str(beta)]
+            table.append([beta, chain["total_correlation"], chain["product_tv"], chain["floor"], rejecter]
                          + [cells[p]["tv"] for p in PASSES]
                          + [results["passes_needed"][str(beta)] if rejecter == "random" else ""])
     agreement_header = ["beta", "true"] + [f"{p} pass{'es' if p > 1 else ''}" for p in PASSES]
-    agreement_table = [[beta, next(r["true_agreement"] for r in rows if r["beta"] == beta)]
+    agreement_table = [[beta, results["chains"][str(beta)]["agreement"]]
                        + [next(r["agreement"] for r in rows if r["beta"] == beta and r["passes"] == p
                                and r["rejecter"] == "random") for p in PASSES]
                        for beta in BETAS]
     return (f"Total variation between {results['samples']} sampled outputs and the exact joint (2^{LENGTH} "
-            f"sequences); passes needed: the fewest whose random-order TV is within {TOLERANCE} of that of {LENGTH} passes (one position per pass: the model's own sequential sampler). Tiny gmlm_t5, "
+            f"sequences); passes needed: the fewest whose random-order TV is within {TOLERANCE} of that of {LENGTH} "
+            f"passes (one position per pass: the model's own sequential sampler). Tiny gmlm_t5, "
             f"{results['updates']} updates on {results['train_per_beta']} pairs per beta; `--sampling` with "
             f"`--rejecter random` (random order) or `linear` (confidence order).\n\n" + lab.markdown_table(header, table)
             + "\nNeighbour agreement P(s_i = s_(i+1)), true and sampled in random order:\n\n"
@@ -100,36 +100,16 @@ def report(results: Dict) -> str:
 
 
 def plot(results: Dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 3.6))
-    for beta in BETAS:
-        rows = [r for r in results["rows"] if r["beta"] == beta and r["rejecter"] == "random"]
-        line, = axis.plot([r["passes"] for r in rows], [r["tv"] for r in rows], marker="o", label=f"beta = {beta}")
-        axis.axhline(rows[0]["floor"], color=line.get_color(), linestyle=":", linewidth=0.8)
-    axis.set_xlabel("decoder passes")
-    axis.set_ylabel("TV to the exact joint")
-    axis.set_title("random-order sampling; dotted: the sampling floor", fontsize=9)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=lab.ROOT / "work" / "science")
-    parser.add_argument("--out", type=Path, default=lab.ROOT / "science")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    args = parser.parse_args(argv)
-    results = run(args.work / "dependence", args.scale)
-    (args.out / "dependence.json").write_text(json.dumps(results, indent=1))
-    plot(results, args.out / "dependence.png")
-    print(report(results))
+    with lab.figure(path, figsize=(5.5, 3.6)) as axis:
+        for beta in BETAS:
+            rows = [r for r in results["rows"] if r["beta"] == beta and r["rejecter"] == "random"]
+            line, = axis.plot([r["passes"] for r in rows], [r["tv"] for r in rows], marker="o", label=f"beta = {beta}")
+            axis.axhline(results["chains"][str(beta)]["floor"], color=line.get_color(), linestyle=":", linewidth=0.8)
+        axis.set_xlabel("decoder passes")
+        axis.set_ylabel("TV to the exact joint")
+        axis.set_title("random-order sampling; dotted: the sampling floor", fontsize=9)
+        axis.legend(fontsize=8)
 
 
 if __name__ == "__main__":
-    main()
+    lab.main(sys.modules[__name__])

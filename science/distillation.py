@@ -11,15 +11,14 @@ source's 90% set (the fewest most probable sequences holding 90% of the exact jo
     python -m science.distillation --work work/science
 """
 
-import argparse
-import json
 import random
+import sys
 from pathlib import Path
 from typing import Dict
 
 from science import distributions as dist
 from science import lab
-from science.masking_ratio import LENGTH, make_source
+from science.masking_ratio import make_source
 
 BETA = 1.5
 DECODINGS = {"1 pass, argmax": (1, "linear", False), "1 pass, sampling": (1, "linear", True),
@@ -28,15 +27,11 @@ SCALES = {"full": dict(train=4000, updates=2000, test=400), "small": dict(train=
 
 
 def joint(source: str) -> dist.Distribution:
-    return dist.chain_joint(BETA, [dist.FIELD_WORDS[w] for w in source.split()])
+    return dist.field_joint(source, BETA)
 
 
 def corpus(count: int, rng: random.Random):
-    pairs = []
-    for _ in range(count):
-        source = make_source(rng)
-        pairs.append((source, " ".join(dist.sample(joint(source), 1, rng)[0])))
-    return pairs
+    return dist.sampled_pairs(count, lambda index, rng: make_source(rng), joint, rng)
 
 
 def failure_rate(sources, outputs) -> float:
@@ -94,36 +89,16 @@ def report(results: Dict) -> str:
 
 
 def plot(results: Dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.4))
-    labels = list(DECODINGS)
-    width = 0.38
-    for offset, row in zip((-width / 2, width / 2), results["rows"]):
-        axis.bar([i + offset for i in range(len(labels))], [row[label] for label in labels], width,
-                 label=f"{row['data']} targets")
-    axis.set_xticks(range(len(labels)), labels, fontsize=8)
-    axis.set_ylabel("outputs outside the 90% set")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=lab.ROOT / "work" / "science")
-    parser.add_argument("--out", type=Path, default=lab.ROOT / "science")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    args = parser.parse_args(argv)
-    results = run(args.work / "distillation", args.scale)
-    (args.out / "distillation.json").write_text(json.dumps(results, indent=1))
-    plot(results, args.out / "distillation.png")
-    print(report(results))
+    with lab.figure(path, figsize=(6, 3.4)) as axis:
+        labels = list(DECODINGS)
+        width = 0.38
+        for offset, row in zip((-width / 2, width / 2), results["rows"]):
+            axis.bar([i + offset for i in range(len(labels))], [row[label] for label in labels], width,
+                     label=f"{row['data']} targets")
+        axis.set_xticks(range(len(labels)), labels, fontsize=8)
+        axis.set_ylabel("outputs outside the 90% set")
+        axis.legend(fontsize=8)
 
 
 if __name__ == "__main__":
-    main()
+    lab.main(sys.modules[__name__])

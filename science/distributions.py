@@ -12,7 +12,7 @@ whose mixture no product of per-position marginals can represent.
 import itertools
 import math
 import random
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 Words = Tuple[str, ...]
 Distribution = Dict[Words, float]
@@ -32,6 +32,16 @@ def chain_joint(beta: float, fields: Sequence[float]) -> Distribution:
     return {words: weight / total for words, weight in weights.items()}
 
 
+def field_source(rng: random.Random, length: int) -> str:
+    """A source of ``length`` field words (FIELD_WORDS), one per target position."""
+    return " ".join(rng.choices(sorted(FIELD_WORDS), k=length))
+
+
+def field_joint(source: str, beta: float) -> Distribution:
+    """The chain with coupling ``beta`` and the fields a field-word source names."""
+    return chain_joint(beta, [FIELD_WORDS[word] for word in source.split()])
+
+
 def two_modes(first: Words, second: Words) -> Distribution:
     """Half the mass on each of two sequences."""
     return {first: 0.5, second: 0.5} if first != second else {first: 1.0}
@@ -40,6 +50,17 @@ def two_modes(first: Words, second: Words) -> Distribution:
 def sample(distribution: Distribution, count: int, rng: random.Random) -> List[Words]:
     sequences = list(distribution)
     return rng.choices(sequences, weights=[distribution[s] for s in sequences], k=count)
+
+
+def sampled_pairs(count: int, make_source: Callable[[int, random.Random], str],
+                  distribution_of: Callable[[str], Distribution], rng: random.Random) -> List[Tuple[str, str]]:
+    """COUNT (source, target) lines: source ``i`` made by ``make_source(i, rng)``, then one target drawn from its
+    exact distribution."""
+    pairs = []
+    for index in range(count):
+        source = make_source(index, rng)
+        pairs.append((source, " ".join(sample(distribution_of(source), 1, rng)[0])))
+    return pairs
 
 
 def empirical(samples: Sequence[Words]) -> Distribution:

@@ -6,11 +6,13 @@ Every word of the synthetic corpora is a whole token (no sentencepiece); the tar
 the source one, as the project's recipe does.
 """
 
+import argparse
+import json
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from argparse import Namespace
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -52,8 +54,7 @@ def binarise(folder: Path, splits: Dict[str, Sequence[Pair]]) -> Path:
     for split, pairs in splits.items():
         (raw / f"{split}.src").write_text("".join(f"{s}\n" for s, _ in pairs))
         (raw / f"{split}.tgt").write_text("".join(f"{t}\n" for _, t in pairs))
-    prefixes = [f"--{split}pref" if split in ("train", "valid", "test") else None for split in splits]
-    if None in prefixes:
+    if not set(splits) <= {"train", "valid", "test"}:
         raise ValueError(f"splits must be among train/valid/test, got {list(splits)}")
     run("fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--joined-dictionary",
         "--destdir", data, "--workers", "1",
@@ -85,13 +86,23 @@ def train_all(jobs: Sequence[dict], workers: int = 2) -> List[Path]:
         return list(pool.map(lambda job: train(**job), jobs))
 
 
+@contextmanager
+def one_thread():
+    """Torch on one thread inside the block (as the experiments were measured), as before it afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Model:
     """A trained checkpoint with its task, loaded once, in evaluation mode."""
 
     def __init__(self, checkpoint: Path, data: Path, task: str = "translation_gmlm"):
         from fairseq import checkpoint_utils, options, tasks, utils
 
-        torch.set_num_threads(1)
         self.data, self.checkpoint, self.task_name = data, checkpoint, task
         parser = options.get_generation_parser(default_task=task)
         self.base_argv = [str(data), "--user-dir", PLUGIN, "--task", task, "--path", str(checkpoint), "--cpu"]
@@ -114,6 +125,7 @@ class Model:
         return dataset.collater([dataset[i] for i in range(len(tokens))])
 
     @torch.no_grad()
+    @one_thread()
     def decode(self, sources: Sequence[str], flags: Sequence[str], seed: int = 1, batch_size: int = 500
                ) -> List[Tuple[str, ...]]:
         """One output per source line, in order (repeat a line to draw several samples from it)."""
@@ -129,6 +141,7 @@ class Model:
         return outputs
 
     @torch.no_grad()
+    @one_thread()
     def conditionals(self, sources: Sequence[str], observed: Sequence[Sequence[Optional[str]]],
                      words: Sequence[str]) -> List[List[Optional[Dict[str, float]]]]:
         """The model's one-pass distribution over ``words`` at each hidden position (None in ``observed``) of
@@ -154,8 +167,7 @@ class Model:
 
 def refinement_flags(passes: int, rejecter: str = "linear", sampling: bool = False) -> List[str]:
     """fairseq-generate flags for ``passes`` decoder passes; stutter re-masking off (repeats are legitimate here)."""
-    flags = ["--iter-decode-max-iter", str(passes - 1), "--rejecter", rejecter, "--stutter-remask", "off",
-             "--batch-size", "500"]
+    flags = ["--iter-decode-max-iter", str(passes - 1), "--rejecter", rejecter, "--stutter-remask", "off"]
     return flags + (["--sampling"] if sampling else [])
 
 
@@ -166,3 +178,38 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def figure(path: Path, **subplots):
+    """Off-screen matplotlib axes (``plt.subplots(**subplots)``), laid out, saved to PATH and closed after the block."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawing, axes = plt.subplots(**subplots)
+    yield axes
+    drawing.tight_layout()
+    drawing.savefig(path, dpi=110)
+    plt.close(drawing)
+
+
+def save(name: str, experiment, results: dict, out: Path) -> None:
+    """An experiment's ``out/NAME.json`` and ``out/NAME.png``."""
+    (out / f"{name}.json").write_text(json.dumps(results, indent=1))
+    experiment.plot(results, out / f"{name}.png")
+
+
+def main(experiment, argv=None) -> None:
+    """The command line of one experiment module (its run, report, plot and SCALES): run, save, print."""
+    name = Path(experiment.__file__).stem
+    parser = argparse.ArgumentParser(description=experiment.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=ROOT / "work" / "science")
+    parser.add_argument("--out", type=Path, default=ROOT / "science")
+    parser.add_argument("--scale", choices=sorted(experiment.SCALES), default="full")
+    args = parser.parse_args(argv)
+    results = experiment.run(args.work / name, args.scale)
+    save(name, experiment, results, args.out)
+    print(experiment.report(results))

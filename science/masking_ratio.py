@@ -12,9 +12,8 @@ against the exact conditional p(s_i | visible spins, source); mean KL(true || mo
     python -m science.masking_ratio --work work/science
 """
 
-import argparse
-import json
 import random
+import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -30,19 +29,15 @@ VALIDATE_EVERY = 100
 
 
 def make_source(rng: random.Random) -> str:
-    return " ".join(rng.choices(sorted(dist.FIELD_WORDS), k=LENGTH))
+    return dist.field_source(rng, LENGTH)
 
 
 def joint(source: str) -> dist.Distribution:
-    return dist.chain_joint(BETA, [dist.FIELD_WORDS[w] for w in source.split()])
+    return dist.field_joint(source, BETA)
 
 
 def corpus(count: int, rng: random.Random) -> List[lab.Pair]:
-    pairs = []
-    for _ in range(count):
-        source = make_source(rng)
-        pairs.append((source, " ".join(dist.sample(joint(source), 1, rng)[0])))
-    return pairs
+    return dist.sampled_pairs(count, lambda index, rng: make_source(rng), joint, rng)
 
 
 def contexts(count: int, rng: random.Random):
@@ -96,7 +91,7 @@ def report(results: Dict) -> str:
     sizes = results["sizes"]
     header = ["masking ratio"] + [f"N = {n}" for n in sizes] + [f"N = {sizes[-1]}, k <= 2", f"N = {sizes[-1]}, k >= 4"]
     table = []
-    for name in results.get("ratios", RATIOS):
+    for name in results["ratios"]:
         cells = {r["pairs"]: r for r in results["rows"] if r["ratio"] == name}
         table.append([name] + [cells[n]["all"] for n in sizes] + [cells[sizes[-1]]["k<=2"], cells[sizes[-1]]["k>=4"]])
     return (f"Mean KL(true || learned) of the one-pass conditionals, nats, over {results['contexts']} held-out "
@@ -106,36 +101,16 @@ def report(results: Dict) -> str:
 
 
 def plot(results: Dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5.5, 3.6))
-    for name in results.get("ratios", RATIOS):
-        rows = [r for r in results["rows"] if r["ratio"] == name]
-        axis.plot([r["pairs"] for r in rows], [r["all"] for r in rows], marker="o", label=f"ratio {name}")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("training pairs N")
-    axis.set_ylabel("KL(true || learned), nats")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=lab.ROOT / "work" / "science")
-    parser.add_argument("--out", type=Path, default=lab.ROOT / "science")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    args = parser.parse_args(argv)
-    results = run(args.work / "masking_ratio", args.scale)
-    (args.out / "masking_ratio.json").write_text(json.dumps(results, indent=1))
-    plot(results, args.out / "masking_ratio.png")
-    print(report(results))
+    with lab.figure(path, figsize=(5.5, 3.6)) as axis:
+        for name in results["ratios"]:
+            rows = [r for r in results["rows"] if r["ratio"] == name]
+            axis.plot([r["pairs"] for r in rows], [r["all"] for r in rows], marker="o", label=f"ratio {name}")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("training pairs N")
+        axis.set_ylabel("KL(true || learned), nats")
+        axis.legend(fontsize=8)
 
 
 if __name__ == "__main__":
-    main()
+    lab.main(sys.modules[__name__])

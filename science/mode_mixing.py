@@ -11,9 +11,9 @@ it is one of the two modes of its source. Each training source is fresh, with on
     python -m science.mode_mixing --work work/science   # or python -m science.run_all
 """
 
-import argparse
-import json
 import random
+import sys
+from itertools import product
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -23,6 +23,7 @@ from science import lab
 LENGTH = 6
 FILLERS = [f"q{i}" for i in range(8)]
 WORDS = [f"w{i}" for i in range(12)]
+FAMILIES = ("repeat", "permutation")
 PASSES = (1, 2, 3, 4, 6)
 SCALES = {"full": dict(train=4000, test=100, samples=5, updates=3000),
           "small": dict(train=4000, test=30, samples=2, updates=3000)}
@@ -44,11 +45,8 @@ def modes(source: str) -> dist.Distribution:
 
 
 def corpus(count: int, rng: random.Random) -> List[lab.Pair]:
-    pairs = []
-    for index in range(count):
-        source = make_source(("repeat", "permutation")[index % 2], rng)
-        pairs.append((source, " ".join(dist.sample(modes(source), 1, rng)[0])))
-    return pairs
+    """The two families in turn, each source with one target drawn from its two modes."""
+    return dist.sampled_pairs(count, lambda index, rng: make_source(FAMILIES[index % 2], rng), modes, rng)
 
 
 def incoherent_share(sources: Sequence[str], outputs: Sequence[tuple]) -> float:
@@ -60,7 +58,7 @@ def run(work: Path, scale: str = "full", seed: int = 1) -> Dict:
     rng = random.Random(seed)
     data = lab.binarise(work / "data", {"train": corpus(size["train"], rng), "valid": corpus(50, rng)})
     model = lab.Model(lab.train(data, work / "model", size["updates"], seed=seed), data)
-    tests = {family: [make_source(family, rng) for _ in range(size["test"])] for family in ("repeat", "permutation")}
+    tests = {family: [make_source(family, rng) for _ in range(size["test"])] for family in FAMILIES}
     rows = []
     for sampling in (False, True):
         draws = size["samples"] if sampling else 1
@@ -91,38 +89,17 @@ def report(results: Dict) -> str:
 
 
 def plot(results: Dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-    for axis, family in zip(axes, ("repeat", "permutation")):
-        for sampling in (False, True):
-            for rejecter, style in (("linear", "-"), ("passthrough", "--")):
+    with lab.figure(path, ncols=2, figsize=(9, 3.5), sharey=True) as axes:
+        for axis, family in zip(axes, FAMILIES):
+            for sampling, (rejecter, style) in product((False, True), (("linear", "-"), ("passthrough", "--"))):
                 rows = [r for r in results["rows"] if r["sampling"] == sampling and r["rejecter"] == rejecter]
                 axis.plot([r["passes"] for r in rows], [r[family] for r in rows], style, marker="o",
                           label=f"{'sampling' if sampling else 'argmax'}, {rejecter}")
-        axis.set_title(f"{family} sources")
-        axis.set_xlabel("decoder passes")
-    axes[0].set_ylabel("incoherent outputs")
-    axes[1].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=lab.ROOT / "work" / "science")
-    parser.add_argument("--out", type=Path, default=lab.ROOT / "science")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
-    args = parser.parse_args(argv)
-    results = run(args.work / "mode_mixing", args.scale)
-    (args.out / "mode_mixing.json").write_text(json.dumps(results, indent=1))
-    plot(results, args.out / "mode_mixing.png")
-    print(report(results))
+            axis.set_title(f"{family} sources")
+            axis.set_xlabel("decoder passes")
+        axes[0].set_ylabel("incoherent outputs")
+        axes[1].legend(fontsize=8)
 
 
 if __name__ == "__main__":
-    main()
+    lab.main(sys.modules[__name__])

@@ -60,8 +60,7 @@ def main(argv=None):
         started = time.time()
         results = module.run(args.work / name, "full")
         results["minutes"] = round((time.time() - started) / 60, 1)
-        (args.out / f"{name}.json").write_text(json.dumps(results, indent=1))
-        module.plot(results, args.out / f"{name}.png")
+        lab.save(name, module, results, args.out)
         print(f"{name}: {results['minutes']} min", flush=True)
     write_results(args.out)
 
@@ -80,7 +79,8 @@ def write_results(out: Path) -> None:
         if not path.exists():
             continue
         results = json.loads(path.read_text())
-        sections.append(f"## {title}\n\n{module.__doc__.strip().split(chr(10) + chr(10))[0]}\n\n"
+        summary = module.__doc__.strip().split("\n\n")[0]  # the docstring's first paragraph
+        sections.append(f"## {title}\n\n{summary}\n\n"
                         f"{module.report(results)}\n**Reading.** {reading}\n\n![{title}]({name}.png)\n\n"
                         f"Script: `science/{name}.py`; {results.get('minutes', '?')} min.\n")
     (out / "RESULTS.md").write_text("\n".join(sections))

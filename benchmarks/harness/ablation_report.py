@@ -4,8 +4,7 @@ import json
 import logging
 from pathlib import Path
 
-from benchmarks.harness.paths import relative
-from benchmarks.harness.report import fmt, percent
+from benchmarks.harness.report import fmt, percent, save_report
 
 logger = logging.getLogger("benchmark.ablation_report")
 TARGET_PASSES = 5  # the main table's configuration: <variant>_p5
@@ -172,10 +171,5 @@ def plot(record: dict, path: Path) -> None:
 
 def write(record: dict, out_dir: Path) -> None:
     """RESULTS.md, results.json (paths relative to the repository) and passes.png into OUT_DIR."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = relative(record)
-    (out_dir / "results.json").write_text(json.dumps(record, indent=1))
-    (out_dir / "RESULTS.md").write_text(markdown(record))
-    plot(record, out_dir / "passes.png")
+    save_report(record, out_dir, markdown, plot, "passes.png")
     logger.info("wrote %s/{RESULTS.md,results.json,passes.png}", out_dir)

@@ -149,11 +149,18 @@ def plot(tables: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def save_report(record: dict, out_dir: Path, render, draw, figure: str) -> None:
+    """results.json, RESULTS.md (``render(record)``) and FIGURE (``draw(record, path)``) into OUT_DIR, every path
+    in RECORD made relative to the repository first. Shared by the benchmark and the ablation report."""
+    record = relative(record)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(record, indent=1))
+    (out_dir / "RESULTS.md").write_text(render(record))
+    draw(record, out_dir / figure)
+
+
 def write_report(result: dict, out_dir: Path) -> None:
     """RESULTS.md, results.json (paths relative to the repository) and tradeoff.png into OUT_DIR."""
-    result = relative(result)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(result, indent=1))
-    (out_dir / "RESULTS.md").write_text(markdown(result))
-    plot(result["tables"], out_dir / "tradeoff.png")
+    save_report(result, out_dir, markdown, lambda record, path: plot(record["tables"], path), "tradeoff.png")
     logger.info("wrote %s/{RESULTS.md,results.json,tradeoff.png}", out_dir)
