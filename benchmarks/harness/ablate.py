@@ -129,13 +129,6 @@ def train_variant(args, name: str, data: dict, teacher: Path) -> Path:
     return training.train(name, data[spec["data"]], args.work / "models" / name, flags, 1)
 
 
-def updates_of(checkpoint: Path) -> int:
-    import torch
-
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    return int(state["optimizer_history"][-1]["num_updates"])
-
-
 def configs(names: list) -> list:
     rows = [systems.Config("teacher_beam4", "teacher (t5_ar), beam 4", "teacher", None, ["--beam", "4"]),
             systems.Config("ar_twin_beam4", "AR twin (t5_ar), beam 4", "ar_twin", None, ["--beam", "4"]),
@@ -190,7 +183,7 @@ def main(argv=None):
     if args.stop_after == 5:
         return
     progress.stage(6, f"report to {args.results}")
-    write_report(args, info, rows, {name: updates_of(path) for name, path in checkpoints.items()})
+    write_report(args, info, rows, {name: training.updates_of(path) for name, path in checkpoints.items()})
     progress.stage(6, "done")
 
 

@@ -20,7 +20,7 @@ logger = logging.getLogger("benchmark.profile")
 
 
 def profiled_keys() -> list:
-    return ["ar_greedy", "ar_beam4", f"cmlm_p{TARGET_PASSES}", f"gmlm_distill_p{TARGET_PASSES}"]
+    return ["ar_greedy", "ar_beam4", f"cmlm_p{TARGET_PASSES}", f"gmlm_p{TARGET_PASSES}"]
 
 
 def network_calls(model) -> dict:

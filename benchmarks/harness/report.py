@@ -87,12 +87,15 @@ def markdown(result: dict) -> str:
                   "length ratio = hypothesis / reference words (sacreBLEU's); repeats = sentences in which a word "
                   f"directly repeats (the references: {fmt(percent(rows[0].get('reference_repeated_words')), '.0f')}%).", ""]
     lines += profile_lines(result.get("profile"))
-    lines += ["## AR baseline on the valid set", "", "| decoding | BLEU | chrF |", "|---|---|---|"]
-    lines += [f"| {row['system']} | {row['bleu']:.2f} | {row['chrf']:.2f} |" for row in result["valid_ar"]]
-    lines += tuning_lines(result.get("ar_tuning"))
-    lines += ["", "## Models", "", "| model | parameters | training | checkpoint |", "|---|---|---|---|"]
+    lines += ["## The valid set (the union of the corpora's)", "", "| system | passes | BLEU | chrF | length ratio |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {row['system']} | {row['passes'] or 'AR'} | {row['bleu']:.2f} | {row['chrf']:.2f} | "
+              f"{fmt(row.get('length_ratio'), '.2f')} |" for row in result["valid"]]
+    lines += training_lines(result)
+    lines += ["", "## Models", "", "| model | parameters | training | updates | checkpoint |", "|---|---|---|---|---|"]
     for name, model in result["models"].items():
-        lines.append(f"| {name} | {model['parameters']:,} | {model['budget']} | {model['checkpoint']} |")
+        lines.append(f"| {name} | {model['parameters']:,} | {model['budget']} | {model['updates']:,} | "
+                     f"{model['checkpoint']} |")
     lines += ["", "## Commands", "", "```", *result["commands"], "```", ""]
     return "\n".join(lines)
 
@@ -113,15 +116,18 @@ def profile_lines(rows: list) -> list:
     return lines + [""]
 
 
-def tuning_lines(record: dict) -> list:
-    if not record:
-        return ["", "The AR recipe was not tuned in this run (`--tune-ar` trains variants first)."]
-    lines = ["", "## AR tuning (valid set, beam 4; the chosen flags were given to every model)", "",
-             "| variant | flags on top of the shared recipe | BLEU | chrF | |", "|---|---|---|---|---|"]
-    for name, variant in record["variants"].items():
-        lines.append(f"| {name} | `{' '.join(variant['flags']) or '-'}` | {variant['bleu']:.2f} | "
-                     f"{variant['chrf']:.2f} | {'chosen' if name == record['chosen'] else ''} |")
-    return lines
+def training_lines(result: dict) -> list:
+    plan = result.get("training")
+    if not plan:
+        return []
+    total = plan["ar_minutes"] + plan["minutes"]
+    return ["", "## Training", "",
+            f"Two jobs side by side, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. The teacher "
+            f"(t5_ar) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
+            f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "
+            f"distilled data. The AR baseline (the teacher's seed and flags, so it passes through the teacher's state), "
+            f"the GMLM from scratch and CMLM each train {total:g} min: no system has fewer minutes than the warm-started "
+            f"GMLM including its warm start. GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
 
 
 def plot(tables: dict, path: Path) -> None:

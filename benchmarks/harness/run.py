@@ -1,15 +1,23 @@
-"""Speed and quality of gmlm_t5 against an autoregressive transformer and stock CMLM, end to end.
+"""Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
     python -m benchmarks.harness.run --work work/bench               # the full run (about two hours, 2 CPU cores)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
 
 from the repository root (``python scripts/run_benchmark.py`` runs the same).
 
+Every model has gmlm_t5's shape (--arch) and the union's vocabulary. Training runs two jobs side by side with
+--train-threads threads each, in two chains (A = --ar-minutes, W = --minutes):
+  chain 1  teacher t5_ar for A min -> distil the training set with it -> GMLM warm-started from it for W min
+           -> stock cmlm_transformer on the distilled data for A+W min
+  chain 2  AR t5_ar for A+W min (the teacher's seed and flags: it passes through the teacher's state and keeps
+           training while the GMLM fine-tunes) -> GMLM from scratch on the distilled data for A+W min
+so no system gets fewer training minutes than the warm-started GMLM including its warm start.
+
 Stages (each skips when its outputs exist, so rerunning the command resumes):
   1 prepare   union training corpus of --corpora, joint sentencepiece, fairseq binaries (test sets apart)
-  2 train AR  fairseq's transformer at gmlm_t5's shape, stock translation task (--tune-ar: variants first)
-  3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the AR model (beam 4)
-  4 train NAT gmlm_t5 on distilled and on raw data, stock cmlm_transformer on distilled data
+  2 teacher   the teacher, with the AR baseline started beside it
+  3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4)
+  4 train     GMLM (warm start), GMLM (from scratch) and CMLM, the AR baseline finishing beside them
   5 evaluate  sacreBLEU and chrF of every configuration on every test set
   6 speed     latency (batch 1) and throughput (large batch) in this process, on CUDA when available;
             then where batch-1 time goes (network forward calls vs the rest)
@@ -20,17 +28,18 @@ import argparse
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.harness import evaluate, profile, report, speed, systems, training, tuning
+from benchmarks.harness import evaluate, profile, report, speed, systems, training
 from benchmarks.harness.paths import CORPORA, ROOT, shown
 from benchmarks.harness.progress import Progress
 from fairseq_gmlm.cli.prepare_data import prepare_corpora, read_lines
-from fairseq_gmlm.cli.split_decoding import score
 
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
+GMLM_RECIPE = ["--position-input", "learned"]  # ablations/RESULTS.md: the best position input, warm-started
 
 
 def parse_args(argv=None):
@@ -39,20 +48,25 @@ def parse_args(argv=None):
     parser.add_argument("--corpora", nargs="+", default=CORPORA,
                         help="folders holding {train,valid,test}.{SRC,TGT}; trained on their union, tested apart")
     parser.add_argument("--src", default="de"), parser.add_argument("--tgt", default="en")
-    parser.add_argument("--budget-minutes", type=float, default=22.0, help="training time of each of the 4 models")
-    parser.add_argument("--tune-ar", nargs="*", choices=list(tuning.AR_VARIANTS),
-                        help="train these AR variants (none named: all), keep the best valid BLEU's flags for every model")
+    parser.add_argument("--ar-minutes", type=float, help="training time of the teacher, the GMLM's warm start (default 24)")
+    parser.add_argument("--minutes", type=float,
+                        help="the GMLM's fine-tuning time (default 14); the AR baseline, the GMLM from scratch and CMLM "
+                             "each train --ar-minutes + --minutes")
     parser.add_argument("--tiny", action="store_true", help="toy run: sliced corpora, tiny models, few updates")
     parser.add_argument("--arch", help="gmlm_t5 preset whose shape every model takes (default gmlm_t5_mini; tiny: gmlm_t5_tiny)")
     parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
-    parser.add_argument("--max-update", type=int, help="updates per model on top of the time budget (tiny: 30)")
+    parser.add_argument("--max-update", type=int,
+                        help="updates of the teacher and the GMLM's fine-tuning on top of the time budget, twice as many "
+                             "for the others (tiny: 30)")
+    parser.add_argument("--dropout", type=float, default=0.1, help="dropout of every model (ablations/: 0.1 measured best)")
     parser.add_argument("--average-last", type=int,
                         help="saved states averaged into final.pt: the last one and those saved before it (default 1, i.e. the "
                              "last state alone; tiny: 2)")
     parser.add_argument("--save-every", type=int, help="updates between saved states (default 100; tiny: 10)")
     parser.add_argument("--results", help="where the report goes (default benchmarks/; tiny: WORK/benchmarks)")
+    parser.add_argument("--train-threads", type=int, default=1, help="torch threads of each of the two training jobs")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
-                        help="torch threads for training and timing (default $OMP_NUM_THREADS or all cores)")
+                        help="torch threads for evaluation and timing (default $OMP_NUM_THREADS or all cores)")
     parser.add_argument("--latency-sentences", type=int, help="test sentences timed at batch size 1 (default 200; tiny: 8)")
     parser.add_argument("--large-batch", type=int, help="batch size of the throughput runs (default 128; tiny: 16)")
     parser.add_argument("--repeats", type=int, help="timed runs per configuration, median kept (default 3; tiny: 2)")
@@ -65,47 +79,70 @@ def parse_args(argv=None):
 
 def fill_defaults(args):
     tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2, "save_every": 10,
-            "latency_sentences": 8, "large_batch": 16, "repeats": 2}
+            "latency_sentences": 8, "large_batch": 16, "repeats": 2, "ar_minutes": 2.0, "minutes": 1.0}
     full = {"arch": "gmlm_t5_mini", "vocab_size": 3000, "max_update": 0, "average_last": 1, "save_every": 100,
-            "latency_sentences": 200, "large_batch": 128, "repeats": 3}
+            "latency_sentences": 200, "large_batch": 128, "repeats": 3, "ar_minutes": 24.0, "minutes": 14.0}
     for name, value in (tiny if args.tiny else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.threads < 1:
-        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
+    for name in ("threads", "train_threads"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.ar_minutes <= 0 or args.minutes <= 0:
+        raise SystemExit(f"--ar-minutes and --minutes must be > 0, got {args.ar_minutes} and {args.minutes}")
     args.work = Path(args.work)
     args.results = Path(args.results or (args.work / "benchmarks" if args.tiny else ROOT / "benchmarks"))
     args.precision = "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32"
     return args
 
 
+def budgets(args) -> dict:
+    """{model: (minutes, update limit or 0)}: the budget rule of the module's docstring."""
+    total = args.ar_minutes + args.minutes
+    return {"teacher": (args.ar_minutes, args.max_update), "gmlm": (args.minutes, args.max_update),
+            "ar": (total, 2 * args.max_update), "gmlm_scratch": (total, 2 * args.max_update),
+            "cmlm": (total, 2 * args.max_update)}
+
+
 def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Path:
     import torch
 
+    minutes, max_update = budgets(args)[name]
     flags = training.system_flags(kind, args.arch) + training.common_flags(
-        args.budget_minutes, args.max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(),
-        save_every=args.save_every, keep=args.average_last)
+        minutes, max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(), save_every=args.save_every,
+        keep=args.average_last, dropout=args.dropout)
     return training.train(name, data_bin, args.work / "models" / name, flags + list(extra_flags), args.average_last)
 
 
-def train_ar(args, info: dict) -> tuple:
-    """The AR checkpoint and the tuning record ({} without --tune-ar)."""
-    if args.tune_ar is None:
-        return train_model(args, "ar", "ar", info["bin"]), {}
-    valid = valid_set(args)
+def planned_minutes(args) -> list:
+    """Rough minutes per stage for the time-left estimate (evaluation and timing as measured on 2 CPU cores)."""
+    if args.tiny:
+        return [0.5, args.ar_minutes, 0.5, args.minutes + 2 * (args.ar_minutes + args.minutes), 1, 2, 0.1]
+    total = args.ar_minutes + args.minutes
+    return [1, args.ar_minutes, 5, 2 * total - args.ar_minutes, 5, 25, 0.5]
 
-    def valid_score(checkpoint):
-        device = systems.pick_device(args.cpu, "fp32")
-        loaded = systems.load_all({"ar": str(checkpoint)}, info["bin"], args.src, args.tgt, ["valid"], device, "fp32")
-        config = next(config for config in systems.benchmark_configs() if config.key == "ar_beam4")
-        hypotheses, _ = systems.translate(loaded["ar"], loaded["ar"].generator(config.flags), config, "valid",
-                                          list(range(valid["sentences"])), evaluate.EVAL_BATCH)
-        return score(hypotheses, valid["reference"])
 
-    record = tuning.tune(args.tune_ar or list(tuning.AR_VARIANTS),
-                         lambda name, flags: train_model(args, name, "ar", info["bin"], flags), valid_score,
-                         args.work / "models" / "ar-tuning.json")
-    return Path(record["variants"][record["chosen"]]["checkpoint"]), record
+def train_all(args, info: dict, progress: Progress) -> dict:
+    """Stages 2-4: the two training chains, two jobs at a time. Returns {model: final checkpoint}."""
+    os.environ["OMP_NUM_THREADS"] = str(args.train_threads)  # every training and distilling subprocess
+    data_bin = info["bin"]
+    total = args.ar_minutes + args.minutes
+    with ThreadPoolExecutor(2) as pool:
+        progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min) and, beside it, the AR baseline "
+                          f"({total} min)")
+        ar = pool.submit(train_model, args, "ar", "t5_ar", data_bin)
+        teacher = train_model(args, "teacher", "t5_ar", data_bin)
+        progress.stage(3, "distill the training set with the teacher (beam 4)")
+        distilled = training.distill(args.work, data_bin, teacher, args.src, args.tgt, args.cpu)
+        progress.stage(4, f"train the GMLM from the teacher ({args.minutes} min), the GMLM from scratch and CMLM "
+                          f"({total} min each), two at a time")
+        jobs = {"gmlm": pool.submit(train_model, args, "gmlm", "gmlm", distilled,
+                                    GMLM_RECIPE + ["--init-from-ar", str(teacher)]),
+                "gmlm_scratch": pool.submit(train_model, args, "gmlm_scratch", "gmlm", distilled, GMLM_RECIPE),
+                "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled)}
+        checkpoints = {"ar": ar.result(), "teacher": teacher}
+        checkpoints.update({name: job.result() for name, job in jobs.items()})
+    return checkpoints
 
 
 def valid_set(args) -> dict:
@@ -116,27 +153,17 @@ def valid_set(args) -> dict:
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the training subprocesses too
-    progress = Progress(STAGES)
+    progress = Progress(STAGES, planned_minutes(args))
     args.work.mkdir(parents=True, exist_ok=True)
 
     progress.stage(1, f"prepare {', '.join(args.corpora)}")
     info = prepare_corpora(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
-    data_bin = info["bin"]
-    progress.stage(2, f"train the AR baseline (budget {args.budget_minutes} min per model)")
-    ar_checkpoint, tuned = train_ar(args, info)
-    checkpoints = {"ar": ar_checkpoint}
-    shared = tuned["variants"][tuned["chosen"]]["flags"] if tuned else []
-    progress.stage(3, "distill the training set with the AR model (beam 4)")
-    distilled_bin = training.distill(args.work, data_bin, checkpoints["ar"], args.src, args.tgt, args.cpu)
-    progress.stage(4, "train gmlm_t5 (distilled, raw) and stock cmlm_transformer (distilled)")
-    checkpoints["gmlm_distill"] = train_model(args, "gmlm_distill", "gmlm", distilled_bin, shared)
-    checkpoints["gmlm_raw"] = train_model(args, "gmlm_raw", "gmlm", data_bin, shared)
-    checkpoints["cmlm"] = train_model(args, "cmlm", "cmlm", distilled_bin, shared)
-    measure_and_report(args, info, checkpoints, tuned, progress)
+    checkpoints = train_all(args, info, progress)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    measure_and_report(args, info, checkpoints, progress)
 
 
-def measure_and_report(args, info: dict, checkpoints: dict, tuned: dict, progress: Progress) -> None:
+def measure_and_report(args, info: dict, checkpoints: dict, progress: Progress) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
@@ -153,12 +180,13 @@ def measure_and_report(args, info: dict, checkpoints: dict, tuned: dict, progres
     progress.stage(6, f"speed on {device} ({args.precision}, {args.threads} threads)")
     machine = report.machine_info(device, args.precision, args.threads)
     speed_dir = args.work / f"speed-{device}-{args.precision}"
-    timing = speed.speed_stage(loaded("speed"), configs, tests, speed_dir, machine,
+    timed = [config for config in configs if config.timed]
+    timing = speed.speed_stage(loaded("speed"), timed, tests, speed_dir, machine,
                                latency_sentences=args.latency_sentences, large_batch=args.large_batch,
                                repeats=args.repeats)
-    timing["profile"] = profile.profile_stage(loaded("speed"), configs, tests, speed_dir, args.latency_sentences)
+    timing["profile"] = profile.profile_stage(loaded("speed"), timed, tests, speed_dir, args.latency_sentences)
     progress.stage(7, f"report to {args.results}")
-    report.write_report(dict(result_record(args, info, scores, timing, checkpoints), ar_tuning=tuned), args.results)
+    report.write_report(result_record(args, info, scores, timing, checkpoints), args.results)
     progress.stage(7, "done")
 
 
@@ -187,14 +215,21 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
     distill_file = args.work / "distill.command.txt"
     if distill_file.exists():
         commands.append(distill_file.read_text().strip())
-    budget = f"{args.budget_minutes} min" + (f", at most {args.max_update} updates" if args.max_update else "")
-    models = {name: {"checkpoint": str(path), "budget": budget, "parameters": parameter_count(path)}
-              for name, path in checkpoints.items()}
+    models = {name: {"checkpoint": str(path), "budget": budget_text(args, name), "updates": training.updates_of(path),
+                     "parameters": parameter_count(path)} for name, path in checkpoints.items()}
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny, "arch": args.arch,
             "machine": timing["machine"], "corpora": info["corpora"], "train_pairs": info["train_pairs"],
-            "tables": report.merge(scores["test"], timing["rows"]), "valid_ar": scores["valid_ar"],
+            "tables": report.merge(scores["test"], timing["rows"]), "valid": scores["valid"],
             "profile": timing["profile"],
-            "models": models, "commands": commands}
+            "models": models, "commands": commands,
+            "training": {"ar_minutes": args.ar_minutes, "minutes": args.minutes, "train_threads": args.train_threads,
+                         "dropout": args.dropout, "gmlm_recipe": GMLM_RECIPE, "gmlm_decoding": systems.GMLM_DECODING}}
+
+
+def budget_text(args, name: str) -> str:
+    minutes, max_update = budgets(args)[name]
+    text = f"{minutes:g} min" + (f", at most {max_update} updates" if max_update else "")
+    return text + (f" (+ {args.ar_minutes:g} min of the teacher it starts from)" if name == "gmlm" else "")
 
 
 def parameter_count(checkpoint: Path) -> int:

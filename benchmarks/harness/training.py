@@ -148,6 +148,14 @@ def last_states(save_dir: Path, count: int) -> list:
     return [by_update[update] for update in sorted(by_update)][-count:]
 
 
+def updates_of(checkpoint: Path) -> int:
+    """The updates a fairseq checkpoint was trained for."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    return int(state["optimizer_history"][-1]["num_updates"])
+
+
 def average_checkpoints(paths: list, output: Path) -> None:
     """Average the float parameters of PATHS into OUTPUT, keeping the last checkpoint's other fields."""
     import torch
