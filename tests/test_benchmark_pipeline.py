@@ -254,3 +254,25 @@ def test_the_benchmark_report_names_repository_paths_relative_to_it(tmp_path, mo
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["models"]["ar"]["checkpoint"] == "work/bench/models/ar/final.pt"
     assert json.loads((tmp_path / "RESULTS.md").read_text()) == written
+
+
+def test_time_left_is_the_planned_minutes_of_the_starting_stage_and_every_later_one(capsys):
+    from benchmarks.harness.progress import Progress
+
+    progress = Progress(3, [1.0, 20.0, 4.0])
+    progress.stage(2, "train")
+    assert re.search(r"== \[2/3\] train \(0\.0 min elapsed, about 24 min left\)", capsys.readouterr().out)
+    progress.stage(3, "report")
+    assert "about 4 min left" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="2 planned durations for 3 stages"):
+        Progress(3, [1.0, 2.0])
+
+
+def test_the_budget_rule_as_planned():
+    from benchmarks.harness.run import budgets, parse_args
+
+    plan = budgets(parse_args(["--work", "w", "--ar-minutes", "30", "--minutes", "18"]))
+    assert plan["teacher"][0] == 30 and plan["gmlm"][0] == 18
+    assert all(plan[name][0] == 48 for name in ("ar", "gmlm_scratch", "cmlm"))
+    with pytest.raises(SystemExit, match="--ar-minutes and --minutes must be > 0"):
+        parse_args(["--work", "w", "--minutes", "0"])
