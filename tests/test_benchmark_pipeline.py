@@ -69,7 +69,7 @@ def test_distilled_corpus_pairs_every_training_sentence(pipeline):
 
 @pytest.mark.slow
 def test_distilled_targets_are_the_teacher_translations_not_the_original_targets(pipeline):
-    from fairseq_gmlm.cli.distill import read_hypotheses, read_split
+    from fairseq_gmlm.cli.distill import parse_args, read_hypotheses, read_split
 
     work, _, _ = pipeline
     distilled = (work / "distill" / "text" / "train.tgt").read_text().splitlines()
@@ -81,19 +81,19 @@ def test_distilled_targets_are_the_teacher_translations_not_the_original_targets
     assert len(teacher) == len(distilled) and all(distilled[i] == hypothesis for i, hypothesis in teacher.items())
     # the teacher named in the recorded command, asked again through fairseq-interactive, says the same
     command = (work / "distill.command.txt").read_text().split()
-    checkpoint = command[command.index("--path") + 1]
-    assert "models/teacher" in checkpoint
-    # fairseq caps a batch's output length by its longest source (1.5 x + 10 here), so a sentence that ran into the
-    # cap in its distillation batch may be cut shorter alone: compare sentences that ended before their own cap
+    recorded = parse_args(command[command.index("fairseq_gmlm.cli.distill") + 1:])
+    assert "models/teacher" in recorded.path
+    # fairseq caps a batch's output length by its longest source (a x + b), so a sentence that ran into the cap in
+    # its distillation batch may be cut shorter alone: compare sentences that ended before their own cap
     sources = (work / "distill" / "text" / "train.src").read_text().splitlines()
     ended = [i for i, (source, target) in enumerate(zip(sources, distilled))
-             if len(target.split()) + 1 < int(1.5 * (len(source.split()) + 1) + 10)][:3]
+             if len(target.split()) + 1 < int(recorded.max_len_a * (len(source.split()) + 1) + recorded.max_len_b)][:3]
     assert len(ended) == 3
     sources = [sources[i] for i in ended]
     result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "fairseq-interactive"), data, "--path", checkpoint, "--user-dir",
-         str(ROOT / "fairseq_gmlm"), "--task", "translation", "-s", "src", "-t", "tgt", "--beam", "4", "--cpu",
-         "--max-len-a", "1.5", "--max-len-b", "10"],
+        [os.path.join(os.path.dirname(sys.executable), "fairseq-interactive"), data, "--path", recorded.path, "--user-dir",
+         str(ROOT / "fairseq_gmlm"), "--task", "translation", "-s", "src", "-t", "tgt", "--beam", str(recorded.beam),
+         "--cpu", "--max-len-a", str(recorded.max_len_a), "--max-len-b", str(recorded.max_len_b)],
         input="\n".join(sources) + "\n", capture_output=True, text=True, timeout=300, cwd=work,
         env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
     assert result.returncode == 0, result.stderr[-3000:]
