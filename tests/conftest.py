@@ -92,6 +92,30 @@ def reversal_corpus(tmp_path_factory):
     return work
 
 
+TRAIN = ["--optimizer", "adam", "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "10",
+         "--max-tokens", "2048", "--cpu", "--no-progress-bar", "--log-format", "simple", "--log-interval", "1",
+         "--seed", "1", "--no-epoch-checkpoints", "--source-lang", "src", "--target-lang", "tgt", "--dropout", "0"]
+
+
+def train(data, save_dir, *args):
+    """fairseq-train on DATA (the reversal corpus's binaries) with TRAIN and ARGS; returns its log."""
+    result = run_cli("fairseq-train", data, "--user-dir", PLUGIN, "--save-dir", save_dir, *TRAIN, *args, timeout=600)
+    return result.stdout + result.stderr
+
+
+def gmlm_args(*args):
+    return ["--task", "translation_gmlm", "--arch", "gmlm_t5_tiny", "--criterion", "gmlm_loss", *args]
+
+
+@pytest.fixture(scope="session")
+def ar_checkpoint(reversal_corpus, tmp_path_factory):
+    """t5_ar_tiny trained 120 updates on the reversal task: enough to carry knowledge into a warm start."""
+    save_dir = tmp_path_factory.mktemp("ar")
+    train(reversal_corpus / "bin", save_dir, "--task", "translation", "--arch", "t5_ar_tiny",
+          "--criterion", "label_smoothed_cross_entropy", "--max-update", "120")
+    return save_dir / "checkpoint_last.pt"
+
+
 def build_task_and_model(data_dir: Path, *extra_args, arch: str = "gmlm_t5_tiny", words: int = 24, seed: int = 1):
     """Parse a real fairseq-train command line and build the task and an untrained model in-process.
 

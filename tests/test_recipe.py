@@ -6,34 +6,12 @@ import re
 import pytest
 import torch
 
-from conftest import BIN, PLUGIN, build_task_and_model, gmlm_loss, run_cli
+from conftest import BIN, PLUGIN, TRAIN, build_task_and_model, gmlm_args, gmlm_loss, run_cli, train
 from test_gmlm_loss import ROWS, make_sample
 
 from fairseq_gmlm import noising
 from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
 from fairseq_gmlm.models.warm_start import gmlm_name
-
-TRAIN = ["--optimizer", "adam", "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "10",
-         "--max-tokens", "2048", "--cpu", "--no-progress-bar", "--log-format", "simple", "--log-interval", "1",
-         "--seed", "1", "--no-epoch-checkpoints", "--source-lang", "src", "--target-lang", "tgt", "--dropout", "0"]
-
-
-def train(data, save_dir, *args):
-    result = run_cli("fairseq-train", data, "--user-dir", PLUGIN, "--save-dir", save_dir, *TRAIN, *args, timeout=600)
-    return result.stdout + result.stderr
-
-
-def gmlm_args(*args):
-    return ["--task", "translation_gmlm", "--arch", "gmlm_t5_tiny", "--criterion", "gmlm_loss", *args]
-
-
-@pytest.fixture(scope="module")
-def ar_checkpoint(reversal_corpus, tmp_path_factory):
-    """t5_ar_tiny trained 120 updates on the reversal task: enough to carry knowledge into a warm start."""
-    save_dir = tmp_path_factory.mktemp("ar")
-    train(reversal_corpus / "bin", save_dir, "--task", "translation", "--arch", "t5_ar_tiny",
-          "--criterion", "label_smoothed_cross_entropy", "--max-update", "120")
-    return save_dir / "checkpoint_last.pt"
 
 
 def last_valid_loss(log: str) -> float:

@@ -55,7 +55,7 @@ def pick_device(cpu: bool, precision: str) -> str:
 
 
 def load_all(checkpoints: dict, data_bin: str, src: str, tgt: str, subsets: list, device: str, precision: str) -> dict:
-    missing = [path for path in checkpoints.values() if not Path(path).exists()]
+    missing = [path for paths in checkpoints.values() for path in paths.split(":") if not Path(path).exists()]
     if missing:
         raise SystemExit(f"missing checkpoints {missing}: run the training stages first")
     return {model: Loaded(MODEL_TASKS[model], path, data_bin, src, tgt, subsets, device, precision)

@@ -23,7 +23,8 @@ def generation_args(data_bin: str, task: str, checkpoint: str, src: str, tgt: st
 
 
 class Loaded:
-    """One model with its own task instance (tasks differ in dictionary symbols), loaded once."""
+    """One model (or the models of a colon-separated CHECKPOINT) with its own task instance (tasks differ in
+    dictionary symbols), loaded once."""
 
     def __init__(self, task: str, checkpoint: str, data_bin: str, src: str, tgt: str, subsets: list,
                  device: str, precision: str):
@@ -37,7 +38,8 @@ class Loaded:
         self.task = tasks.setup_task(args)
         for subset in subsets:
             self.task.load_dataset(subset)
-        self.models, _ = checkpoint_utils.load_model_ensemble([checkpoint], task=self.task)
+        # colon-separated: an ensemble, or GMLM(s) and the AR reranker of --iter-decode-with-external-reranker
+        self.models, _ = checkpoint_utils.load_model_ensemble(utils.split_paths(checkpoint), task=self.task)
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
         for network in self.models:
             network.eval().to(device=device, dtype=dtype)

@@ -3,7 +3,9 @@ EMNLP 2019).
 
 The driver reads as the method does: initialise candidates from the predicted lengths, then per pass predict
 every position, reject some predictions, replace the rejected ones, and stop a candidate once a pass changes
-nothing; finally drop stutters, score the candidates and keep the best per sentence.
+nothing; finally drop stutters, score the candidates and keep the best per sentence (by the GMLM's own scores,
+or, with ``--iter-decode-with-external-reranker``, by an autoregressive model's: noisy parallel decoding, Gu et
+al., ICLR 2018).
 
 ``max_iter`` keeps fairseq's meaning (``--iter-decode-max-iter``): refinements after the first parallel
 prediction, so at most ``max_iter + 1`` decoder passes.
@@ -42,6 +44,7 @@ class RefinementOptions(NamedTuple):
     early_stop: bool  # not --iter-decode-force-max-iter
     retain_history: bool  # --retain-iter-history
     retain_dropout: bool
+    reranker: bool  # --iter-decode-with-external-reranker: the last model of --path rescores the candidates
     # translation_gmlm's
     decoder_init: str
     rejecter: str
@@ -76,6 +79,9 @@ class RefinementOptions(NamedTuple):
             raise UsageError(f"--restarts {self.restarts} with --decoder-init mask and argmax decoding gives "
                              f"{self.restarts} identical candidates per length: add --decoder-init random (random "
                              f"initial words) or --sampling (with --beam 1) to make them differ, or use --restarts 1")
+        if self.reranker and self.length_candidates * self.length_offsets * self.restarts == 1:
+            raise UsageError("--iter-decode-with-external-reranker chooses among a sentence's candidates, and there is "
+                             "one: add --iter-decode-with-beam K (K > 1), --length-offsets 3 or --restarts R")
         if self.decoder_init not in ("mask", "random"):
             raise UsageError(f"--decoder-init must be 'mask' or 'random', got {self.decoder_init!r}")
         self.rejection.check()
@@ -211,6 +217,51 @@ def ensemble_log_probs(models, encoder_outs, decoder_input: torch.Tensor) -> tor
     return mean_log_probs([F.log_softmax(m.decode(decoder_input, e).float(), -1) for m, e in zip(models, encoder_outs)])
 
 
+def split_reranker(models, reranker: bool):
+    """(the GMLMs, the reranker or None): with --iter-decode-with-external-reranker the last model of --path
+    is an autoregressive encoder-decoder (t5_ar) and every other one a GMLM, as fairseq's NAT generator has it."""
+    def is_gmlm(model):
+        return hasattr(model, "length_logits")
+
+    gmlms, last = (models[:-1], models[-1]) if reranker else (models, None)
+    if reranker and (not gmlms or is_gmlm(last)):
+        raise UsageError("--iter-decode-with-external-reranker: pass the GMLM(s) first and an autoregressive model "
+                         "(t5_ar) last in --path, e.g. --path gmlm.pt:ar.pt")
+    for model in gmlms:
+        if not is_gmlm(model):
+            raise UsageError(f"--path holds an autoregressive model ({type(model).__name__}) among the GMLMs: to "
+                             f"rescore the GMLM's candidates with it, put it last and add "
+                             f"--iter-decode-with-external-reranker")
+    return gmlms, last
+
+
+def compact(tokens: torch.Tensor, keep: torch.Tensor, pad: int) -> torch.Tensor:
+    """N x T: each row's kept tokens (keep: N x T bool) moved to its front in order, padding after."""
+    order = (~keep).long().argsort(dim=1, stable=True)  # kept positions first
+    return tokens.gather(1, order).masked_fill(~keep.gather(1, order), pad)
+
+
+def shifted_right(targets: torch.Tensor, eos: int) -> torch.Tensor:
+    """fairseq's decoder input for TARGETS (N x T) under teacher forcing: EOS, then the targets but the last."""
+    return torch.cat([targets.new_full((targets.size(0), 1), eos), targets[:, :-1]], 1)
+
+
+def reranker_scores(reranker, src_tokens, src_lengths, sentence: torch.Tensor, candidates: torch.Tensor,
+                    vocab: Vocabulary) -> torch.Tensor:
+    """N: the mean log-probability per token (words and EOS) of each candidate (N x T, compact, EOS-terminated)
+    under the autoregressive RERANKER, teacher-forced: one encoder pass per sentence (B), one decoder pass for all
+    candidates; ``sentence`` (N) maps each candidate to its row of src_tokens. The GMLM-only symbols are masked
+    out of the distribution."""
+    encoder_out = reranker.encoder(src_tokens, src_lengths=src_lengths)
+    encoder_out = reranker.encoder.reorder_encoder_out(encoder_out, sentence)
+    logits, _ = reranker.decoder(shifted_right(candidates, vocab.eos), encoder_out=encoder_out)  # N x T x V
+    unused = [index for index in vocab.never_predicted if index != vocab.eos]
+    log_probs = F.log_softmax(predictable(logits.float(), unused), -1)
+    token_log_probs = log_probs.gather(-1, candidates.unsqueeze(-1)).squeeze(-1)  # N x T
+    real = candidates.ne(vocab.pad)
+    return token_log_probs.masked_fill(~real, 0.0).sum(1) / real.sum(1)
+
+
 class GMLMGenerator:
     """Implements fairseq's generator interface: ``generate(models, sample)`` -> per sentence a list with
     one hypothesis dict (tokens ending in EOS, score, positional_scores, steps, predicted_length, history,
@@ -228,8 +279,11 @@ class GMLMGenerator:
             raise UsageError("translation_gmlm decodes all positions in parallel: --prefix-size and --constraints "
                              "are not supported")
         options, vocab = self.options, self.vocab
+        models, reranker = split_reranker(models, options.reranker)
         for model in models:
             model.train(options.retain_dropout)
+        if reranker is not None:
+            reranker.eval()
 
         src_tokens, src_lengths = sample["net_input"]["src_tokens"], sample["net_input"]["src_lengths"]
         encoder_outs = [m.project_memory(m.encode(src_tokens, src_lengths)) for m in models]  # once for all passes
@@ -257,7 +311,12 @@ class GMLMGenerator:
         length_log_prob = length_log_probs[sentence, lengths]  # N
         scores = candidate_scores(token_log_probs, real, length_log_prob, options.candidate_score,
                                   options.brevity_penalty)  # N
-        best = best_candidates(scores, per_sentence)  # B
+        if reranker is not None:  # the hypothesis keeps the GMLM's scores; the reranker only chooses
+            candidates = compact(predicted, real, vocab.pad)  # N x T
+            choice = reranker_scores(reranker, src_tokens, src_lengths, sentence, candidates, vocab)
+        else:
+            choice = scores
+        best = best_candidates(choice, per_sentence)  # B
 
         hypotheses = []
         for n in best.tolist():

@@ -22,6 +22,8 @@ from torch import nn
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.models.length_head import LengthHead
 from fairseq_gmlm.models.t5_common import (
+    LENGTH_SYMBOL,
+    MASK_SYMBOL,
     FromPretrained,
     T5Config,
     build_embeddings,
@@ -36,8 +38,6 @@ from fairseq_gmlm.precision import prepare_generation_precision
 
 logger = logging.getLogger(__name__)
 
-MASK_SYMBOL = "<mask>"
-LENGTH_SYMBOL = "<length>"
 POSITION_INPUTS = ("none", "learned", "mask-range", "positional-attention")
 POSITION_INIT_STD = 0.1  # learned absolute positions added to token embeddings (std 1)
 

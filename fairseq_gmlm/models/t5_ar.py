@@ -32,6 +32,7 @@ from fairseq.models import (
 from torch import Tensor, nn
 
 from fairseq_gmlm.models.t5_common import (
+    GMLM_SYMBOLS,
     FromPretrained,
     T5Config,
     build_embeddings,
@@ -178,6 +179,24 @@ class T5ARModel(FromPretrained, FairseqEncoderDecoderModel):
 
     def max_positions(self):
         return (self.cfg.max_source_positions, self.cfg.max_target_positions)
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Load a t5_ar trained with fairseq's ``translation`` task under ``translation_gmlm`` (the reranker of
+        ``--iter-decode-with-external-reranker``): that task appends ``<mask>`` and ``<length>`` to the
+        dictionaries, so this model has those rows and the checkpoint does not. They are added as zeros; the
+        reranker never reads or scores them. Any other size mismatch is left for the strict load to report."""
+        super().upgrade_state_dict_named(state_dict, name)
+        prefix = f"{name}." if name else ""
+        dictionaries = {"encoder.embed_tokens.weight": self.encoder.dictionary,
+                        "decoder.embed_tokens.weight": self.decoder.dictionary,
+                        "decoder.lm_head.weight": self.decoder.dictionary}
+        for key, dictionary in dictionaries.items():
+            saved = state_dict.get(prefix + key)
+            if saved is None:
+                continue
+            missing = len(dictionary) - saved.size(0)
+            if missing == len(GMLM_SYMBOLS) and tuple(dictionary.symbols[-missing:]) == GMLM_SYMBOLS:
+                state_dict[prefix + key] = torch.cat([saved, saved.new_zeros(missing, saved.size(1))])
 
 
 ARCHITECTURES = register_sizes("t5_ar")  # t5_ar_tiny ... t5_ar_large

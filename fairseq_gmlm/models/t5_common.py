@@ -20,6 +20,12 @@ from torch import nn
 from fairseq_gmlm.models.t5_layers import Stack, init_t5_weights
 
 
+# translation_gmlm appends these to the dictionaries fairseq-preprocess wrote (in this order)
+MASK_SYMBOL = "<mask>"
+LENGTH_SYMBOL = "<length>"
+GMLM_SYMBOLS = (MASK_SYMBOL, LENGTH_SYMBOL)
+
+
 @dataclass
 class T5Config(FairseqDataclass):
     d_model: int = field(default=512, metadata={"help": "model (embedding) dimension"})

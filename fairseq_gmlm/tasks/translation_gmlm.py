@@ -332,13 +332,12 @@ def refinement_options(cfg: TranslationGMLMConfig, args: Namespace) -> Refinemen
 
     if flag("iter_decode_eos_penalty") > 0:
         raise UsageError("--iter-decode-eos-penalty is not supported by translation_gmlm; use --brevity-penalty")
-    if flag("iter_decode_with_external_reranker"):
-        raise UsageError("--iter-decode-with-external-reranker is not supported by translation_gmlm")
     fairseq = dict(
         max_iter=flag("iter_decode_max_iter"), length_candidates=flag("iter_decode_with_beam"),
         sampling=flag("sampling"), temperature=flag("temperature"), top_k=max(flag("sampling_topk"), 0),
         max_len_a=flag("max_len_a"), max_len_b=flag("max_len_b"), early_stop=not flag("iter_decode_force_max_iter"),
         retain_history=flag("retain_iter_history"), retain_dropout=flag("retain_dropout"),
+        reranker=flag("iter_decode_with_external_reranker"),
     )
     ours = {name: getattr(args, name, getattr(cfg, name)) for name in RefinementOptions._fields if name not in fairseq}
     ours = {name: str(value) if isinstance(value, Enum) else value for name, value in ours.items()}  # ChoiceEnum
