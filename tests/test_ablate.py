@@ -75,3 +75,23 @@ def test_rerunning_resumes_from_the_outputs(ablation):
     output = run_ablate(work, corpora)
     assert "skip: " in output and "scores.json exists" in output
     assert "done training" not in output
+
+
+def test_reranking_comparison_scores_and_times_every_configuration(ablation):
+    """benchmarks/harness/reranking.py on the ablation's models: the GMLM alone and reranked by its teacher."""
+    from benchmarks.harness.reranking import configs
+
+    work, _, _ = ablation
+    out = work / "reranking.md"
+    command = [sys.executable, "-m", "benchmarks.harness.reranking", "--work", str(work), "--src", "src",
+               "--tgt", "tgt", "--latency-sentences", "2", "--repeats", "1", "--threads", "1", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-5000:]
+    record = json.loads(out.with_suffix(".json").read_text())
+    keys = [config.key for config in configs()]
+    assert sorted((row["corpus"], row["config"]) for row in record["scores"]) == sorted(
+        (corpus, key) for corpus in ("rev-a", "rev-b") for key in keys)
+    assert all(row["sentences"] == 8 for row in record["scores"])
+    assert sorted(record["latency_ms"]) == sorted(keys) and min(record["latency_ms"].values()) > 0
+    table = out.read_text()
+    assert all(config.system in table for config in configs())
