@@ -1,6 +1,7 @@
 """Stage 6, second part: where decoding time goes at batch size 1.
 
-For the AR, CMLM and GMLM configurations at the target number of passes, the time inside the networks'
+For the AR, CMLM and GMLM configurations at the target number of passes (the reranked GMLM's calls include its
+teacher's: one encoder and one decoder call per batch), the time inside the networks'
 forward calls (encoder, decoder with its output projection, GMLM's length head and cross-attention key/value
 projection) is measured apart from the
 rest (beam search or refinement bookkeeping, batching, detokenization: Python and small tensor ops), with the
@@ -20,7 +21,7 @@ logger = logging.getLogger("benchmark.profile")
 
 
 def profiled_keys() -> list:
-    return ["ar_greedy", "ar_beam4", f"cmlm_p{TARGET_PASSES}", f"gmlm_p{TARGET_PASSES}"]
+    return ["ar_greedy", "ar_beam4", f"cmlm_p{TARGET_PASSES}", f"gmlm_p{TARGET_PASSES}", f"gmlm_reranked_p{TARGET_PASSES}"]
 
 
 def network_calls(model) -> dict:

@@ -18,14 +18,14 @@ import statistics
 from pathlib import Path
 
 from benchmarks.harness import evaluate, speed, systems
-from benchmarks.harness.systems import GMLM_DECODING, Config
+from benchmarks.harness.systems import GMLM_DECODING, RERANKING, Config
 
 P5 = ["--iter-decode-max-iter", "4", *GMLM_DECODING]
-RERANK = ["--iter-decode-with-external-reranker"]
+RERANK = RERANKING[:1]  # --iter-decode-with-external-reranker
 
 
 def configs() -> list:
-    """The table's rows: (config, timed)."""
+    """The table's rows."""
     def gmlm(key, label, flags, model="gmlm", passes=5):
         return Config(key, label, model, passes, flags)
 
@@ -44,6 +44,9 @@ def configs() -> list:
              P5 + RERANK + ["--iter-decode-with-beam", "3", "--length-offsets", "3"], "reranked"),
         gmlm("rerank_p5_len5_off3", "GMLM + teacher rerank, 5 lengths x 3 offsets",
              P5 + RERANK + ["--iter-decode-with-beam", "5", "--length-offsets", "3"], "reranked"),
+        gmlm("rerank_p5_len3_off3_sampled", "GMLM + teacher rerank, 3 lengths x 3 offsets x 2 sampled (top 5)",
+             P5 + RERANK + ["--iter-decode-with-beam", "3", "--length-offsets", "3", "--restarts", "2", "--sampling",
+                            "--sampling-topk", "5", "--beam", "1"], "reranked"),
         gmlm("rerank_p3_len3_off3", "GMLM + teacher rerank, 3 lengths x 3 offsets, 3 passes",
              ["--iter-decode-max-iter", "2", *GMLM_DECODING, *RERANK, "--iter-decode-with-beam", "3",
               "--length-offsets", "3"], "reranked", 3),

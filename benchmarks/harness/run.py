@@ -172,7 +172,7 @@ def measure_and_report(args, info: dict, checkpoints: dict, progress: Progress) 
     tests = info["tests"]
     valid = valid_set(args)
     subsets = [test["subset"] for test in tests.values()] + ["valid"]
-    loaded = lazy_loader(checkpoints, info, subsets, args, device)
+    loaded = lazy_loader(systems.decoded_models(checkpoints), info, subsets, args, device)
 
     progress.stage(5, f"evaluate {len(configs)} configurations on {len(tests)} test sets")
     eval_device = loaded("fp32-eval")

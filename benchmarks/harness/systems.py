@@ -13,12 +13,15 @@ from fairseq_gmlm.cli import split_decoding
 from fairseq_gmlm.cli.split_decoding import Loaded
 
 MODEL_TASKS = {"ar": "translation", "teacher": "translation", "cmlm": "translation_lev", "gmlm": "translation_gmlm",
-               "gmlm_scratch": "translation_gmlm"}
+               "gmlm_scratch": "translation_gmlm", "gmlm_reranked": "translation_gmlm"}
 PASSES = (1, 2, 3, 4, 5, 6, 10)
 TARGET_PASSES = 5  # --iter-decode-max-iter 4, the configuration the issue's targets name
 # The GMLM recipe's decoding: the rounded mean of the predicted length distribution (docs/decoding.md: a
 # distilled model's most likely length is too short; the mean gains about 1 BLEU on LibreOffice help).
 GMLM_DECODING = ["--length-choice", "mean"]
+# The teacher (whose minutes the warm-started GMLM's budget already counts) chooses among the GMLM's candidates,
+# 3 lengths x 3 offsets (noisy parallel decoding; docs/decoding.md, "Reranking with the teacher").
+RERANKING = ["--iter-decode-with-external-reranker", "--iter-decode-with-beam", "3", "--length-offsets", "3"]
 
 
 @dataclass
@@ -42,7 +45,14 @@ def benchmark_configs(passes=PASSES) -> List[Config]:
     configs += [refinement("cmlm", "CMLM (stock), distilled", p) for p in passes]
     configs += [refinement("gmlm", "GMLM, warm start, distilled", p, GMLM_DECODING) for p in passes]
     configs.append(refinement("gmlm_scratch", "GMLM from scratch, distilled", TARGET_PASSES, GMLM_DECODING))
+    configs.append(refinement("gmlm_reranked", "GMLM, warm start, distilled, teacher reranks 9 candidates",
+                              TARGET_PASSES, GMLM_DECODING + RERANKING))
     return configs
+
+
+def decoded_models(checkpoints: dict) -> dict:
+    """CHECKPOINTS (model: path) and "gmlm_reranked": the GMLM and its teacher, loaded together."""
+    return dict(checkpoints, gmlm_reranked=f"{checkpoints['gmlm']}:{checkpoints['teacher']}")
 
 
 def pick_device(cpu: bool, precision: str) -> str:
