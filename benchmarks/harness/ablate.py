@@ -78,7 +78,9 @@ def parse_args(argv=None):
     parser.add_argument("--tiny", action="store_true", help="toy run: sliced corpora, tiny models, few updates")
     parser.add_argument("--arch", help="gmlm_t5 preset (default gmlm_t5_mini; tiny: gmlm_t5_tiny); t5_ar takes the same shape")
     parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
-    parser.add_argument("--max-update", type=int, help="updates per model on top of the time budget (tiny: 20)")
+    parser.add_argument("--max-update", type=int, help="updates per variant on top of the time budget (tiny: 20)")
+    parser.add_argument("--ar-max-update", type=int, help="the teacher's updates on top of its time budget (default: "
+                        "--max-update); the AR twin gets both together")
     parser.add_argument("--dropout", type=float, default=0.1, help="dropout of every model (0.1 measured best for the AR baseline)")
     parser.add_argument("--parallel", type=int, default=2, help="training jobs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
@@ -92,6 +94,8 @@ def parse_args(argv=None):
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.ar_max_update is None:
+        args.ar_max_update = args.max_update
     if args.parallel < 1 or args.threads < 1:
         raise SystemExit("--parallel and --threads must be >= 1")
     args.work = Path(args.work)
@@ -107,17 +111,20 @@ def base_flags(args, kind: str, minutes: float, max_update: int = None) -> list:
 
 
 def train_teacher(args, data_bin: str) -> Path:
-    return training.train("teacher", data_bin, args.work / "models" / "teacher", base_flags(args, "t5_ar", args.ar_minutes), 1)
+    flags = base_flags(args, "t5_ar", args.ar_minutes, args.ar_max_update)
+    return training.train("teacher", data_bin, args.work / "models" / "teacher", flags, 1)
 
 
 def train_twin(args, data_bin: str, teacher_dir: Path) -> Path:
     """The teacher trained on: a copy of its last state resumed with a budget of --ar-minutes + --minutes (fairseq
-    counts the training time saved in the checkpoint)."""
+    counts the training time saved in the checkpoint), and of --ar-max-update + --max-update updates where both
+    limit the updates."""
     twin_dir = args.work / "models" / "ar_twin"
     twin_dir.mkdir(parents=True, exist_ok=True)
     if not (twin_dir / "checkpoint_last.pt").exists() and not (twin_dir / "final.pt").exists():
         shutil.copy(teacher_dir / "checkpoint_last.pt", twin_dir / "checkpoint_last.pt")
-    flags = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, 2 * args.max_update)  # (0: no update limit)
+    max_update = args.ar_max_update + args.max_update if args.ar_max_update and args.max_update else 0  # 0: none
+    flags = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, max_update)
     return training.train("ar_twin", data_bin, twin_dir, flags, 1)
 
 

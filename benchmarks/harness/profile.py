@@ -21,7 +21,7 @@ logger = logging.getLogger("benchmark.profile")
 
 
 def profiled_keys() -> list:
-    return ["ar_greedy", "ar_beam4", f"cmlm_p{TARGET_PASSES}", f"gmlm_p{TARGET_PASSES}", f"gmlm_reranked_p{TARGET_PASSES}"]
+    return ["ar_greedy", "ar_beam4"] + [f"{model}_p{TARGET_PASSES}" for model in ("cmlm", "gmlm", "gmlm_reranked")]
 
 
 def network_calls(model) -> dict:
