@@ -18,10 +18,9 @@ import statistics
 from pathlib import Path
 
 from benchmarks.harness import evaluate, speed, systems
-from benchmarks.harness.systems import GMLM_DECODING, RERANKING, Config
+from benchmarks.harness.systems import GMLM_DECODING, RERANKER, Config
 
 P5 = ["--iter-decode-max-iter", "4", *GMLM_DECODING]
-RERANK = RERANKING[:1]  # --iter-decode-with-external-reranker
 
 
 def configs() -> list:
@@ -36,19 +35,19 @@ def configs() -> list:
         gmlm("gmlm_p5_stutter", "GMLM, 1 length, stutters dropped", P5 + ["--stutter-remask", "on"]),
         gmlm("gmlm_p5_len3_off3", "GMLM, 3 lengths x 3 offsets, own score", P5 + ["--iter-decode-with-beam", "3",
                                                                                   "--length-offsets", "3"]),
-        gmlm("rerank_p5_off3", "GMLM + teacher rerank, 1 length x 3 offsets", P5 + RERANK + ["--length-offsets", "3"],
+        gmlm("rerank_p5_off3", "GMLM + teacher rerank, 1 length x 3 offsets", P5 + RERANKER + ["--length-offsets", "3"],
              "reranked"),
-        gmlm("rerank_p5_len3", "GMLM + teacher rerank, 3 lengths", P5 + RERANK + ["--iter-decode-with-beam", "3"],
+        gmlm("rerank_p5_len3", "GMLM + teacher rerank, 3 lengths", P5 + RERANKER + ["--iter-decode-with-beam", "3"],
              "reranked"),
         gmlm("rerank_p5_len3_off3", "GMLM + teacher rerank, 3 lengths x 3 offsets",
-             P5 + RERANK + ["--iter-decode-with-beam", "3", "--length-offsets", "3"], "reranked"),
+             P5 + RERANKER + ["--iter-decode-with-beam", "3", "--length-offsets", "3"], "reranked"),
         gmlm("rerank_p5_len5_off3", "GMLM + teacher rerank, 5 lengths x 3 offsets",
-             P5 + RERANK + ["--iter-decode-with-beam", "5", "--length-offsets", "3"], "reranked"),
+             P5 + RERANKER + ["--iter-decode-with-beam", "5", "--length-offsets", "3"], "reranked"),
         gmlm("rerank_p5_len3_off3_sampled", "GMLM + teacher rerank, 3 lengths x 3 offsets x 2 sampled (top 5)",
-             P5 + RERANK + ["--iter-decode-with-beam", "3", "--length-offsets", "3", "--restarts", "2", "--sampling",
+             P5 + RERANKER + ["--iter-decode-with-beam", "3", "--length-offsets", "3", "--restarts", "2", "--sampling",
                             "--sampling-topk", "5", "--beam", "1"], "reranked"),
         gmlm("rerank_p3_len3_off3", "GMLM + teacher rerank, 3 lengths x 3 offsets, 3 passes",
-             ["--iter-decode-max-iter", "2", *GMLM_DECODING, *RERANK, "--iter-decode-with-beam", "3",
+             ["--iter-decode-max-iter", "2", *GMLM_DECODING, *RERANKER, "--iter-decode-with-beam", "3",
               "--length-offsets", "3"], "reranked", 3),
     ]
 
