@@ -11,10 +11,10 @@ With --compare, named sets of decoding flags are decoded instead of the grid, in
 
     gmlm-sweep ... --compare "prediction=--stop-rule prediction" "input=--stop-rule input"
 
-Each set starts from --max-iter and one length candidate; its own flags override them. ``--path gmlm.pt:ar.pt``
-loads a t5_ar beside the GMLM for sets that rerank with it (``--iter-decode-with-external-reranker``, every set). Candidate lengths are
+Each set starts from --max-iter and one length candidate; its own flags override them. Candidate lengths are
 capped as in the benchmark (split_decoding.LENGTH_FLAGS). Loading, decoding and scoring are the benchmark's
-(split_decoding.py).
+(split_decoding.py). ``--path gmlm.pt:ar.pt`` loads a t5_ar beside the GMLM, for sets that all rerank with it
+(``--iter-decode-with-external-reranker``).
 """
 
 import argparse
