@@ -82,7 +82,7 @@ def profile(loaded: dict, configs: list, tests: dict, sentences: int) -> list:
             rows.append({"corpus": corpus, "config": config.key, "system": config.system, "sentences": len(ids),
                          "total_ms": 1000 * total / len(ids), "network_ms": 1000 * network / len(ids),
                          "other_ms": 1000 * (total - network) / len(ids),
-                         "decoder_calls": decoder_calls / len(ids),
+                         "decoder_calls": decoder_calls / len(ids), "encoder_calls": totals["encoder"][1] / len(ids),
                          "ms_per_decoder_call": 1000 * decoder_seconds / max(decoder_calls, 1)})
             logger.info("%s %-22s %.1f ms/sentence: networks %.1f, other %.1f; %.1f decoder calls of %.2f ms",
                         corpus, config.key, rows[-1]["total_ms"], rows[-1]["network_ms"], rows[-1]["other_ms"],

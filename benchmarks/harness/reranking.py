@@ -14,7 +14,6 @@ part of the warm-started GMLM's budget, so reranking with it adds decoding cost,
 import argparse
 import json
 import logging
-import statistics
 from pathlib import Path
 
 from benchmarks.harness import evaluate, speed, systems
@@ -92,13 +91,8 @@ def main(argv=None):
 
 def latency_ms(loaded: dict, rows: list, valid: dict, sentences: int, repeats: int) -> dict:
     """{config key: median ms per sentence at batch size 1}, the configurations interleaved per round."""
-    generators = {config.key: loaded[config.model].generator(config.flags) for config in rows}
-    ids = list(range(min(sentences, valid["sentences"])))
-    plans = [(config, "latency", ids, 1) for config in rows]
-    for config in rows:  # warm-up, untimed
-        systems.translate(loaded[config.model], generators[config.key], config, valid["subset"], ids[:2], 1)
-    runs = speed.interleaved_runs(loaded, generators, plans, valid["subset"], repeats, "valid")
-    return {config.key: 1000 * statistics.median(runs[(config.key, "latency")]) for config in rows}
+    measured = speed.measure(loaded, rows, {"valid": valid}, sentences, large_batch=0, repeats=repeats)
+    return {row["config"]: row["latency_ms"] for row in measured}
 
 
 def markdown(rows: list, scores: list, latency: dict, corpora: list, timed_corpus: str, args) -> str:

@@ -36,13 +36,14 @@ def timed_run(system, generator, config, subset: str, ids: list, batch_size: int
 
 
 def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, large_batch: int, repeats: int) -> list:
-    """Rows {corpus, config, latency_ms, throughput, ...} with the median over REPEATS interleaved rounds."""
+    """Rows {corpus, config, latency_ms, throughput, ...} with the median over REPEATS interleaved rounds;
+    LARGE_BATCH 0: latency only."""
     generators = {config.key: loaded[config.model].generator(config.flags) for config in configs}
     rows = []
     for corpus, test in tests.items():
         all_ids = list(range(test["sentences"]))
         plans = [(config, "latency", all_ids[:latency_sentences], 1) for config in configs]
-        plans += [(config, "throughput", all_ids, large_batch) for config in configs]
+        plans += [(config, "throughput", all_ids, large_batch) for config in configs if large_batch]
         for config, kind, ids, batch_size in plans:  # warm-up, untimed
             translate(loaded[config.model], generators[config.key], config, test["subset"], ids[:batch_size * 2], batch_size)
         runs = interleaved_runs(loaded, generators, plans, test["subset"], repeats, corpus)
@@ -67,12 +68,15 @@ def interleaved_runs(loaded: dict, generators: dict, plans: list, subset: str, r
 
 def summary(corpus: str, config, runs: dict, latency_sentences: int, sentences: int, large_batch: int,
             repeats: int) -> dict:
-    latency_runs, throughput_runs = runs[(config.key, "latency")], runs[(config.key, "throughput")]
-    return {"corpus": corpus, "config": config.key, "latency_ms": 1000 * statistics.median(latency_runs),
-            "throughput": 1 / statistics.median(throughput_runs), "latency_sentences": latency_sentences,
-            "throughput_sentences": sentences, "large_batch": large_batch, "repeats": repeats,
-            "latency_runs_ms": [1000 * seconds for seconds in latency_runs],
-            "throughput_runs": [1 / seconds for seconds in throughput_runs]}
+    latency_runs = runs[(config.key, "latency")]
+    row = {"corpus": corpus, "config": config.key, "latency_ms": 1000 * statistics.median(latency_runs),
+           "latency_sentences": latency_sentences, "repeats": repeats,
+           "latency_runs_ms": [1000 * seconds for seconds in latency_runs]}
+    if large_batch:
+        throughput_runs = runs[(config.key, "throughput")]
+        row.update(throughput=1 / statistics.median(throughput_runs), throughput_sentences=sentences,
+                   large_batch=large_batch, throughput_runs=[1 / seconds for seconds in throughput_runs])
+    return row
 
 
 def speed_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, machine: dict, **options) -> dict:
