@@ -189,10 +189,12 @@ def figure(path: Path, **subplots):
     import matplotlib.pyplot as plt
 
     drawing, axes = plt.subplots(**subplots)
-    yield axes
-    drawing.tight_layout()
-    drawing.savefig(path, dpi=110)
-    plt.close(drawing)
+    try:
+        yield axes
+        drawing.tight_layout()
+        drawing.savefig(path, dpi=110)
+    finally:  # a failed plot must not leave its figure open
+        plt.close(drawing)
 
 
 def save(name: str, experiment, results: dict, out: Path) -> None:

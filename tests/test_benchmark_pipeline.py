@@ -278,3 +278,19 @@ def test_the_budget_rule_as_planned():
     assert all(plan[name][0] == 48 for name in ("ar", "gmlm_scratch", "cmlm"))
     with pytest.raises(SystemExit, match="--ar-minutes and --minutes must be > 0"):
         parse_args(["--work", "w", "--minutes", "0"])
+
+
+@pytest.mark.parametrize("before", ["7", None])
+def test_training_threads_reach_subprocesses_and_the_callers_value_comes_back(monkeypatch, before):
+    from benchmarks.harness.training import subprocess_threads
+
+    if before is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", before)
+    seen = "import os; print(os.environ['OMP_NUM_THREADS'])"
+    with pytest.raises(RuntimeError):
+        with subprocess_threads(2):
+            assert subprocess.run([sys.executable, "-c", seen], capture_output=True, text=True).stdout.strip() == "2"
+            raise RuntimeError("a failed stage")
+    assert os.environ.get("OMP_NUM_THREADS") == before

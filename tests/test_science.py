@@ -121,3 +121,18 @@ def test_distilled_targets_make_a_single_sampled_pass_fail_less(tmp_path):
     assert failures["raw"]["1 pass, sampling"] >= 0.3
     assert failures["distilled"]["1 pass, sampling"] <= failures["raw"]["1 pass, sampling"] / 2
     assert results["distilled_in_90_set"] >= 0.9
+
+
+def test_a_figure_is_saved_and_closed_and_a_failed_plot_leaves_none_open(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from science.lab import figure
+
+    with figure(tmp_path / "ok.png") as axes:
+        axes.plot([0, 1], [1, 0])
+    assert (tmp_path / "ok.png").read_bytes()[:4] == b"\x89PNG" and plt.get_fignums() == []
+    with pytest.raises(ValueError):
+        with figure(tmp_path / "failed.png") as axes:
+            raise ValueError("a bad series")
+    assert plt.get_fignums() == [] and not (tmp_path / "failed.png").exists()

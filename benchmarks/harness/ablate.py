@@ -22,7 +22,6 @@ so every job gets the same share of the machine; each job's updates are reported
 
 import argparse
 import logging
-import os
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -154,17 +153,20 @@ def evaluate_variants(args, info: dict, checkpoints: dict) -> list:
 
     torch.set_num_threads(args.parallel * args.threads)
     tasks = {name: ("translation" if name in ("teacher", "ar_twin") else "translation_gmlm") for name in checkpoints}
-    systems.MODEL_TASKS.update(tasks)
     subsets = [valid["subset"] for valid in info["valids"].values()]
     loaded = systems.load_all({name: str(path) for name, path in checkpoints.items()}, info["bin"], args.src,
-                              args.tgt, subsets, "cpu", "fp32")
+                              args.tgt, subsets, "cpu", "fp32", tasks)
     return evaluate.evaluate(loaded, configs([name for name in args.variants]), info["valids"], args.work / "eval")
 
 
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # every training subprocess
+    with training.subprocess_threads(args.threads):
+        run_stages(args)
+
+
+def run_stages(args) -> None:
     progress = Progress(STAGES)
     args.work.mkdir(parents=True, exist_ok=True)
 

@@ -74,10 +74,11 @@ def main(argv=None):
     checkpoints = {"teacher": models / "teacher" / "final.pt", "ar_twin": models / "ar_twin" / "final.pt",
                    "gmlm": models / args.gmlm / "final.pt"}
     checkpoints["reranked"] = f"{checkpoints['gmlm']}:{checkpoints['teacher']}"
-    systems.MODEL_TASKS.update(teacher="translation", ar_twin="translation", reranked="translation_gmlm")
+    tasks = {"teacher": "translation", "ar_twin": "translation", "gmlm": "translation_gmlm",
+             "reranked": "translation_gmlm"}
     valids = info["valids"]
     loaded = systems.load_all({name: str(path) for name, path in checkpoints.items()}, info["bin"], args.src,
-                              args.tgt, [valid["subset"] for valid in valids.values()], "cpu", "fp32")
+                              args.tgt, [valid["subset"] for valid in valids.values()], "cpu", "fp32", tasks)
     rows = configs()
     scores = evaluate.evaluate(loaded, rows, valids, args.work / "reranking")
     timed_corpus = list(valids)[-1]

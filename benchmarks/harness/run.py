@@ -124,7 +124,6 @@ def planned_minutes(args) -> list:
 
 def train_all(args, info: dict, progress: Progress) -> dict:
     """Stages 2-4: the two training chains, two jobs at a time. Returns {model: final checkpoint}."""
-    os.environ["OMP_NUM_THREADS"] = str(args.train_threads)  # every training and distilling subprocess
     data_bin = info["bin"]
     total = args.ar_minutes + args.minutes
     with ThreadPoolExecutor(2) as pool:
@@ -158,8 +157,8 @@ def main(argv=None):
 
     progress.stage(1, f"prepare {', '.join(args.corpora)}")
     info = prepare_corpora(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
-    checkpoints = train_all(args, info, progress)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    with training.subprocess_threads(args.train_threads):
+        checkpoints = train_all(args, info, progress)
     measure_and_report(args, info, checkpoints, progress)
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from fairseq.utils import split_paths
+
 from fairseq_gmlm.cli import split_decoding
 from fairseq_gmlm.cli.split_decoding import Loaded
 
@@ -66,11 +68,15 @@ def pick_device(cpu: bool, precision: str) -> str:
     return device
 
 
-def load_all(checkpoints: dict, data_bin: str, src: str, tgt: str, subsets: list, device: str, precision: str) -> dict:
-    missing = [path for paths in checkpoints.values() for path in paths.split(":") if not Path(path).exists()]
+def load_all(checkpoints: dict, data_bin: str, src: str, tgt: str, subsets: list, device: str, precision: str,
+             tasks: Optional[dict] = None) -> dict:
+    """{model: Loaded} for CHECKPOINTS ({model: path, or paths joined by ':'}), each under its task in TASKS
+    (default: the benchmark's MODEL_TASKS)."""
+    tasks = MODEL_TASKS if tasks is None else tasks
+    missing = [path for paths in checkpoints.values() for path in split_paths(paths) if not Path(path).exists()]
     if missing:
         raise SystemExit(f"missing checkpoints {missing}: run the training stages first")
-    return {model: Loaded(MODEL_TASKS[model], path, data_bin, src, tgt, subsets, device, precision)
+    return {model: Loaded(tasks[model], path, data_bin, src, tgt, subsets, device, precision)
             for model, path in checkpoints.items()}
 
 

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.harness.paths import ROOT, shown
@@ -106,6 +107,21 @@ def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: b
     if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(ROOT))).returncode != 0:
         raise SystemExit(f"distillation failed; see {out}")
     return str(out / "bin")
+
+
+@contextmanager
+def subprocess_threads(threads: int):
+    """OMP_NUM_THREADS=THREADS for every training and distilling subprocess started inside; the caller's value
+    (or its absence) is restored after, so an in-process caller (a test) keeps its own."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
 
 
 def run_logged(name: str, command: list, log_path: Path) -> None:
