@@ -209,6 +209,7 @@ def write_report(args, info: dict, rows: list, updates: dict) -> None:
 
     record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny,
               "arch": args.arch, "minutes": args.minutes, "ar_minutes": args.ar_minutes, "dropout": args.dropout,
+              "max_update": args.max_update, "ar_max_update": args.ar_max_update,
               "parallel": args.parallel, "threads": args.threads, "train_pairs": info["train_pairs"],
               "corpora": [Path(corpus).name for corpus in info["corpora"]],
               "variants": {name: dict(VARIANTS[name], updates=updates[name]) for name in args.variants},
