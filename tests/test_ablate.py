@@ -63,6 +63,7 @@ def test_the_ar_twin_continues_the_teacher_and_warm_variants_start_from_it(ablat
     record = json.loads((work / "ablations" / "results.json").read_text())
     assert record["updates"]["teacher"] == 6
     assert record["updates"]["ar_twin"] == 12  # the teacher's 6, then 6 more
+    assert "(4 min or 12 updates in total)" in (work / "ablations" / "RESULTS.md").read_text()
     base_log = (work / "models" / "base" / "train.log").read_text()
     scratch_log = (work / "models" / "scratch" / "train.log").read_text()
     assert "--init-from-ar" in base_log and "models/teacher/final.pt" in base_log

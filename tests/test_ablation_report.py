@@ -103,12 +103,15 @@ def test_pass_cost_divides_wall_time_by_sentences_and_passes_over_corpora():
     assert pass_cost(rows, "missing_p5") is None
 
 
-def test_budget_line_names_the_update_limits_where_they_were_set(tmp_path):
+def test_budget_line_names_the_update_limits_where_they_were_set():
     from benchmarks.harness.ablation_report import intro_lines
 
     timed = " ".join(intro_lines(make_record()))
     assert "budget: every variant 10 min;" in timed and "(30 min in total)" in timed and "updates" not in timed
-    limited = " ".join(intro_lines(dict(make_record(), max_update=800, ar_max_update=1200)))
+    limited = " ".join(intro_lines(dict(make_record(), max_update=800, ar_max_update=1200, twin_max_update=2000)))
     assert "budget, whichever comes first: every variant 10 min or 800 updates;" in limited
     assert "teacher (t5_ar at the same shape) 20 min or 1,200 updates;" in limited
-    assert "for 10 min or 800 updates more (30 min or 2,000 updates in total)" in limited
+    assert "for 10 min more (30 min or 2,000 updates in total)" in limited
+    # the variants limited, the teacher not: the twin has no update limit either (ablate.twin_max_update)
+    variants_only = " ".join(intro_lines(dict(make_record(), max_update=800)))
+    assert "every variant 10 min or 800 updates;" in variants_only and "(30 min in total)" in variants_only

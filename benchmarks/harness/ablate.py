@@ -122,6 +122,11 @@ def train_teacher(args, data_bin: str) -> Path:
     return training.train("teacher", data_bin, args.work / "models" / "teacher", flags, 1)
 
 
+def twin_max_update(args) -> int:
+    """The AR twin's update limit: the teacher's and a variant's together where both are limited, else 0 (none)."""
+    return args.ar_max_update + args.max_update if args.ar_max_update and args.max_update else 0
+
+
 def train_twin(args, data_bin: str, teacher_dir: Path) -> Path:
     """The teacher trained on: a copy of its last state resumed with a budget of --ar-minutes + --minutes (fairseq
     counts the training time saved in the checkpoint), and of --ar-max-update + --max-update updates where both
@@ -130,8 +135,7 @@ def train_twin(args, data_bin: str, teacher_dir: Path) -> Path:
     twin_dir.mkdir(parents=True, exist_ok=True)
     if not (twin_dir / "checkpoint_last.pt").exists() and not (twin_dir / "final.pt").exists():
         shutil.copy(teacher_dir / "checkpoint_last.pt", twin_dir / "checkpoint_last.pt")
-    max_update = args.ar_max_update + args.max_update if args.ar_max_update and args.max_update else 0  # 0: none
-    flags = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, max_update)
+    flags = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args))
     return training.train("ar_twin", data_bin, twin_dir, flags, 1)
 
 
@@ -210,6 +214,7 @@ def write_report(args, info: dict, rows: list, updates: dict) -> None:
     record = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny,
               "arch": args.arch, "minutes": args.minutes, "ar_minutes": args.ar_minutes, "dropout": args.dropout,
               "max_update": args.max_update, "ar_max_update": args.ar_max_update,
+              "twin_max_update": twin_max_update(args),
               "parallel": args.parallel, "threads": args.threads, "train_pairs": info["train_pairs"],
               "corpora": [Path(corpus).name for corpus in info["corpora"]],
               "variants": {name: dict(VARIANTS[name], updates=updates[name]) for name in args.variants},
