@@ -36,38 +36,35 @@ from fairseq_gmlm.cli.prepare_data import prepare_corpora
 
 logger = logging.getLogger("ablate")
 STAGES = 6
-POSITIONS = ["--position-input"]
 
 
-def variant(description: str, data: str = "distill", warm: bool = True, flags=()) -> dict:
-    return {"description": description, "data": data, "warm": warm, "flags": list(flags)}
+def variant(description: str, position: str = "learned", data: str = "distill", warm: bool = True, flags=()) -> dict:
+    """A recipe: the decoder's --position-input, the targets (distilled or raw), warm start or not, further flags."""
+    return {"description": description, "data": data, "warm": warm, "flags": ["--position-input", position, *flags]}
 
 
 # One factor at a time around the base recipe (warm start, learned decoder positions, distilled targets).
 VARIANTS = {
-    "base": variant("warm start, learned positions, distilled", flags=[*POSITIONS, "learned"]),
-    "no_positions": variant("no position input", flags=[*POSITIONS, "none"]),
-    "mask_range": variant("mask-range decoder start", flags=[*POSITIONS, "mask-range"]),
-    "positional_attention": variant("positional attention", flags=[*POSITIONS, "positional-attention"]),
-    "scratch": variant("from scratch (no warm start)", warm=False, flags=[*POSITIONS, "learned"]),
-    "glancing": variant("glancing training (ratio 0.5)", flags=[*POSITIONS, "learned", "--glancing-ratio", "0.5"]),
-    "stages2": variant("--train-stages 2", flags=[*POSITIONS, "learned", "--train-stages", "2"]),
-    "raw": variant("raw (not distilled) targets", data="raw", flags=[*POSITIONS, "learned"]),
-    "lr5e-4": variant("peak learning rate 5e-4 instead of 1e-3", flags=[*POSITIONS, "learned", "--lr", "5e-4"]),
+    "base": variant("warm start, learned positions, distilled"),
+    "no_positions": variant("no position input", position="none"),
+    "mask_range": variant("mask-range decoder start", position="mask-range"),
+    "positional_attention": variant("positional attention", position="positional-attention"),
+    "scratch": variant("from scratch (no warm start)", warm=False),
+    "glancing": variant("glancing training (ratio 0.5)", flags=["--glancing-ratio", "0.5"]),
+    "stages2": variant("--train-stages 2", flags=["--train-stages", "2"]),
+    "raw": variant("raw (not distilled) targets", data="raw"),
+    "lr5e-4": variant("peak learning rate 5e-4 instead of 1e-3", flags=["--lr", "5e-4"]),
     "inverse_ratio": variant("masked-diffusion loss weighting (1 / noise ratio)",
-                             flags=[*POSITIONS, "learned", "--loss-weighting", "inverse-ratio"]),
+                             flags=["--loss-weighting", "inverse-ratio"]),
     "skips_length": variant("cross-attention skips the <length> state (PaDIR)",
-                            flags=[*POSITIONS, "learned", "--cross-attention-skips-length"]),
-    "mask_high": variant("masking ratio drawn from U(0.5, 1) instead of U(0, 1)",
-                         flags=[*POSITIONS, "learned", "--mask-ratio", "0.5:1"]),
-    "loss_all": variant("token loss on every position, not only the noised ones",
-                        flags=[*POSITIONS, "learned", "--loss-positions", "all"]),
-    "lr2e-3": variant("peak learning rate 2e-3 instead of 1e-3", flags=[*POSITIONS, "learned", "--lr", "2e-3"]),
+                            flags=["--cross-attention-skips-length"]),
+    "mask_high": variant("masking ratio drawn from U(0.5, 1) instead of U(0, 1)", flags=["--mask-ratio", "0.5:1"]),
+    "loss_all": variant("token loss on every position, not only the noised ones", flags=["--loss-positions", "all"]),
+    "lr2e-3": variant("peak learning rate 2e-3 instead of 1e-3", flags=["--lr", "2e-3"]),
     "mask_high_lr2e-3": variant("masking ratio from U(0.5, 1) and peak learning rate 2e-3",
-                                flags=[*POSITIONS, "learned", "--mask-ratio", "0.5:1", "--lr", "2e-3"]),
-    "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=[*POSITIONS, "learned", "--seed", "2"]),
-    "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)",
-                          flags=[*POSITIONS, "learned"]),
+                                flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
+    "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
+    "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)"),
 }
 PASSES = (1, 2, 3, 5, 10)
 TARGET_PASSES = 5  # --iter-decode-max-iter 4

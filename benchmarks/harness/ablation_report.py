@@ -42,16 +42,18 @@ def table_row(cells: list) -> str:
 def intro_lines(record: dict) -> list:
     """The title, what was trained for how long on what, and the command."""
     minutes, ar_minutes = record["minutes"], record["ar_minutes"]
-    limits = [record.get(key) or 0 for key in ("max_update", "ar_max_update", "twin_max_update")]  # 0: none
+    # update limits, 0 (or absent, in records written before they were recorded): none
+    variant_limit, teacher_limit, twin_limit = (record.get(key) or 0
+                                                for key in ("max_update", "ar_max_update", "twin_max_update"))
 
     def budget(mins: float, limit: int) -> str:
         return f"{mins:g} min or {limit:,} updates" if limit else f"{mins:g} min"
 
-    first = ", whichever comes first" if any(limits) else ""
+    first = ", whichever comes first" if variant_limit or teacher_limit else ""
     text = (f"Date {record['date']}; arch `{record['arch']}`. Training budget{first}: every variant "
-            f"{budget(minutes, limits[0])}; the teacher (t5_ar at the same shape) {budget(ar_minutes, limits[1])}; the "
-            f"AR twin is the teacher trained on for {minutes:g} min more "
-            f"({budget(ar_minutes + minutes, limits[2])} in total). {record['parallel']} training jobs at a "
+            f"{budget(minutes, variant_limit)}; the teacher (t5_ar at the same shape) "
+            f"{budget(ar_minutes, teacher_limit)}; the AR twin is the teacher trained on for {minutes:g} min more "
+            f"({budget(ar_minutes + minutes, twin_limit)} in total). {record['parallel']} training jobs at a "
             f"time with {record['threads']} thread(s) each; {record['train_pairs']:,} training pairs (the union of "
             f"the corpora); dropout {record['dropout']}. Scored with sacreBLEU and chrF on the valid set of each "
             f"corpus: {', '.join(record['corpora'])}. P passes = `--iter-decode-max-iter P-1`.")

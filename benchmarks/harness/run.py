@@ -40,7 +40,7 @@ from fairseq_gmlm.cli.prepare_data import prepare_corpora, read_lines
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
 # ablations/RESULTS.md: the best position input, warm-started; docs/training.md, "Masking ratio and learning rate":
-# a masking ratio from U(0.5, 1) (added after the 2026-12-01 run)
+# a masking ratio from U(0.5, 1) (since the run of 2026-12-01 16:03)
 GMLM_RECIPE = ["--position-input", "learned", "--mask-ratio", "0.5:1"]
 
 
