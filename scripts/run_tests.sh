@@ -7,10 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh requirements-test.txt
-workers="${PYTEST_WORKERS:-2}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-if [ "$workers" = 0 ]; then
-    python -m pytest -q tests "$@"
-else
-    python -m pytest -q -n "$workers" --dist loadscope tests "$@"
-fi
+python -m pytest -q -n "${PYTEST_WORKERS:-2}" --dist loadscope tests "$@"
