@@ -69,6 +69,10 @@ def test_the_ar_twin_continues_the_teacher_and_warm_variants_start_from_it(ablat
     assert "--init-from-ar" in base_log and "models/teacher/final.pt" in base_log
     assert "--init-from-ar" not in scratch_log
     assert "--glancing-ratio" in (work / "models" / "glancing" / "command.txt").read_text()
+    # each recorded command names the threads it trained with (--threads, default 1), and the report reads them
+    assert all((work / "models" / name / "command.txt").read_text().startswith("OMP_NUM_THREADS=1 fairseq-train ")
+               for name in ["teacher", "ar_twin", *VARIANTS])
+    assert record["trained_threads"] == {name: 1 for name in record["updates"]}
 
 
 def test_rerunning_resumes_from_the_outputs(ablation):

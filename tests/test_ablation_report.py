@@ -115,3 +115,15 @@ def test_budget_line_names_the_update_limits_where_they_were_set():
     # the variants limited, the teacher not: the twin has no update limit either (ablate.twin_max_update)
     variants_only = " ".join(intro_lines(dict(make_record(), max_update=800)))
     assert "every variant 10 min or 800 updates;" in variants_only and "(30 min in total)" in variants_only
+
+
+def test_threads_line_names_the_models_that_trained_with_other_threads():
+    from benchmarks.harness.ablation_report import intro_lines
+
+    plain = " ".join(intro_lines(make_record()))  # a record written before command.txt named its threads
+    assert "This invocation trained 2 job(s) at a time with 1 thread(s) each;" in plain
+    resumed = dict(make_record(), trained_threads={"teacher": 2, "ar_twin": None, "base": 1, "scratch": 1})
+    text = " ".join(intro_lines(resumed))
+    assert ("This invocation trained 2 job(s) at a time with 1 thread(s) each (recorded in each model's "
+            "command.txt; teacher 2 thread(s), in an earlier invocation);") in text
+    assert "base 1" not in text and "ar_twin" not in text

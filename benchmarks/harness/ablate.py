@@ -63,6 +63,8 @@ VARIANTS = {
     "lr2e-3": variant("peak learning rate 2e-3 instead of 1e-3", flags=["--lr", "2e-3"]),
     "mask_high_lr2e-3": variant("masking ratio from U(0.5, 1) and peak learning rate 2e-3",
                                 flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
+    "mask_high_lr2e-3_loss_all": variant("the masking ratio and learning rate above, token loss on every position",
+                                         flags=["--mask-ratio", "0.5:1", "--lr", "2e-3", "--loss-positions", "all"]),
     "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
     "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)"),
 }
@@ -213,6 +215,7 @@ def write_report(args, info: dict, rows: list, updates: dict) -> None:
               "max_update": args.max_update, "ar_max_update": args.ar_max_update,
               "twin_max_update": twin_max_update(args),
               "parallel": args.parallel, "threads": args.threads, "train_pairs": info["train_pairs"],
+              "trained_threads": {name: training.recorded_threads(args.work / "models" / name) for name in updates},
               "corpora": [Path(corpus).name for corpus in info["corpora"]],
               "variants": {name: dict(VARIANTS[name], updates=updates[name]) for name in args.variants},
               "updates": updates, "rows": rows,

@@ -53,13 +53,25 @@ def intro_lines(record: dict) -> list:
     text = (f"Date {record['date']}; arch `{record['arch']}`. Training budget{first}: every variant "
             f"{budget(minutes, variant_limit)}; the teacher (t5_ar at the same shape) "
             f"{budget(ar_minutes, teacher_limit)}; the AR twin is the teacher trained on for {minutes:g} min more "
-            f"({budget(ar_minutes + minutes, twin_limit)} in total). {record['parallel']} training jobs at a "
-            f"time with {record['threads']} thread(s) each; {record['train_pairs']:,} training pairs (the union of "
+            f"({budget(ar_minutes + minutes, twin_limit)} in total). {threads_text(record)}; "
+            f"{record['train_pairs']:,} training pairs (the union of "
             f"the corpora); dropout {record['dropout']}. Scored with sacreBLEU and chrF on the valid set of each "
             f"corpus: {', '.join(record['corpora'])}. P passes = `--iter-decode-max-iter P-1`.")
     if record.get("tiny"):
         text += " **--tiny run: toy data and models, figures meaningless.**"
     return ["# Ablations: what makes the GMLM translate", "", text, "", "```", record["command"], "```", ""]
+
+
+def threads_text(record: dict) -> str:
+    """How the models trained: this invocation's jobs and threads, and, where a model's command.txt says it trained
+    with other threads (an earlier invocation, resumed from), which."""
+    text = f"This invocation trained {record['parallel']} job(s) at a time with {record['threads']} thread(s) each"
+    other = {name: threads for name, threads in record.get("trained_threads", {}).items()
+             if threads is not None and threads != record["threads"]}
+    if other:
+        text += " (recorded in each model's command.txt; " + ", ".join(
+            f"{name} {threads} thread(s)" for name, threads in other.items()) + ", in an earlier invocation)"
+    return text
 
 
 def main_table_lines(record: dict) -> list:

@@ -91,7 +91,7 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
         return final
     save_dir.mkdir(parents=True, exist_ok=True)
     command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
-    (save_dir / "command.txt").write_text(shown(command) + "\n")
+    (save_dir / "command.txt").write_text(threads_prefix() + shown(command) + "\n")
     run_logged(name, command, save_dir / "train.log")
     average_checkpoints(last_states(save_dir, average_last), final)
     return final
@@ -107,6 +107,20 @@ def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: b
     if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(ROOT))).returncode != 0:
         raise SystemExit(f"distillation failed; see {out}")
     return str(out / "bin")
+
+
+def threads_prefix() -> str:
+    """``OMP_NUM_THREADS=N `` where the environment sets it (as subprocess_threads does), so that a recorded
+    command says how many threads it trained with; empty where it is unset."""
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return f"OMP_NUM_THREADS={threads} " if threads else ""
+
+
+def recorded_threads(save_dir: Path):
+    """The threads SAVE_DIR's command.txt trained with (its OMP_NUM_THREADS prefix); None where it names none."""
+    command_file = save_dir / "command.txt"
+    match = re.match(r"OMP_NUM_THREADS=(\d+) ", command_file.read_text()) if command_file.exists() else None
+    return int(match.group(1)) if match else None
 
 
 @contextmanager
