@@ -26,7 +26,7 @@ WORDS = [f"w{i}" for i in range(12)]
 FAMILIES = ("repeat", "permutation")
 PASSES = (1, 2, 3, 4, 6)
 SCALES = {"full": dict(train=4000, test=100, samples=5, updates=3000),
-          "small": dict(train=4000, test=30, samples=2, updates=3000)}
+          "small": dict(train=4000, test=30, samples=2, updates=2000)}
 
 
 def make_source(family: str, rng: random.Random) -> str:
