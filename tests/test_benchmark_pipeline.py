@@ -294,3 +294,36 @@ def test_training_threads_reach_subprocesses_and_the_callers_value_comes_back(mo
             assert subprocess.run([sys.executable, "-c", seen], capture_output=True, text=True).stdout.strip() == "2"
             raise RuntimeError("a failed stage")
     assert os.environ.get("OMP_NUM_THREADS") == before
+
+
+def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together(tmp_path):
+    from fairseq.data import Dictionary
+    from fairseq.tasks.translation import load_langpair_dataset
+
+    from benchmarks.harness.training import mixed_data
+    from conftest import run_cli
+
+    folders = {}
+    for name, seed in (("raw", 0), ("distilled", 1)):  # two corpora of one vocabulary: w0..w11 reversed
+        write_reversal_corpus(tmp_path / f"{name}_text", {"train": 30 if name == "raw" else 20, "valid": 5}, seed=seed)
+        (tmp_path / "dict.txt").write_text("".join(f"w{i} 1\n" for i in range(12)))
+        folders[name] = tmp_path / name
+        run_cli("fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref",
+                tmp_path / f"{name}_text" / "train", "--validpref", tmp_path / f"{name}_text" / "valid",
+                "--srcdict", tmp_path / "dict.txt", "--tgtdict", tmp_path / "dict.txt", "--destdir", folders[name],
+                "--workers", "1")
+    mixed = mixed_data(tmp_path / "work", str(folders["raw"]), str(folders["distilled"]))
+    assert mixed_data(tmp_path / "work", str(folders["raw"]), str(folders["distilled"])) == mixed  # reruns
+    dictionary = Dictionary.load(str(folders["raw"] / "dict.src.txt"))
+
+    def pairs(folder, split):
+        data = load_langpair_dataset(str(folder), split, "src", dictionary, "tgt", dictionary, combine=True,
+                                     dataset_impl=None, upsample_primary=1, left_pad_source=False,
+                                     left_pad_target=False, max_source_positions=64, max_target_positions=64)
+        return sorted(tuple(data[i]["target"].tolist()) for i in range(len(data)))
+
+    assert pairs(mixed, "train") == sorted(pairs(folders["distilled"], "train") + pairs(folders["raw"], "train"))
+    assert len(pairs(mixed, "train")) == 50 and pairs(mixed, "valid") == pairs(folders["distilled"], "valid")
+    (folders["raw"] / "dict.tgt.txt").write_text("w0 1\n")
+    with pytest.raises(SystemExit, match="dict.tgt.txt differs .*one vocabulary"):
+        mixed_data(tmp_path / "other", str(folders["raw"]), str(folders["distilled"]))

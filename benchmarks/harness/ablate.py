@@ -39,7 +39,8 @@ STAGES = 6
 
 
 def variant(description: str, position: str = "learned", data: str = "distill", warm: bool = True, flags=()) -> dict:
-    """A recipe: the decoder's --position-input, the targets (distilled or raw), warm start or not, further flags."""
+    """A recipe: the decoder's --position-input, the targets (distill, raw, or mixed: both), warm start or not,
+    further flags."""
     return {"description": description, "data": data, "warm": warm, "flags": ["--position-input", position, *flags]}
 
 
@@ -65,6 +66,12 @@ VARIANTS = {
                                 flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
     "mask_high_lr2e-3_loss_all": variant("the masking ratio and learning rate above, token loss on every position",
                                          flags=["--mask-ratio", "0.5:1", "--lr", "2e-3", "--loss-positions", "all"]),
+    "mask_high_lr3e-3": variant("masking ratio from U(0.5, 1) and peak learning rate 3e-3",
+                                flags=["--mask-ratio", "0.5:1", "--lr", "3e-3"]),
+    "mask_high_lr2e-3_dropout0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, no dropout",
+                                         flags=["--mask-ratio", "0.5:1", "--lr", "2e-3", "--dropout", "0"]),
+    "mask_high_lr2e-3_mixed": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, distilled and raw "
+                                      "pairs together", data="mixed", flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
     "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
     "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)"),
 }
@@ -187,6 +194,8 @@ def run_stages(args) -> None:
     teacher = train_teacher(args, info["bin"])
     progress.stage(3, "distill the training set with the teacher (beam 4)")
     data = {"raw": info["bin"], "distill": training.distill(args.work, info["bin"], teacher, args.src, args.tgt, True)}
+    if any(VARIANTS[name]["data"] == "mixed" for name in args.variants):
+        data["mixed"] = training.mixed_data(args.work, data["raw"], data["distill"])
     if args.stop_after == 3:
         return
     jobs = {"ar_twin": lambda: train_twin(args, info["bin"], teacher.parent)}

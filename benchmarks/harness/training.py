@@ -123,6 +123,23 @@ def recorded_threads(save_dir: Path):
     return int(match.group(1)) if match else None
 
 
+def mixed_data(work: Path, raw_bin: str, distilled_bin: str) -> str:
+    """Distilled and raw training pairs together: WORK/mixed links every file of DISTILLED_BIN and adds RAW_BIN's
+    training set as ``train1`` (fairseq-train concatenates train, train1, ...); valid and test stay as distilled
+    (the same references). Both must share their dictionaries. Returns the folder."""
+    raw, distilled, out = Path(raw_bin), Path(distilled_bin), work / "mixed"
+    for name in sorted(path.name for path in raw.glob("dict.*.txt")):
+        if (raw / name).read_bytes() != (distilled / name).read_bytes():
+            raise SystemExit(f"{name} differs between {raw} and {distilled}: mixed data needs one vocabulary")
+    out.mkdir(parents=True, exist_ok=True)
+    links = {path.name: path for path in distilled.iterdir()}
+    links.update({"train1" + path.name[len("train"):]: path for path in raw.glob("train.*")})
+    for name, target in links.items():
+        if not (out / name).exists():
+            (out / name).symlink_to(target.resolve())
+    return str(out)
+
+
 @contextmanager
 def subprocess_threads(threads: int):
     """OMP_NUM_THREADS=THREADS for every training and distilling subprocess started inside; the caller's value
