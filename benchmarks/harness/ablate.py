@@ -72,6 +72,8 @@ VARIANTS = {
                                          flags=["--mask-ratio", "0.5:1", "--lr", "2e-3", "--dropout", "0"]),
     "mask_high_lr2e-3_mixed": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, distilled and raw "
                                       "pairs together", data="mixed", flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
+    "mask_high_lr2e-3_raw": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets",
+                                    data="raw", flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
     "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
     "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)"),
 }
