@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -297,11 +298,9 @@ def test_training_threads_reach_subprocesses_and_the_callers_value_comes_back(mo
 
 
 def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together(tmp_path):
-    from fairseq.data import Dictionary
-    from fairseq.tasks.translation import load_langpair_dataset
-
     from benchmarks.harness.training import mixed_data
-    from conftest import run_cli
+    from conftest import build_task_and_model, run_cli
+    from fairseq_gmlm.errors import UsageError
 
     folders = {}
     for name, seed in (("raw", 0), ("distilled", 1)):  # two corpora of one vocabulary: w0..w11 reversed
@@ -314,16 +313,19 @@ def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together
                 "--workers", "1")
     mixed = mixed_data(tmp_path / "work", str(folders["raw"]), str(folders["distilled"]))
     assert mixed_data(tmp_path / "work", str(folders["raw"]), str(folders["distilled"])) == mixed  # reruns
-    dictionary = Dictionary.load(str(folders["raw"] / "dict.src.txt"))
 
     def pairs(folder, split):
-        data = load_langpair_dataset(str(folder), split, "src", dictionary, "tgt", dictionary, combine=True,
-                                     dataset_impl=None, upsample_primary=1, left_pad_source=False,
-                                     left_pad_target=False, max_source_positions=64, max_target_positions=64)
-        return sorted(tuple(data[i]["target"].tolist()) for i in range(len(data)))
+        """The (source, target) pairs translation_gmlm loads as fairseq-train does (combine=True for training)."""
+        task = build_task_and_model(Path(folder), words=None)[0]
+        task.load_dataset(split, combine=split == "train")
+        data = task.dataset(split)
+        return sorted((tuple(data[i]["source"].tolist()), tuple(data[i]["target"].tolist())) for i in range(len(data)))
 
+    # with the task's defaults: fairseq's own --upsample-primary default (-1) fails on a second shard
     assert pairs(mixed, "train") == sorted(pairs(folders["distilled"], "train") + pairs(folders["raw"], "train"))
     assert len(pairs(mixed, "train")) == 50 and pairs(mixed, "valid") == pairs(folders["distilled"], "valid")
+    with pytest.raises(UsageError, match="--upsample-primary must be at least 1"):
+        build_task_and_model(Path(mixed), "--upsample-primary", "-1", words=None)
     (folders["raw"] / "dict.tgt.txt").write_text("w0 1\n")
     with pytest.raises(SystemExit, match="dict.tgt.txt differs .*one vocabulary"):
         mixed_data(tmp_path / "other", str(folders["raw"]), str(folders["distilled"]))

@@ -59,6 +59,10 @@ class TranslationGMLMConfig(TranslationConfig):
                           "gradient on the fully masked target; floor(ratio x its wrong words) reference words are "
                           "revealed, the rest masked and scored. 0: off"},
     )
+    upsample_primary: int = field(
+        default=1,  # fairseq's -1 breaks training on several shards (train, train1, ...): defect 10 of fairseq-fixes.md
+        metadata={"help": "how many times the first training shard (train) is repeated beside train1, train2, ..."},
+    )
     refinement_diagnostics: Optional[str] = field(
         default=None,
         metadata={"help": "at generate time, write each sentence's passes (tokens, their log-probs, predicted "
@@ -139,6 +143,9 @@ class TranslationGMLMTask(TranslationTask):
         self.keep_prob = parse_probability("--keep-prob", cfg.keep_prob)
         if (self.random_token_prob or 0.0) + (self.keep_prob or 0.0) > 1.0:
             raise UsageError("--random-token-prob plus --keep-prob must not exceed 1")
+        if cfg.upsample_primary < 1:
+            raise UsageError(f"--upsample-primary must be at least 1 (times the first training shard is repeated), "
+                             f"got {cfg.upsample_primary}")
         if not 0.0 <= cfg.glancing_ratio <= 1.0:
             raise UsageError(f"--glancing-ratio must be in [0, 1] (0 = off), got {cfg.glancing_ratio}")
         mask, length = tgt_dict.index(MASK_SYMBOL), tgt_dict.index(LENGTH_SYMBOL)
