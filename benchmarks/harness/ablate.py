@@ -9,7 +9,8 @@ Stages (each skips when its outputs exist, so rerunning the command resumes):
   1 prepare   union of --corpora (training, valid), joint sentencepiece; each corpus's valid set apart
   2 teacher   t5_ar at the GMLM's shape for --ar-minutes: the warm start of every warm variant and the
             distillation teacher
-  3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4)
+  3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4);
+            where a variant asks for mixed data, WORK/mixed links the distilled and the raw training pairs together
   4 variants  each gmlm_t5 variant for --minutes; beside them the AR twin, the teacher trained on for
             --minutes more (so it gets at least the warm-started GMLM's total: --ar-minutes + --minutes)
   5 evaluate  sacreBLEU and chrF on every corpus's valid set: each variant at several pass counts, the AR twin
