@@ -45,6 +45,9 @@ def variant(description: str, position: str = "learned", data: str = "distill", 
     return {"description": description, "data": data, "warm": warm, "flags": ["--position-input", position, *flags]}
 
 
+# The best fine-tuning knobs measured on 2026-12-01 (docs/training.md): the later variants change one thing on them.
+BEST = ["--mask-ratio", "0.5:1", "--lr", "2e-3"]
+
 # One factor at a time around the base recipe (warm start, learned decoder positions, distilled targets).
 VARIANTS = {
     "base": variant("warm start, learned positions, distilled"),
@@ -63,18 +66,17 @@ VARIANTS = {
     "mask_high": variant("masking ratio drawn from U(0.5, 1) instead of U(0, 1)", flags=["--mask-ratio", "0.5:1"]),
     "loss_all": variant("token loss on every position, not only the noised ones", flags=["--loss-positions", "all"]),
     "lr2e-3": variant("peak learning rate 2e-3 instead of 1e-3", flags=["--lr", "2e-3"]),
-    "mask_high_lr2e-3": variant("masking ratio from U(0.5, 1) and peak learning rate 2e-3",
-                                flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
+    "mask_high_lr2e-3": variant("masking ratio from U(0.5, 1) and peak learning rate 2e-3", flags=BEST),
     "mask_high_lr2e-3_loss_all": variant("the masking ratio and learning rate above, token loss on every position",
-                                         flags=["--mask-ratio", "0.5:1", "--lr", "2e-3", "--loss-positions", "all"]),
+                                         flags=[*BEST, "--loss-positions", "all"]),
     "mask_high_lr3e-3": variant("masking ratio from U(0.5, 1) and peak learning rate 3e-3",
                                 flags=["--mask-ratio", "0.5:1", "--lr", "3e-3"]),
     "mask_high_lr2e-3_dropout0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, no dropout",
-                                         flags=["--mask-ratio", "0.5:1", "--lr", "2e-3", "--dropout", "0"]),
+                                         flags=[*BEST, "--dropout", "0"]),
     "mask_high_lr2e-3_mixed": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, distilled and raw "
-                                      "pairs together", data="mixed", flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
+                                      "pairs together", data="mixed", flags=BEST),
     "mask_high_lr2e-3_raw": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets",
-                                    data="raw", flags=["--mask-ratio", "0.5:1", "--lr", "2e-3"]),
+                                    data="raw", flags=BEST),
     "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
     "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)"),
 }
