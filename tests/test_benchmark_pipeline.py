@@ -302,10 +302,10 @@ def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together
     from conftest import build_task_and_model, run_cli
     from fairseq_gmlm.errors import UsageError
 
+    (tmp_path / "dict.txt").write_text("".join(f"w{i} 1\n" for i in range(12)))
     folders = {}
     for name, seed in (("raw", 0), ("distilled", 1)):  # two corpora of one vocabulary: w0..w11 reversed
         write_reversal_corpus(tmp_path / f"{name}_text", {"train": 30 if name == "raw" else 20, "valid": 5}, seed=seed)
-        (tmp_path / "dict.txt").write_text("".join(f"w{i} 1\n" for i in range(12)))
         folders[name] = tmp_path / name
         run_cli("fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref",
                 tmp_path / f"{name}_text" / "train", "--validpref", tmp_path / f"{name}_text" / "valid",
@@ -314,16 +314,22 @@ def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together
     mixed = mixed_data(tmp_path / "work", str(folders["raw"]), str(folders["distilled"]))
     assert mixed_data(tmp_path / "work", str(folders["raw"]), str(folders["distilled"])) == mixed  # reruns
 
-    def pairs(folder, split):
-        """The (source, target) pairs translation_gmlm loads as fairseq-train does (combine=True for training)."""
+    def pairs(folder):
+        """Training and valid (source, target) pairs as translation_gmlm loads them for fairseq-train (training
+        with combine=True: every shard)."""
         task = build_task_and_model(Path(folder), words=None)[0]
-        task.load_dataset(split, combine=split == "train")
-        data = task.dataset(split)
-        return sorted((tuple(data[i]["source"].tolist()), tuple(data[i]["target"].tolist())) for i in range(len(data)))
+        loaded = {}
+        for split in ("train", "valid"):
+            task.load_dataset(split, combine=split == "train")
+            data = task.dataset(split)
+            loaded[split] = sorted((tuple(data[i]["source"].tolist()), tuple(data[i]["target"].tolist()))
+                                   for i in range(len(data)))
+        return loaded
 
     # with the task's defaults: fairseq's own --upsample-primary default (-1) fails on a second shard
-    assert pairs(mixed, "train") == sorted(pairs(folders["distilled"], "train") + pairs(folders["raw"], "train"))
-    assert len(pairs(mixed, "train")) == 50 and pairs(mixed, "valid") == pairs(folders["distilled"], "valid")
+    together, distilled, raw = pairs(mixed), pairs(folders["distilled"]), pairs(folders["raw"])
+    assert len(together["train"]) == 50 and together["train"] == sorted(distilled["train"] + raw["train"])
+    assert together["valid"] == distilled["valid"]
     with pytest.raises(UsageError, match="--upsample-primary must be at least 1"):
         build_task_and_model(Path(mixed), "--upsample-primary", "-1", words=None)
     (folders["raw"] / "dict.tgt.txt").write_text("w0 1\n")
