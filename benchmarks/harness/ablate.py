@@ -77,6 +77,11 @@ VARIANTS = {
                                       "pairs together", data="mixed", flags=BEST),
     "mask_high_lr2e-3_raw": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets",
                                     data="raw", flags=BEST),
+    "mask_high_lr2e-3_raw_dropout0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
+                                             "no dropout", data="raw", flags=[*BEST, "--dropout", "0"]),
+    "mask_high_lr2e-3_raw_mask_range": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
+                                               "mask-range decoder start", position="mask-range", data="raw",
+                                               flags=BEST),
     "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
     "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)"),
 }
