@@ -41,6 +41,7 @@ def test_training_logs_bleu_and_masked_accuracy_and_keeps_the_best_checkpoint(tr
     assert re.search(r"valid on 'valid' subset .*\| bleu [\d.]+", log)
     assert re.search(r"mask_acc [\d.]+", log)
     assert (save_dir / "checkpoint_best.pt").exists() and (save_dir / "checkpoint_last.pt").exists()
+    assert "detected shared parameter" not in log  # fairseq defect 11: bias-free layers are not shared parameters
 
 
 def test_resume_from_checkpoint_last_continues_the_update_count(trained):

@@ -258,6 +258,23 @@ def test_fairseq_checkpoint_copies_go_through_atomic_copy():
     assert getattr(checkpoint_utils.load_checkpoint_to_cpu, "fairseq_gmlm", False)
 
 
+def test_fairseq_trainer_catalogues_tied_parameters_but_not_missing_biases():
+    from fairseq import trainer
+    from torch import nn
+
+    import fairseq_gmlm  # noqa: F401  (installs the fixes)
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(10, 4)
+            self.proj = nn.Linear(4, 10, bias=False)  # a None bias, like every linear layer of the T5 blocks
+            self.out = nn.Linear(4, 10, bias=False)
+            self.out.weight = self.embed.weight  # really shared
+
+    # fairseq's own catalogue also lists ['proj.bias', 'out.bias'], which the trainer logs as a shared parameter
+    assert trainer._catalog_shared_params(Tied()) == [["embed.weight", "out.weight"]]
+
 @pytest.mark.slow
 @pytest.mark.parametrize("tool", ["fairseq-generate", "fairseq-interactive"])
 @pytest.mark.parametrize("flag", ["--bf16", "--amp"])

@@ -1,8 +1,8 @@
 """Fixes for defects of fairseq 0.12.3 (the PyPI package ``ve-fairseq``) that the plugin patches into fairseq.
 
 Each module patches one place in fairseq and names the defect it fixes by its number in docs/fairseq-fixes.md,
-which describes every defect (symptom, cause, fix, test); defects 8 and 9 are fixed by methods of the task
-(``TranslationGMLMTask.get_batch_iterator``, ``reduce_metrics``) and patch nothing. ``install`` is called once,
+which describes every defect (symptom, cause, fix, test); defects 8, 9 and 10 are fixed by the task
+(``TranslationGMLMTask.get_batch_iterator``, ``reduce_metrics``, the ``upsample_primary`` default) and patch nothing. ``install`` is called once,
 from the plugin's ``__init__``, when fairseq imports ``--user-dir fairseq_gmlm``; it is idempotent.
 """
 
@@ -10,6 +10,7 @@ from fairseq_gmlm.fairseq_fixes.checkpoint_copies import make_checkpoint_copies_
 from fairseq_gmlm.fairseq_fixes.checkpoint_loading import allow_fairseq_checkpoint_globals, guard_checkpoint_loading
 from fairseq_gmlm.fairseq_fixes.error_reporting import report_usage_errors_briefly
 from fairseq_gmlm.fairseq_fixes.launch import install_launch_fixes
+from fairseq_gmlm.fairseq_fixes.shared_parameters import catalog_real_parameters_only
 
 
 def install() -> None:
@@ -18,3 +19,4 @@ def install() -> None:
     make_checkpoint_copies_atomic()  # 4: a kill during a checkpoint copy leaves a truncated checkpoint_last.pt
     report_usage_errors_briefly()  # 5: one line on stderr for wrong use, not a traceback
     install_launch_fixes()  # 6, 7: --bf16 off TPUs; torchrun workers on the CPU form one job
+    catalog_real_parameters_only()  # 11: bias-free layers logged as one shared parameter
