@@ -297,6 +297,30 @@ def test_training_threads_reach_subprocesses_and_the_callers_value_comes_back(mo
     assert os.environ.get("OMP_NUM_THREADS") == before
 
 
+def test_a_running_jobs_log_shows_each_line_the_child_has_printed(tmp_path):
+    import threading
+    import time
+
+    from benchmarks.harness.training import run_logged
+
+    log, release = tmp_path / "train.log", tmp_path / "release"
+    # the child prints a line, then waits for the test to release it: the line must reach the log meanwhile
+    child = ("import os, time\n"
+             "print('| INFO | train | epoch 001 | loss 9.9')\n"
+             "deadline = time.time() + 60\n"
+             f"while not os.path.exists({str(release)!r}) and time.time() < deadline: time.sleep(0.05)\n")
+    job = threading.Thread(target=run_logged, args=("toy", [sys.executable, "-c", child], log))
+    job.start()
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and "epoch 001" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.05)
+        assert "epoch 001" in log.read_text(), "the line stayed in a buffer while the job ran"
+        assert job.is_alive()
+    finally:
+        release.touch()
+        job.join()
+
 def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together(tmp_path):
     from benchmarks.harness.training import mixed_data
     from conftest import build_task_and_model, run_cli

@@ -156,10 +156,11 @@ def subprocess_threads(threads: int):
 
 
 def run_logged(name: str, command: list, log_path: Path) -> None:
-    """Run COMMAND with its output in LOG_PATH, echoing epoch summaries as progress."""
+    """Run COMMAND with its output in LOG_PATH, echoing epoch summaries as progress. The child writes unbuffered
+    and LOG_PATH is line-buffered, so the log of a running job is current (``tail -f`` works)."""
     start = time.time()
-    environment = dict(os.environ, PYTHONPATH=str(ROOT))
-    with open(log_path, "a", encoding="utf-8") as log:
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env=environment)
         for line in process.stdout:
