@@ -321,6 +321,7 @@ def test_a_running_jobs_log_shows_each_line_the_child_has_printed(tmp_path):
         release.touch()
         job.join()
 
+
 def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together(tmp_path):
     from benchmarks.harness.training import mixed_data
     from conftest import build_task_and_model, run_cli
