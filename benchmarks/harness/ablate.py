@@ -79,6 +79,9 @@ VARIANTS = {
                                     data="raw", flags=BEST),
     "mask_high_lr2e-3_raw_dropout0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
                                              "no dropout", data="raw", flags=[*BEST, "--dropout", "0"]),
+    "mask_high_lr2e-3_raw_dropout0_ls0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
+                                                 "no dropout, no label smoothing", data="raw",
+                                                 flags=[*BEST, "--dropout", "0", "--label-smoothing", "0"]),
     "mask_high_lr2e-3_raw_mask_range": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
                                                "mask-range decoder start", position="mask-range", data="raw",
                                                flags=BEST),
