@@ -26,7 +26,7 @@ PASSES = (1, 2, 3, 4, 6)
 REJECTERS = ("random", "linear")
 TOLERANCE = 0.05  # "close": a TV within this of what one position per pass (6 passes) reaches
 SCALES = {"full": dict(train=5000, samples=4000, updates=4000),
-          "small": dict(train=2000, samples=800, updates=1000)}
+          "small": dict(train=2000, samples=800, updates=700)}
 
 
 def joint(beta: float) -> dist.Distribution:

@@ -23,7 +23,7 @@ from science.masking_ratio import make_source
 BETA = 1.5
 DECODINGS = {"1 pass, argmax": (1, "linear", False), "1 pass, sampling": (1, "linear", True),
              "2 passes, sampling": (2, "random", True), "6 passes, sampling": (6, "random", True)}
-SCALES = {"full": dict(train=4000, updates=2000, test=400), "small": dict(train=3000, updates=1000, test=200)}
+SCALES = {"full": dict(train=4000, updates=2000, test=400), "small": dict(train=3000, updates=700, test=200)}
 
 
 def joint(source: str) -> dist.Distribution:

@@ -24,7 +24,7 @@ LENGTH = 6
 BETA = 1.0
 RATIOS = {"0.15": "0.15", "0.5": "0.5", "U(0,1)": "uniform", "U(0.5,1)": "0.5:1"}
 SCALES = {"full": dict(sizes=(250, 1000, 4000), updates=1500, contexts=600),
-          "small": dict(sizes=(2000,), updates=600, contexts=300)}
+          "small": dict(sizes=(2000,), updates=450, contexts=300)}
 VALIDATE_EVERY = 100
 
 

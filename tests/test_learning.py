@@ -1,5 +1,8 @@
 """The model learns a deterministic synthetic mapping (reversal of short random sequences) through the real
-CLIs, and iterative refinement decodes it: sacreBLEU >= 90 on held-out sequences."""
+CLIs, and iterative refinement decodes it: sacreBLEU >= 90 on held-out sequences.
+
+With the recipe's learned decoder positions 300 updates are enough (2026-12-02: sacreBLEU 100 after 200 and 250
+updates at seed 1 and after 350 at seeds 1 and 2); without a position input it took 700."""
 
 import re
 
@@ -16,9 +19,9 @@ def test_gmlm_learns_to_reverse_random_sequences(reversal_corpus, tmp_path):
     run_cli(
         "fairseq-train", data, "--user-dir", PLUGIN, "--task", "translation_gmlm", "--arch", "gmlm_t5_tiny",
         "--criterion", "gmlm_loss", "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "3e-3",
-        "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "100", "--max-tokens", "2048", "--max-update", "700",
-        "--dropout", "0", "--cpu", "--seed", "1", "--save-dir", tmp_path, "--disable-validation",
-        "--no-epoch-checkpoints", "--save-interval", "1000", "--no-progress-bar", timeout=900,
+        "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "100", "--max-tokens", "2048", "--max-update", "300",
+        "--position-input", "learned", "--dropout", "0", "--cpu", "--seed", "1", "--save-dir", tmp_path,
+        "--disable-validation", "--no-epoch-checkpoints", "--save-interval", "1000", "--no-progress-bar", timeout=900,
     )
     result = run_cli(
         "fairseq-generate", data, "--user-dir", PLUGIN, "--task", "translation_gmlm",
