@@ -2,8 +2,9 @@
 
 Each module patches one place in fairseq and names the defect it fixes by its number in docs/fairseq-fixes.md,
 which describes every defect (symptom, cause, fix, test); defects 8, 9 and 10 are fixed by the task
-(``TranslationGMLMTask.get_batch_iterator``, ``reduce_metrics``, the ``upsample_primary`` default) and patch nothing. ``install`` is called once,
-from the plugin's ``__init__``, when fairseq imports ``--user-dir fairseq_gmlm``; it is idempotent.
+(``TranslationGMLMTask.get_batch_iterator``, ``reduce_metrics``, the ``upsample_primary`` default) and patch
+nothing. ``install`` is called once, from the plugin's ``__init__``, when fairseq imports ``--user-dir
+fairseq_gmlm``; it is idempotent.
 """
 
 from fairseq_gmlm.fairseq_fixes.checkpoint_copies import make_checkpoint_copies_atomic
