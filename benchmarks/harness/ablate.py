@@ -47,6 +47,13 @@ def variant(description: str, position: str = "learned", data: str = "distill", 
 
 # The best fine-tuning knobs measured on 2026-12-01 (docs/training.md): the later variants change one thing on them.
 BEST = ["--mask-ratio", "0.5:1", "--lr", "2e-3"]
+BEST_DESCRIPTION = "masking ratio from U(0.5, 1), peak learning rate 2e-3"
+
+
+def on_best(change: str, flags=(), **recipe) -> dict:
+    """A variant of the best recipe: BEST's flags and FLAGS, described as BEST_DESCRIPTION and CHANGE."""
+    return variant(f"{BEST_DESCRIPTION}, {change}", flags=[*BEST, *flags], **recipe)
+
 
 # One factor at a time around the base recipe (warm start, learned decoder positions, distilled targets).
 VARIANTS = {
@@ -71,20 +78,14 @@ VARIANTS = {
                                          flags=[*BEST, "--loss-positions", "all"]),
     "mask_high_lr3e-3": variant("masking ratio from U(0.5, 1) and peak learning rate 3e-3",
                                 flags=["--mask-ratio", "0.5:1", "--lr", "3e-3"]),
-    "mask_high_lr2e-3_dropout0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, no dropout",
-                                         flags=[*BEST, "--dropout", "0"]),
-    "mask_high_lr2e-3_mixed": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, distilled and raw "
-                                      "pairs together", data="mixed", flags=BEST),
-    "mask_high_lr2e-3_raw": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets",
-                                    data="raw", flags=BEST),
-    "mask_high_lr2e-3_raw_dropout0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
-                                             "no dropout", data="raw", flags=[*BEST, "--dropout", "0"]),
-    "mask_high_lr2e-3_raw_dropout0_ls0": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
-                                                 "no dropout, no label smoothing", data="raw",
-                                                 flags=[*BEST, "--dropout", "0", "--label-smoothing", "0"]),
-    "mask_high_lr2e-3_raw_mask_range": variant("masking ratio from U(0.5, 1), peak learning rate 2e-3, raw targets, "
-                                               "mask-range decoder start", position="mask-range", data="raw",
-                                               flags=BEST),
+    "mask_high_lr2e-3_dropout0": on_best("no dropout", ["--dropout", "0"]),
+    "mask_high_lr2e-3_mixed": on_best("distilled and raw pairs together", data="mixed"),
+    "mask_high_lr2e-3_raw": on_best("raw targets", data="raw"),
+    "mask_high_lr2e-3_raw_dropout0": on_best("raw targets, no dropout", ["--dropout", "0"], data="raw"),
+    "mask_high_lr2e-3_raw_dropout0_ls0": on_best("raw targets, no dropout, no label smoothing",
+                                                 ["--dropout", "0", "--label-smoothing", "0"], data="raw"),
+    "mask_high_lr2e-3_raw_mask_range": on_best("raw targets, mask-range decoder start", position="mask-range",
+                                               data="raw"),
     "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
     "base_again": variant("base, trained again beside the two above (same load: the run-to-run spread)"),
 }
