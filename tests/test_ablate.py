@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow  # every test here runs fairseq command lines or t
 
 pytest.importorskip("matplotlib")
 
-VARIANTS = ["base", "scratch"]
+WARM = "mask_high_lr2e-3_raw_dropout0"  # warm-started, learned positions, --dropout 0: a twin of its own
+VARIANTS = [WARM, "scratch"]
 
 
 def run_ablate(work, corpora):
@@ -45,7 +46,7 @@ def test_every_stage_writes_its_files_and_reports_every_row(ablation):
     for stage in range(1, 7):
         assert f"[{stage}/6]" in output
     expected = ["data/bin/valid1.src-tgt.tgt.idx", "data/bin/valid2.src-tgt.tgt.idx", "distill/bin/train.src-tgt.tgt.idx",
-                "models/teacher/final.pt", "models/ar_twin/final.pt", "eval/scores.json",
+                "models/teacher/final.pt", "models/ar_twin/final.pt", "models/ar_twin_dropout0/final.pt", "eval/scores.json",
                 "ablations/RESULTS.md", "ablations/results.json", "ablations/passes.png"]
     expected += [f"models/{name}/final.pt" for name in VARIANTS]
     assert [path for path in expected if not (work / path).is_file()] == []
@@ -54,7 +55,7 @@ def test_every_stage_writes_its_files_and_reports_every_row(ablation):
     for corpus in ("rev-a", "rev-b"):
         for name in VARIANTS:
             assert {(corpus, f"{name}_p{p}") for p in (1, 2, 3, 5, 10)} <= rows
-        assert (corpus, "ar_twin_beam4") in rows and (corpus, "teacher_beam4") in rows
+        assert {(corpus, "ar_twin_beam4"), (corpus, "ar_twin_dropout0_beam4"), (corpus, "teacher_beam4")} <= rows
     assert all(row["sentences"] == 8 for row in record["rows"])  # each corpus's own valid set
 
 
@@ -64,15 +65,47 @@ def test_the_ar_twin_continues_the_teacher_and_warm_variants_start_from_it(ablat
     assert record["updates"]["teacher"] == 6
     assert record["updates"]["ar_twin"] == 12  # the teacher's 6, then 6 more
     assert "(4 min or 12 updates in total)" in (work / "ablations" / "RESULTS.md").read_text()
-    base_log = (work / "models" / "base" / "train.log").read_text()
+    base_log = (work / "models" / WARM / "train.log").read_text()
     scratch_log = (work / "models" / "scratch" / "train.log").read_text()
     assert "--init-from-ar" in base_log and "models/teacher/final.pt" in base_log
     assert "--init-from-ar" not in scratch_log
-    assert "--position-input learned" in (work / "models" / "base" / "command.txt").read_text()  # the variant's flags
+    assert "--position-input learned" in (work / "models" / WARM / "command.txt").read_text()  # the variant's flags
     # each recorded command names the threads it trained with (--threads, default 1), and the report reads them
     assert all((work / "models" / name / "command.txt").read_text().startswith("OMP_NUM_THREADS=1 fairseq-train ")
-               for name in ["teacher", "ar_twin", *VARIANTS])
+               for name in ["teacher", "ar_twin", "ar_twin_dropout0", *VARIANTS])
     assert record["trained_threads"] == {name: 1 for name in record["updates"]}
+
+
+def test_twin_flags_are_a_variants_regularisation_flags_and_name_its_twin():
+    from benchmarks.harness.ablate import twin_flags, twin_name
+
+    flags = ["--position-input", "learned", "--dropout", "0", "--lr", "2e-3", "--label-smoothing", "0.05"]
+    assert twin_flags(flags) == ["--dropout", "0", "--label-smoothing", "0.05"]
+    assert twin_name(flags) == "ar_twin_dropout0_label_smoothing0.05"
+    assert twin_flags(["--position-input", "learned", "--mask-ratio", "0.5:1"]) == []
+    assert twin_name(["--position-input", "learned"]) == "ar_twin"
+    assert twin_flags(["--dropout"]) == []  # a flag without its value is not a pair
+
+
+def test_a_variant_without_dropout_is_compared_with_a_twin_trained_on_without_dropout(ablation):
+    work, _, _ = ablation
+    record = json.loads((work / "ablations" / "results.json").read_text())
+    assert record["twins"] == {"ar_twin_dropout0": ["--dropout", "0"], "ar_twin": []}
+    assert record["variants"][WARM]["twin"] == "ar_twin_dropout0" and record["variants"]["scratch"]["twin"] == "ar_twin"
+    plain, own = ((work / "models" / twin / "command.txt").read_text().split() for twin in ("ar_twin", "ar_twin_dropout0"))
+    assert plain[plain.index("--dropout") + 1] == "0.1"  # fairseq takes the last value given
+    assert own[len(own) - 1 - own[::-1].index("--dropout") + 1] == "0"
+    assert record["updates"]["ar_twin_dropout0"] == 12  # the teacher's 6, then 6 more
+    # the report's "% of AR twin" of each variant is against its own twin
+    rows = {(row["corpus"], row["config"]): row["bleu"] for row in record["rows"]}
+    table = (work / "ablations" / "RESULTS.md").read_text()
+    for name, twin in ((WARM, "ar_twin_dropout0"), ("scratch", "ar_twin")):
+        line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for corpus_index, corpus in enumerate(("rev-a", "rev-b")):
+            twin_bleu = rows[(corpus, f"{twin}_beam4")]
+            expected = f"{100 * rows[(corpus, f'{name}_p5')] / twin_bleu:.0f}%" if twin_bleu else "–"
+            assert cells[5 + 5 * corpus_index + 2] == expected
 
 
 def test_rerunning_resumes_from_the_outputs(ablation):

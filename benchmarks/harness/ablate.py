@@ -12,7 +12,9 @@ Stages (each skips when its outputs exist, so rerunning the command resumes):
   3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4);
             where a variant asks for mixed data, WORK/mixed links the distilled and the raw training pairs together
   4 variants  each gmlm_t5 variant for --minutes; beside them the AR twin, the teacher trained on for
-            --minutes more (so it gets at least the warm-started GMLM's total: --ar-minutes + --minutes)
+            --minutes more (so it gets at least the warm-started GMLM's total: --ar-minutes + --minutes). A
+            variant that sets regularisation flags (REGULARISATION) has its own twin, trained on with the same
+            values, so that its "% of AR twin" compares like with like
   5 evaluate  sacreBLEU and chrF on every corpus's valid set: each variant at several pass counts, the AR twin
             and the teacher with beam 4 and greedy
   6 report    RESULTS.md, results.json and passes.png under --results
@@ -53,6 +55,24 @@ BEST_DESCRIPTION = "masking ratio from U(0.5, 1), peak learning rate 2e-3"
 def on_best(change: str, flags=(), **recipe) -> dict:
     """A variant of the best recipe: BEST's flags and FLAGS, described as BEST_DESCRIPTION and CHANGE."""
     return variant(f"{BEST_DESCRIPTION}, {change}", flags=[*BEST, *flags], **recipe)
+
+
+# Flags that set how a model is regularised. A variant that sets one is compared with an AR twin trained on with the
+# same values: a twin without dropout gained 4.3 BLEU over one with it (docs/training.md, 2026-12-02), so a shared
+# twin would flatter a GMLM without dropout.
+REGULARISATION = ("--dropout", "--label-smoothing")
+
+
+def twin_flags(flags) -> list:
+    """The flags among FLAGS that its AR twin trains with too (REGULARISATION's, with their values, in order)."""
+    return [word for index in range(len(flags) - 1) if flags[index] in REGULARISATION
+            for word in flags[index:index + 2]]
+
+
+def twin_name(flags) -> str:
+    """The AR twin of a variant with FLAGS: "ar_twin", or e.g. "ar_twin_dropout0_label_smoothing0"."""
+    own = twin_flags(flags)
+    return "ar_twin" + "".join(f"_{flag.lstrip('-').replace('-', '_')}{value}" for flag, value in zip(own[::2], own[1::2]))
 
 
 # One factor at a time around the base recipe (warm start, learned decoder positions, distilled targets).
@@ -108,7 +128,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-update", type=int, help="updates per variant on top of the time budget (tiny: 20)")
     parser.add_argument("--ar-max-update", type=int, help="the teacher's updates on top of its time budget (default: "
                         "--max-update); the AR twin gets both together")
-    parser.add_argument("--dropout", type=float, default=0.1, help="dropout of every model (0.1 measured best for the AR baseline)")
+    parser.add_argument("--dropout", type=float, default=0.1,
+                        help="dropout of the teacher and of every model whose variant sets none (0.1: the setting of the "
+                             "table in ablations/; docs/training.md, 2026-12-02, measured 0 better at these budgets)")
     parser.add_argument("--parallel", type=int, default=2, help="training jobs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--stop-after", type=int, choices=range(1, STAGES + 1), metavar="STAGE",
@@ -147,16 +169,21 @@ def twin_max_update(args) -> int:
     return args.ar_max_update + args.max_update if args.ar_max_update and args.max_update else 0
 
 
-def train_twin(args, data_bin: str, teacher_dir: Path) -> Path:
-    """The teacher trained on: a copy of its last state resumed with a budget of --ar-minutes + --minutes (fairseq
-    counts the training time saved in the checkpoint), and of --ar-max-update + --max-update updates where both
-    limit the updates."""
-    twin_dir = args.work / "models" / "ar_twin"
+def twins(names: list) -> dict:
+    """{twin: its flags} of the variants NAMES (see REGULARISATION), in the variants' order."""
+    return {twin_name(VARIANTS[name]["flags"]): twin_flags(VARIANTS[name]["flags"]) for name in names}
+
+
+def train_twin(args, data_bin: str, teacher_dir: Path, name: str = "ar_twin", flags=()) -> Path:
+    """The teacher trained on with FLAGS: a copy of its last state resumed with a budget of --ar-minutes + --minutes
+    (fairseq counts the training time saved in the checkpoint), and of --ar-max-update + --max-update updates where
+    both limit the updates."""
+    twin_dir = args.work / "models" / name
     twin_dir.mkdir(parents=True, exist_ok=True)
     if not (twin_dir / "checkpoint_last.pt").exists() and not (twin_dir / "final.pt").exists():
         shutil.copy(teacher_dir / "checkpoint_last.pt", twin_dir / "checkpoint_last.pt")
-    flags = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args))
-    return training.train("ar_twin", data_bin, twin_dir, flags, 1)
+    twin = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args)) + list(flags)
+    return training.train(name, data_bin, twin_dir, twin, 1)
 
 
 def train_variant(args, name: str, data: dict, teacher: Path) -> Path:
@@ -168,9 +195,10 @@ def train_variant(args, name: str, data: dict, teacher: Path) -> Path:
 
 
 def configs(names: list) -> list:
-    rows = [systems.Config("teacher_beam4", "teacher (t5_ar), beam 4", "teacher", None, ["--beam", "4"]),
-            systems.Config("ar_twin_beam4", "AR twin (t5_ar), beam 4", "ar_twin", None, ["--beam", "4"]),
-            systems.Config("ar_twin_greedy", "AR twin (t5_ar), greedy", "ar_twin", None, ["--beam", "1"])]
+    rows = [systems.Config("teacher_beam4", "teacher (t5_ar), beam 4", "teacher", None, ["--beam", "4"])]
+    for twin in twins(names):
+        rows += [systems.Config(f"{twin}_beam4", f"AR twin {twin} (t5_ar), beam 4", twin, None, ["--beam", "4"]),
+                 systems.Config(f"{twin}_greedy", f"AR twin {twin} (t5_ar), greedy", twin, None, ["--beam", "1"])]
     for name in names:
         rows += [systems.Config(f"{name}_p{p}", name, name, p, ["--iter-decode-max-iter", str(p - 1)]) for p in PASSES]
     return rows
@@ -184,7 +212,8 @@ def evaluate_variants(args, info: dict, checkpoints: dict) -> list:
     import torch
 
     torch.set_num_threads(args.parallel * args.threads)
-    tasks = {name: ("translation" if name in ("teacher", "ar_twin") else "translation_gmlm") for name in checkpoints}
+    autoregressive = {"teacher", *twins(args.variants)}
+    tasks = {name: ("translation" if name in autoregressive else "translation_gmlm") for name in checkpoints}
     subsets = [valid["subset"] for valid in info["valids"].values()]
     loaded = systems.load_all({name: str(path) for name, path in checkpoints.items()}, info["bin"], args.src,
                               args.tgt, subsets, "cpu", "fp32", tasks)
@@ -212,7 +241,8 @@ def run_stages(args) -> None:
         data["mixed"] = training.mixed_data(args.work, data["raw"], data["distill"])
     if args.stop_after == 3:
         return
-    jobs = {"ar_twin": lambda: train_twin(args, info["bin"], teacher.parent)}
+    jobs = {twin: (lambda twin=twin, flags=flags: train_twin(args, info["bin"], teacher.parent, twin, flags))
+            for twin, flags in twins(args.variants).items()}
     jobs.update({name: (lambda name=name: train_variant(args, name, data, teacher)) for name in args.variants})
     progress.stage(4, f"train {len(jobs)} models, {args.minutes} min each, {args.parallel} at a time")
     with ThreadPoolExecutor(args.parallel) as pool:
@@ -240,7 +270,9 @@ def write_report(args, info: dict, rows: list, updates: dict) -> None:
               "parallel": args.parallel, "threads": args.threads, "train_pairs": info["train_pairs"],
               "trained_threads": {name: training.recorded_threads(args.work / "models" / name) for name in updates},
               "corpora": [Path(corpus).name for corpus in info["corpora"]],
-              "variants": {name: dict(VARIANTS[name], updates=updates[name]) for name in args.variants},
+              "variants": {name: dict(VARIANTS[name], updates=updates[name], twin=twin_name(VARIANTS[name]["flags"]))
+                           for name in args.variants},
+              "twins": twins(args.variants),
               "updates": updates, "rows": rows,
               "command": shown(["python", "-m", "benchmarks.harness.ablate", *sys.argv[1:]])}
     write(record, args.results)

@@ -8,9 +8,7 @@ from benchmarks.harness.report import fmt, percent, save_report
 
 logger = logging.getLogger("benchmark.ablation_report")
 TARGET_PASSES = 5  # the main table's configuration: <variant>_p5
-TWIN = "ar_twin_beam4"  # the 100% of the "% of AR twin" column
-AR_ROWS = {"teacher_beam4": ("teacher", "teacher, beam 4"), "ar_twin_beam4": ("ar_twin", "AR twin, beam 4"),
-           "ar_twin_greedy": ("ar_twin", "AR twin, greedy")}  # config -> (model, label)
+TWIN = "ar_twin"  # the twin of a variant without regularisation flags (and of records written before twins)
 COLUMNS = ("BLEU", "chrF", "% of AR twin", "length ratio", "repeats")
 
 
@@ -24,15 +22,24 @@ def index_rows(rows: list) -> dict:
     return {(row["corpus"], row["config"]): row for row in rows}
 
 
-def corpus_cells(index: dict, corpus: str, config: str) -> list:
-    """BLEU, chrF, % of the AR twin's beam-4 BLEU, length ratio and repeats of one configuration on one corpus."""
+def corpus_cells(index: dict, corpus: str, config: str, twin_model: str = TWIN) -> list:
+    """BLEU, chrF, % of TWIN_MODEL's beam-4 BLEU, length ratio and repeats of one configuration on one corpus."""
     row = index.get((corpus, config))
     if row is None or row.get("bleu") is None:
         return ["–"] * len(COLUMNS)
-    twin = index.get((corpus, TWIN)) or {}
+    twin = index.get((corpus, f"{twin_model}_beam4")) or {}
     of_twin = 100 * row["bleu"] / twin["bleu"] if twin.get("bleu") else None
     return [fmt(row["bleu"], ".2f"), fmt(row.get("chrf"), ".2f"), share(of_twin),
             fmt(row.get("length_ratio"), ".2f"), share(percent(row.get("repeated_words")))]
+
+
+def ar_rows(record: dict) -> dict:
+    """{config: (model, label)} of the autoregressive rows: the teacher, and each AR twin at beam 4 and greedy."""
+    rows = {"teacher_beam4": ("teacher", "teacher, beam 4")}
+    for twin, flags in record.get("twins", {TWIN: []}).items():
+        own = f" ({' '.join(flags)})" if flags else ""
+        rows.update({f"{twin}_beam4": (twin, f"AR twin{own}, beam 4"), f"{twin}_greedy": (twin, f"AR twin{own}, greedy")})
+    return rows
 
 
 def table_row(cells: list) -> str:
@@ -53,13 +60,22 @@ def intro_lines(record: dict) -> list:
     text = (f"Date {record['date']}; arch `{record['arch']}`. Training budget{first}: every variant "
             f"{budget(minutes, variant_limit)}; the teacher (t5_ar at the same shape) "
             f"{budget(ar_minutes, teacher_limit)}; the AR twin is the teacher trained on for {minutes:g} min more "
-            f"({budget(ar_minutes + minutes, twin_limit)} in total). {threads_text(record)}; "
+            f"({budget(ar_minutes + minutes, twin_limit)} in total){twins_text(record)}. {threads_text(record)}; "
             f"{record['train_pairs']:,} training pairs (the union of "
             f"the corpora); dropout {record['dropout']}. Scored with sacreBLEU and chrF on the valid set of each "
             f"corpus: {', '.join(record['corpora'])}. P passes = `--iter-decode-max-iter P-1`.")
     if record.get("tiny"):
         text += " **--tiny run: toy data and models, figures meaningless.**"
     return ["# Ablations: what makes the GMLM translate", "", text, "", "```", record["command"], "```", ""]
+
+
+def twins_text(record: dict) -> str:
+    """Which AR twins trained with other regularisation flags than the teacher's, where any did."""
+    own = {twin: flags for twin, flags in record.get("twins", {}).items() if flags}
+    if not own:
+        return ""
+    return ("; a variant that sets regularisation flags is compared with a twin trained on with the same ones (" +
+            ", ".join(f"`{twin}`: `{' '.join(flags)}`" for twin, flags in own.items()) + ")")
 
 
 def threads_text(record: dict) -> str:
@@ -82,12 +98,14 @@ def main_table_lines(record: dict) -> list:
                         *(f"{corpus} {column}" for corpus in corpora for column in COLUMNS)]),
              "|" + "---|" * (5 + len(corpora) * len(COLUMNS))]
     for name, spec in record["variants"].items():
-        cells = [cell for corpus in corpora for cell in corpus_cells(index, corpus, f"{name}_p{TARGET_PASSES}")]
+        cells = [cell for corpus in corpora
+                 for cell in corpus_cells(index, corpus, f"{name}_p{TARGET_PASSES}", spec.get("twin", TWIN))]
         updates = spec.get("updates", record["updates"].get(name))
         lines.append(table_row([name, spec["description"], spec["data"], "yes" if spec["warm"] else "no",
                                 fmt(updates, ","), *cells]))
-    for config, (model, label) in AR_ROWS.items():
-        cells = [cell for corpus in corpora for cell in corpus_cells(index, corpus, config)]
+    for config, (model, label) in ar_rows(record).items():
+        twin = TWIN if model == "teacher" else model
+        cells = [cell for corpus in corpora for cell in corpus_cells(index, corpus, config, twin)]
         warm = "no" if model == "teacher" else "continues the teacher"
         lines.append(table_row([config, label, "raw", warm, fmt(record["updates"].get(model), ","), *cells]))
     return lines + ["", main_table_legend(record, index), ""]
@@ -99,7 +117,8 @@ def main_table_legend(record: dict, index: dict) -> str:
     for corpus in record["corpora"]:
         row = next((row for (name, _), row in index.items() if name == corpus), {})
         references.append(share(percent(row.get("reference_repeated_words"))))
-    return ("% of AR twin: BLEU as a share of the AR twin's beam-4 BLEU on that corpus. Length ratio: hypothesis / "
+    return ("% of AR twin: BLEU as a share of the beam-4 BLEU on that corpus of the variant's AR twin (the teacher "
+            "trained on with the variant's regularisation flags; the teacher's row: the twin without any). Length ratio: hypothesis / "
             "reference words (sacreBLEU's). Repeats: the share of outputs in which a word directly repeats "
             f"(the references: {' / '.join(references)}).")
 
@@ -177,7 +196,8 @@ def plot(record: dict, path: Path) -> None:
                             and row.get("passes") is not None and row["config"] == f"{name}_p{row['passes']}")
             if points:
                 axis.plot(*zip(*points), marker="o", label=name)
-        for (config, (_, label)), color in zip(AR_ROWS.items(), ("darkgoldenrod", "black", "teal")):
+        colors = ("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive", "brown")
+        for (config, (_, label)), color in zip(ar_rows(record).items(), colors * 2):
             row = next((row for row in rows if row["corpus"] == corpus and row["config"] == config), None)
             if row is not None:
                 axis.axhline(row["bleu"], linestyle="--", color=color, linewidth=1, label=label)

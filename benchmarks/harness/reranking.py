@@ -1,11 +1,12 @@
 """Does an autoregressive reranker close the GMLM's gap? (``--iter-decode-with-external-reranker``)
 
-    python -m benchmarks.harness.ablate --work work/ablate --variants base --stop-after 4
+    python -m benchmarks.harness.ablate --work work/ablate --variants mask_high_lr2e-3_raw_dropout0 --stop-after 4
     python -m benchmarks.harness.reranking --work work/ablate --out work/ablate/reranking.md
 
 from the repository root. Decodes every corpus's valid set of an ablation run with its GMLM variant (--gmlm)
 alone and with the teacher it started from (the t5_ar trained --ar-minutes) choosing among its candidates,
-beside the teacher and the AR twin (the teacher trained on as long as the GMLM) with beam 4. Then times each
+beside the teacher and the variant's AR twin (the teacher trained on as long as the GMLM, with the variant's
+regularisation flags) with beam 4. Then times each
 configuration at batch size 1 on the first --latency-sentences valid sentences of the last corpus (LibreOffice
 help by default): --repeats interleaved rounds in this process, the median kept. The teacher's minutes are
 part of the warm-started GMLM's budget, so reranking with it adds decoding cost, not training.
@@ -17,6 +18,7 @@ import logging
 from pathlib import Path
 
 from benchmarks.harness import evaluate, speed, systems
+from benchmarks.harness.ablate import VARIANTS, twin_name
 from benchmarks.harness.systems import GMLM_DECODING, RERANKER, Config
 
 P5 = ["--iter-decode-max-iter", "4", *GMLM_DECODING]
@@ -54,7 +56,9 @@ def configs() -> list:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="the ablation's working folder")
-    parser.add_argument("--gmlm", default="base", help="the ablation variant to decode")
+    parser.add_argument("--gmlm", default="mask_high_lr2e-3_raw_dropout0", choices=list(VARIANTS),
+                        help="the ablation variant to decode (default: the chosen recipe's, which decodes with the "
+                             "mode length as GMLM_DECODING does)")
     parser.add_argument("--src", default="de"), parser.add_argument("--tgt", default="en")
     parser.add_argument("--latency-sentences", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
@@ -71,7 +75,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     info = json.loads((args.work / "data" / "corpora.json").read_text())
     models = args.work / "models"
-    checkpoints = {"teacher": models / "teacher" / "final.pt", "ar_twin": models / "ar_twin" / "final.pt",
+    twin = twin_name(VARIANTS[args.gmlm]["flags"])  # the variant's own AR twin (ablate.REGULARISATION)
+    checkpoints = {"teacher": models / "teacher" / "final.pt", "ar_twin": models / twin / "final.pt",
                    "gmlm": models / args.gmlm / "final.pt"}
     checkpoints["reranked"] = f"{checkpoints['gmlm']}:{checkpoints['teacher']}"
     tasks = {"teacher": "translation", "ar_twin": "translation", "gmlm": "translation_gmlm",
