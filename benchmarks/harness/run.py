@@ -1,6 +1,6 @@
 """Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
-    python -m benchmarks.harness.run --work work/bench               # the full run (about 95 min on 2 CPU cores)
+    python -m benchmarks.harness.run --work work/bench               # the full run (133 min on 2 CPU cores, 2026-12-02)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
 
 from the repository root (``python scripts/run_benchmark.py`` runs the same).
@@ -121,11 +121,11 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Pa
 
 
 def planned_minutes(args) -> list:
-    """Minutes per stage for the time-left estimate: the budgets, and otherwise the full run of 2026-12-01 on 2 CPU
-    cores (prepare 0.3, distill 5, evaluate 2, speed and profile 11); a tiny run's stages take seconds."""
+    """Minutes per stage for the time-left estimate: the budgets, and otherwise the full run of 2026-12-02 on 2 CPU
+    cores (prepare 0.5, distill 10.5, evaluate 8, speed and profile 37); a tiny run's stages take seconds."""
     total = args.ar_minutes + args.minutes
-    training = [args.ar_minutes, 0.1 if args.tiny else 5, 2 * total - args.ar_minutes]
-    return [0.1 if args.tiny else 0.3, *training, *([0.5, 1, 0] if args.tiny else [2, 11, 0])]
+    training = [args.ar_minutes, 0.1 if args.tiny else 10.5, 2 * total - args.ar_minutes]
+    return [0.1 if args.tiny else 0.5, *training, *([0.5, 1, 0] if args.tiny else [8, 37, 0])]
 
 
 def train_all(args, info: dict, progress: Progress) -> dict:
