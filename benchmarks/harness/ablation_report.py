@@ -1,5 +1,6 @@
 """Stage 6 of ablate.py: ablations/RESULTS.md, ablations/results.json and ablations/passes.png."""
 
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -196,8 +197,8 @@ def plot(record: dict, path: Path) -> None:
                             and row.get("passes") is not None and row["config"] == f"{name}_p{row['passes']}")
             if points:
                 axis.plot(*zip(*points), marker="o", label=name)
-        colors = ("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive", "brown")
-        for (config, (_, label)), color in zip(ar_rows(record).items(), colors * 2):
+        colors = itertools.cycle(("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive", "brown"))
+        for (config, (_, label)), color in zip(ar_rows(record).items(), colors):
             row = next((row for row in rows if row["corpus"] == corpus and row["config"] == config), None)
             if row is not None:
                 axis.axhline(row["bleu"], linestyle="--", color=color, linewidth=1, label=label)
