@@ -25,7 +25,8 @@ RECIPE=(--position-input "${POSITION_INPUT:-learned}" --mask-ratio 0.5:1 --lr 2e
 export OMP_NUM_THREADS="$THREADS"
 mkdir -p "$WORK"
 DATA="$WORK/data"
-COMMON=(--user-dir fairseq_gmlm --optimizer adam --adam-betas '(0.9, 0.98)' --lr 1e-3 --lr-scheduler inverse_sqrt
+# The peak learning rate is each model's own (--lr), so that every flag appears once in a command.
+COMMON=(--user-dir fairseq_gmlm --optimizer adam --adam-betas '(0.9, 0.98)' --lr-scheduler inverse_sqrt
         --warmup-updates 200 --clip-norm 1.0 --weight-decay 0.0001 --dropout 0 --label-smoothing 0.1
         --max-tokens 4096 --max-epoch 10000 --max-source-positions 256 --max-target-positions 256
         --no-epoch-checkpoints --ignore-unused-valid-subsets --cpu --num-workers 0 --seed 1
@@ -54,7 +55,7 @@ python -m fairseq_gmlm.cli.prepare_data --raw data/ding-de-en data/lohelp-de-en 
   > "$WORK/prepare.log" 2>&1 || { tail -20 "$WORK/prepare.log"; exit 1; }
 
 echo "== 2/5 train the autoregressive t5_ar_$SIZE for $AR_MINUTES minutes (the GMLM's warm start)"
-train ar "$AR_MINUTES" --task translation --arch "t5_ar_$SIZE" --criterion label_smoothed_cross_entropy
+train ar "$AR_MINUTES" --task translation --arch "t5_ar_$SIZE" --criterion label_smoothed_cross_entropy --lr 1e-3
 
 echo "== 3/5 warm-start gmlm_t5_$SIZE from it and fine-tune for $GMLM_MINUTES minutes"
 train gmlm "$GMLM_MINUTES" --task translation_gmlm --arch "gmlm_t5_$SIZE" --criterion gmlm_loss \

@@ -237,6 +237,18 @@ def test_recorded_commands_name_tools_and_repository_paths_as_a_user_types_them(
     assert shown(command) == "fairseq-train work/data/bin --user-dir fairseq_gmlm --adam-betas '(0.9, 0.98)' /elsewhere/x.pt"
 
 
+def test_a_flag_set_again_takes_the_new_value_in_its_place_and_appears_once():
+    from benchmarks.harness.training import pairs, with_flags
+
+    base = ["--lr", "1e-3", "--cpu", "--dropout", "0.1", "--adam-betas", "(0.9, 0.98)"]
+    assert pairs(base) == [("--lr", "1e-3"), ("--cpu", None), ("--dropout", "0.1"), ("--adam-betas", "(0.9, 0.98)")]
+    assert with_flags(base, ["--dropout", "0", "--init-from-ar", "t.pt", "--cpu"]) == [
+        "--lr", "1e-3", "--cpu", "--dropout", "0", "--adam-betas", "(0.9, 0.98)", "--init-from-ar", "t.pt"]
+    assert with_flags(base, []) == base
+    with pytest.raises(ValueError, match="'0.5' follows no flag"):
+        pairs(["--lr", "1e-3", "0.5"])
+
+
 def test_a_stage_whose_result_file_exists_is_not_run_again(tmp_path):
     from benchmarks.harness.cache import cached_json
 

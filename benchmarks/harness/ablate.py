@@ -182,15 +182,14 @@ def train_twin(args, data_bin: str, teacher_dir: Path, name: str = "ar_twin", fl
     twin_dir.mkdir(parents=True, exist_ok=True)
     if not (twin_dir / "checkpoint_last.pt").exists() and not (twin_dir / "final.pt").exists():
         shutil.copy(teacher_dir / "checkpoint_last.pt", twin_dir / "checkpoint_last.pt")
-    twin = base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args)) + list(flags)
+    twin = training.with_flags(base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args)), flags)
     return training.train(name, data_bin, twin_dir, twin, 1)
 
 
 def train_variant(args, name: str, data: dict, teacher: Path) -> Path:
     spec = VARIANTS[name]
-    flags = base_flags(args, "gmlm", args.minutes) + spec["flags"]
-    if spec["warm"]:
-        flags += ["--init-from-ar", str(teacher)]
+    warm = ["--init-from-ar", str(teacher)] if spec["warm"] else []
+    flags = training.with_flags(base_flags(args, "gmlm", args.minutes), [*spec["flags"], *warm])
     return training.train(name, data[spec["data"]], args.work / "models" / name, flags, 1)
 
 

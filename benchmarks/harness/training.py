@@ -4,8 +4,9 @@ Every model gets the same data, vocabulary, optimiser, dropout, label smoothing 
 checkpoint ``MODELS/<name>/final.pt`` is the average of its last ``--average-last`` saved states by update
 count (default 1: the state at the stop alone; the same rule for every system). Within a budget of a few
 epochs, averaging the last epoch checkpoints would mix in a far weaker model, so states are also saved every
-``--save-every`` updates. The AR model is fairseq's own ``transformer`` and CMLM fairseq's own
-``cmlm_transformer``, both with gmlm_t5's d_model, heads, d_ff and layer counts.
+``--save-every`` updates. The AR models are ``t5_ar`` at gmlm_t5's shape; CMLM is fairseq's own
+``cmlm_transformer`` with gmlm_t5's d_model, heads, d_ff and layer counts. A system's own flags replace the shared
+ones in place (``with_flags``), so a recorded command sets every flag once.
 """
 
 import logging
@@ -64,6 +65,27 @@ def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, 
     if cpu:
         flags.append("--cpu")
     return flags
+
+
+def pairs(flags) -> list:
+    """FLAGS as [(flag, value or None)]: a word after a flag is its value unless it is a flag itself."""
+    grouped = []
+    for word in flags:
+        if word.startswith("--"):
+            grouped.append((word, None))
+        elif grouped and grouped[-1][1] is None:
+            grouped[-1] = (grouped[-1][0], word)
+        else:
+            raise ValueError(f"{word!r} follows no flag in {flags}")
+    return grouped
+
+
+def with_flags(flags, extra) -> list:
+    """FLAGS with EXTRA's flags on them: a flag both set takes EXTRA's value in its place, the others are appended,
+    so that every flag appears once in a recorded command (fairseq would take the last)."""
+    merged = dict(pairs(flags))
+    merged.update(pairs(extra))
+    return [word for flag, value in merged.items() for word in (flag, value) if word is not None]
 
 
 def system_flags(kind: str, arch: str) -> list:
