@@ -63,16 +63,19 @@ def on_best(change: str, flags=(), **recipe) -> dict:
 REGULARISATION = ("--dropout", "--label-smoothing")
 
 
+def twin_pairs(flags) -> list:
+    """[(flag, value)] of FLAGS that its AR twin trains with too: REGULARISATION's that have a value, in order."""
+    return [(flag, value) for flag, value in training.pairs(flags) if flag in REGULARISATION and value is not None]
+
+
 def twin_flags(flags) -> list:
-    """The flags among FLAGS that its AR twin trains with too (REGULARISATION's, with their values, in order)."""
-    return [word for index in range(len(flags) - 1) if flags[index] in REGULARISATION
-            for word in flags[index:index + 2]]
+    """twin_pairs as the words of a command line."""
+    return [word for pair in twin_pairs(flags) for word in pair]
 
 
 def twin_name(flags) -> str:
     """The AR twin of a variant with FLAGS: "ar_twin", or e.g. "ar_twin_dropout0_label_smoothing0"."""
-    own = twin_flags(flags)
-    return "ar_twin" + "".join(f"_{flag.lstrip('-').replace('-', '_')}{value}" for flag, value in zip(own[::2], own[1::2]))
+    return "ar_twin" + "".join(f"_{flag.lstrip('-').replace('-', '_')}{value}" for flag, value in twin_pairs(flags))
 
 
 # One factor at a time around the base recipe (warm start, learned decoder positions, distilled targets).
