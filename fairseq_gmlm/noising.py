@@ -4,7 +4,9 @@ Li et al., "Promises and Pitfalls of Generative Masked Language Modeling" (ICML 
 example, a masking ratio m (fixed, or drawn from U(0, 1)); each target token is noised independently with
 probability m, EOS and padding never. A noised token becomes ``<mask>`` with probability 1 - r - c, a uniformly
 random regular token with probability r, or stays correct with probability c; r and c are fixed or drawn from
-U(0, 0.5) per example.
+U(0, 0.5) per example. Beyond PaDIR, a share s of the noised tokens can instead become a copy of a neighbouring
+reference word (``neighbour_prob``): the input then holds a stutter ("the the"), the error refinement most often
+leaves in its outputs, and the loss teaches the model to replace it.
 
 Randomness comes from a counter-based hash of (seed, update, example id, position) rather than a stateful
 generator, so an example is corrupted the same way whatever batch or worker it lands in: one process with a
@@ -20,7 +22,7 @@ import torch
 from fairseq_gmlm.errors import UsageError
 
 _MASK32 = 0xFFFFFFFF
-STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6, "glance": 7}
+STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6, "glance": 7, "neighbour": 8}
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
@@ -67,6 +69,18 @@ def per_example(value: Setting, high: float, keys: torch.Tensor, stream: str) ->
     return uniform(keys, stream) * high
 
 
+def neighbour_words(target: torch.Tensor, words: torch.Tensor, keys: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """For every position of TARGET (B x T), the reference word on its left or its right, the side drawn per
+    position, the other side where one is not a word (WORDS, B x T bool). Returns (B x T words, B x T bool: a
+    neighbour exists; False for a one-word sentence and outside the words)."""
+    no_word = torch.zeros_like(words[:, :1])
+    left, left_ok = target.roll(1, 1), torch.cat([no_word, words[:, :-1]], 1) & words  # B x T
+    right, right_ok = target.roll(-1, 1), torch.cat([words[:, 1:], no_word], 1) & words  # B x T
+    go_left = uniform(keys, "neighbour", target.size(1)) < 0.5  # B x T
+    use_left = left_ok & (go_left | ~right_ok)
+    return torch.where(use_left, left, right), use_left | right_ok
+
+
 def corrupt(
     target: torch.Tensor,
     keys: torch.Tensor,
@@ -79,29 +93,38 @@ def corrupt(
     mask_ratio: Setting = None,
     random_prob: Optional[float] = None,
     keep_prob: Optional[float] = None,
+    neighbour_prob: float = 0.0,
 ) -> Corruption:
     """Corrupt a right-padded B x T target; ``keys`` (B) come from :func:`example_keys`.
 
     Random replacements are drawn from ids [random_low, random_high), the regular vocabulary. ``None`` for a
     ratio or probability draws it per example: U(0, 1) for the masking ratio, U(0, 0.5) for the other two; a (low, high) masking ratio draws
-    it from U(low, high).
+    it from U(low, high). ``neighbour_prob`` (fixed) is the share of noised tokens that become a copy of a
+    neighbouring reference word (:func:`neighbour_words`); in a one-word sentence they are masked instead.
     """
     ratio = per_example(mask_ratio, 1.0, keys, "ratio")  # B x 1
     random_p = per_example(random_prob, 0.5, keys, "random_prob")  # B x 1
     keep_p = per_example(keep_prob, 0.5, keys, "keep_prob")  # B x 1
-    if bool(((random_p + keep_p) > 1.0).any()):
-        raise UsageError("--random-token-prob plus --keep-prob must not exceed 1")
+    if bool(((random_p + keep_p + neighbour_prob) > 1.0).any()):
+        raise UsageError("--random-token-prob plus --keep-prob plus --neighbour-copy-prob must not exceed 1")
 
     length = target.size(1)
     can_noise = target.ne(pad) & target.ne(eos)  # B x T
     noised = (uniform(keys, "noise", length) < ratio) & can_noise
     fate = uniform(keys, "fate", length)  # one uniform decides what a noised token becomes
-    masked = noised & (fate >= random_p + keep_p)
+    # fate bands: [0, r) random word, [r, r + c) kept, [r + c, r + c + s) neighbour's copy, the rest <mask>
     randomised = noised & (fate < random_p)
+    copied = noised & (fate >= random_p + keep_p) & (fate < random_p + keep_p + neighbour_prob)
+    masked = noised & (fate >= random_p + keep_p + neighbour_prob)
     random_tokens = random_low + (uniform(keys, "random_token", length) * (random_high - random_low)).long()
 
     tokens = target.masked_fill(masked, mask)
     tokens = torch.where(randomised, random_tokens.clamp(max=random_high - 1), tokens)
+    if neighbour_prob > 0:
+        neighbour, has_neighbour = neighbour_words(target, can_noise, keys)
+        tokens = torch.where(copied & has_neighbour, neighbour, tokens)
+        masked = masked | (copied & ~has_neighbour)
+        tokens = tokens.masked_fill(masked, mask)
     return Corruption(tokens=tokens, noised=noised, masked=masked, ratio=ratio)
 
 

@@ -405,3 +405,28 @@ def test_correct_words_are_counted_at_the_scored_positions_from_the_argmax(tmp_p
     scored = corruption.masked | target.eq(task.vocab.eos)
     assert int(logging_output["n_correct"]) == int((right & scored).sum()) > 0
     assert int(logging_output["n_masked_correct"]) == int((right & corruption.masked).sum()) > 0
+
+
+def test_neighbour_copies_reach_the_decoder_input_and_are_scored(tmp_path):
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--mask-ratio", "1", "--random-token-prob",
+                                            "0", "--keep-prob", "0", "--neighbour-copy-prob", "1")
+    criterion = task.build_criterion(cfg.criterion)
+    sample = task.corrupt(make_sample(task, LONG_ROWS), update=3)
+    tokens, target = sample["net_input"]["prev_output_tokens"], sample["target"]
+    words = target.ne(task.vocab.pad) & target.ne(task.vocab.eos)
+    neighbours = tokens.eq(target.roll(1, 1)) | tokens.eq(target.roll(-1, 1))
+    assert neighbours[words].all() and not tokens.eq(task.vocab.mask).any()  # a stutter at every word
+    assert torch.equal(sample["corruption"].noised, words)  # ... and every one is scored
+    loss, sample_size, _ = criterion(model, sample)
+    assert int(sample_size) == int(words.sum() + target.eq(task.vocab.eos).sum()) and loss.item() > 0
+
+
+def test_neighbour_copies_out_of_range_or_beside_glancing_are_refused_naming_the_flags(tmp_path):
+    from fairseq_gmlm.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^--neighbour-copy-prob must be in \[0, 1\], got 1.5$"):
+        build_task_and_model(tmp_path, "--neighbour-copy-prob", "1.5")
+    with pytest.raises(UsageError, match="plus --neighbour-copy-prob must not exceed 1$"):
+        build_task_and_model(tmp_path, "--neighbour-copy-prob", "0.9")  # with the default 0.1 + 0.1
+    with pytest.raises(UsageError, match="^--glancing-ratio replaces the random corruption"):
+        build_task_and_model(tmp_path, "--neighbour-copy-prob", "0.2", "--glancing-ratio", "0.5")

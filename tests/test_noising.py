@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.noising import STREAMS, corrupt, example_keys, fully_masked, hash32, uniform
+from fairseq_gmlm.noising import STREAMS, corrupt, example_keys, fully_masked, hash32, neighbour_words, uniform
 from fairseq_gmlm.tasks.translation_gmlm import parse_ratio_range
 
 PAD, EOS, MASK, LOW, HIGH = 1, 2, 99, 4, 90
@@ -151,9 +151,47 @@ def test_random_replacements_are_spread_over_the_regular_vocabulary_within_each_
 
 def test_random_and_keep_probabilities_over_one_are_refused():
     target = batch(n=4)
-    with pytest.raises(UsageError, match="^--random-token-prob plus --keep-prob must not exceed 1$"):
+    message = "^--random-token-prob plus --keep-prob plus --neighbour-copy-prob must not exceed 1$"
+    with pytest.raises(UsageError, match=message):
         run(target, mask_ratio=0.5, random_prob=0.7, keep_prob=0.4)
+    with pytest.raises(UsageError, match=message):
+        run(target, mask_ratio=0.5, random_prob=0.4, keep_prob=0.4, neighbour_prob=0.3)
     run(target, mask_ratio=0.5, random_prob=0.6, keep_prob=0.4)  # exactly 1 is allowed
+
+
+def test_a_neighbour_copy_holds_the_reference_word_left_or_right_of_its_position():
+    one_word = torch.full((20, 12), PAD)
+    one_word[:, 0], one_word[:, 1] = torch.arange(LOW, LOW + 20), EOS
+    target = torch.cat([batch(), one_word])
+    c = run(target, mask_ratio=1.0, random_prob=0.0, keep_prob=0.0, neighbour_prob=1.0)
+    words = target.ne(PAD) & target.ne(EOS)
+    alone = words & (words.sum(1, keepdim=True) == 1)  # one-word sentences: no neighbour, so masked
+    assert alone.any() and c.tokens[alone].eq(MASK).all() and c.masked[alone].all()
+    assert torch.equal(c.tokens[~words], target[~words])  # EOS and padding untouched
+    copied = words & ~alone
+    left = c.tokens.eq(target.roll(1, 1)) & torch.arange(target.size(1)).gt(0)
+    right = c.tokens.eq(target.roll(-1, 1)) & words.roll(-1, 1)
+    assert (left | right)[copied].all() and not c.masked[copied].any()
+    assert right[:, 0][copied[:, 0]].all()  # the first word has only a right-hand neighbour
+    last = words & ~words.roll(-1, 1) & copied
+    assert left[last].all()  # the last word (before EOS) only a left-hand one
+    inner = copied & words.roll(-1, 1) & torch.arange(target.size(1)).gt(0)
+    took_left = (left & ~right)[inner].float().mean().item()
+    assert abs(took_left - 0.5) < 0.03  # both sides, about equally often
+
+
+def test_neighbour_copies_take_their_share_from_the_masked_band_only():
+    target = batch()
+    plain = run(target, mask_ratio=0.8, random_prob=0.1, keep_prob=0.1)
+    copies = run(target, mask_ratio=0.8, random_prob=0.1, keep_prob=0.1, neighbour_prob=0.3)
+    assert torch.equal(plain.noised, copies.noised)
+    unmasked = ~plain.masked  # random words, kept words and untouched ones are the same in both
+    assert torch.equal(plain.tokens[unmasked], copies.tokens[unmasked])
+    became_copies = plain.masked & ~copies.masked
+    assert abs(became_copies.sum().item() / plain.noised.sum().item() - 0.3) < 0.015
+    neighbour, _ = neighbour_words(target, target.ne(PAD) & target.ne(EOS), example_keys(
+        torch.arange(target.size(0)), seed=1, update=0))
+    assert torch.equal(copies.tokens[became_copies], neighbour[became_copies])
 
 
 def test_fully_masked_target_masks_every_word_and_keeps_eos_and_padding():

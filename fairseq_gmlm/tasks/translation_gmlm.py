@@ -53,6 +53,10 @@ class TranslationGMLMConfig(TranslationConfig):
         default="0.1", metadata={"help": "share of noised tokens left unchanged: a number, or 'uniform' for "
                                          "U(0,0.5) per example"}
     )
+    neighbour_copy_prob: float = field(
+        default=0.0, metadata={"help": "share of noised tokens replaced by a copy of a neighbouring reference word "
+                                       "(left or right), so that training shows the model stutters to repair"}
+    )
     glancing_ratio: float = field(
         default=0.0,
         metadata={"help": "glancing training (GLAT): instead of the random corruption above, a first pass without "
@@ -141,13 +145,18 @@ class TranslationGMLMTask(TranslationTask):
         self.mask_ratio = parse_ratio_range("--mask-ratio", cfg.mask_ratio)
         self.random_token_prob = parse_probability("--random-token-prob", cfg.random_token_prob)
         self.keep_prob = parse_probability("--keep-prob", cfg.keep_prob)
-        if (self.random_token_prob or 0.0) + (self.keep_prob or 0.0) > 1.0:
-            raise UsageError("--random-token-prob plus --keep-prob must not exceed 1")
+        if not 0.0 <= cfg.neighbour_copy_prob <= 1.0:
+            raise UsageError(f"--neighbour-copy-prob must be in [0, 1], got {cfg.neighbour_copy_prob}")
+        if (self.random_token_prob or 0.0) + (self.keep_prob or 0.0) + cfg.neighbour_copy_prob > 1.0:
+            raise UsageError("--random-token-prob plus --keep-prob plus --neighbour-copy-prob must not exceed 1")
         if cfg.upsample_primary < 1:
             raise UsageError(f"--upsample-primary must be at least 1 (times the first training shard is repeated), "
                              f"got {cfg.upsample_primary}")
         if not 0.0 <= cfg.glancing_ratio <= 1.0:
             raise UsageError(f"--glancing-ratio must be in [0, 1] (0 = off), got {cfg.glancing_ratio}")
+        if cfg.glancing_ratio > 0 and cfg.neighbour_copy_prob > 0:
+            raise UsageError("--glancing-ratio replaces the random corruption, so --neighbour-copy-prob would be "
+                             "ignored: set one of them to 0")
         mask, length = tgt_dict.index(MASK_SYMBOL), tgt_dict.index(LENGTH_SYMBOL)
         self.vocab = Vocabulary(
             pad=tgt_dict.pad(), eos=tgt_dict.eos(), mask=mask,
@@ -266,6 +275,7 @@ class TranslationGMLMTask(TranslationTask):
                 target, keys, pad=self.vocab.pad, eos=self.vocab.eos, mask=self.vocab.mask,
                 random_low=self.vocab.random_low, random_high=self.vocab.random_high,
                 mask_ratio=self.mask_ratio, random_prob=self.random_token_prob, keep_prob=self.keep_prob,
+                neighbour_prob=self.cfg.neighbour_copy_prob,
             )
         sample["corruption"] = corruption
         sample["net_input"]["prev_output_tokens"] = corruption.tokens
