@@ -6,7 +6,7 @@ probability m, EOS and padding never. A noised token becomes ``<mask>`` with pro
 random regular token with probability r, or stays correct with probability c; r and c are fixed or drawn from
 U(0, 0.5) per example. Beyond PaDIR, a share s of the noised tokens can instead become a copy of a neighbouring
 reference word (``neighbour_prob``): the input then holds a stutter ("the the"), the error refinement most often
-leaves in its outputs, and the loss teaches the model to replace it.
+leaves in its outputs, for the loss to repair (measured on 2026-12-02: the model stutters more, not less).
 
 Randomness comes from a counter-based hash of (seed, update, example id, position) rather than a stateful
 generator, so an example is corrupted the same way whatever batch or worker it lands in: one process with a
@@ -22,7 +22,8 @@ import torch
 from fairseq_gmlm.errors import UsageError
 
 _MASK32 = 0xFFFFFFFF
-STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6, "glance": 7, "neighbour": 8}
+STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6, "glance": 7,
+           "neighbour": 8}
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +70,8 @@ def per_example(value: Setting, high: float, keys: torch.Tensor, stream: str) ->
     return uniform(keys, stream) * high
 
 
-def neighbour_words(target: torch.Tensor, words: torch.Tensor, keys: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def neighbour_words(target: torch.Tensor, words: torch.Tensor,
+                    keys: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """For every position of TARGET (B x T), the reference word on its left or its right, the side drawn per
     position, the other side where one is not a word (WORDS, B x T bool). Returns (B x T words, B x T bool: a
     neighbour exists; False for a one-word sentence and outside the words)."""
@@ -115,16 +117,13 @@ def corrupt(
     # fate bands: [0, r) random word, [r, r + c) kept, [r + c, r + c + s) neighbour's copy, the rest <mask>
     randomised = noised & (fate < random_p)
     copied = noised & (fate >= random_p + keep_p) & (fate < random_p + keep_p + neighbour_prob)
-    masked = noised & (fate >= random_p + keep_p + neighbour_prob)
+    neighbour, has_neighbour = neighbour_words(target, can_noise, keys)  # B x T each
+    masked = noised & (fate >= random_p + keep_p + neighbour_prob) | (copied & ~has_neighbour)
     random_tokens = random_low + (uniform(keys, "random_token", length) * (random_high - random_low)).long()
 
     tokens = target.masked_fill(masked, mask)
     tokens = torch.where(randomised, random_tokens.clamp(max=random_high - 1), tokens)
-    if neighbour_prob > 0:
-        neighbour, has_neighbour = neighbour_words(target, can_noise, keys)
-        tokens = torch.where(copied & has_neighbour, neighbour, tokens)
-        masked = masked | (copied & ~has_neighbour)
-        tokens = tokens.masked_fill(masked, mask)
+    tokens = torch.where(copied & has_neighbour, neighbour, tokens)
     return Corruption(tokens=tokens, noised=noised, masked=masked, ratio=ratio)
 
 

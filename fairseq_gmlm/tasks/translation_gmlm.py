@@ -55,7 +55,8 @@ class TranslationGMLMConfig(TranslationConfig):
     )
     neighbour_copy_prob: float = field(
         default=0.0, metadata={"help": "share of noised tokens replaced by a copy of a neighbouring reference word "
-                                       "(left or right), so that training shows the model stutters to repair"}
+                                       "(left or right), so that training shows the model stutters to repair (measured "
+                                       "worse: docs/training.md)"}
     )
     glancing_ratio: float = field(
         default=0.0,
