@@ -117,13 +117,16 @@ def corrupt(
     # fate bands: [0, r) random word, [r, r + c) kept, [r + c, r + c + s) neighbour's copy, the rest <mask>
     randomised = noised & (fate < random_p)
     copied = noised & (fate >= random_p + keep_p) & (fate < random_p + keep_p + neighbour_prob)
-    neighbour, has_neighbour = neighbour_words(target, can_noise, keys)  # B x T each
-    masked = noised & (fate >= random_p + keep_p + neighbour_prob) | (copied & ~has_neighbour)
+    masked = noised & (fate >= random_p + keep_p + neighbour_prob)
     random_tokens = random_low + (uniform(keys, "random_token", length) * (random_high - random_low)).long()
 
     tokens = target.masked_fill(masked, mask)
     tokens = torch.where(randomised, random_tokens.clamp(max=random_high - 1), tokens)
-    tokens = torch.where(copied & has_neighbour, neighbour, tokens)
+    if neighbour_prob > 0:  # off by default: no work per batch; the bands above are disjoint, so order is free
+        neighbour, has_neighbour = neighbour_words(target, can_noise, keys)  # B x T each
+        alone = copied & ~has_neighbour  # a one-word sentence's copy is masked instead
+        tokens = torch.where(copied & has_neighbour, neighbour, tokens).masked_fill(alone, mask)
+        masked = masked | alone
     return Corruption(tokens=tokens, noised=noised, masked=masked, ratio=ratio)
 
 

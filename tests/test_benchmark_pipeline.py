@@ -238,13 +238,14 @@ def test_recorded_commands_name_tools_and_repository_paths_as_a_user_types_them(
 
 
 def test_a_flag_set_again_takes_the_new_value_in_its_place_and_appears_once():
-    from benchmarks.harness.training import pairs, with_flags
+    from benchmarks.harness.training import pairs, with_flags, words
 
     base = ["--lr", "1e-3", "--cpu", "--dropout", "0.1", "--adam-betas", "(0.9, 0.98)"]
     assert pairs(base) == [("--lr", "1e-3"), ("--cpu", None), ("--dropout", "0.1"), ("--adam-betas", "(0.9, 0.98)")]
     assert with_flags(base, ["--dropout", "0", "--init-from-ar", "t.pt", "--cpu"]) == [
         "--lr", "1e-3", "--cpu", "--dropout", "0", "--adam-betas", "(0.9, 0.98)", "--init-from-ar", "t.pt"]
     assert with_flags(base, []) == base
+    assert words(pairs(base)) == base  # and back
     with pytest.raises(ValueError, match="'0.5' follows no flag"):
         pairs(["--lr", "1e-3", "0.5"])
 

@@ -70,7 +70,7 @@ def twin_pairs(flags) -> list:
 
 def twin_flags(flags) -> list:
     """twin_pairs as the words of a command line."""
-    return [word for pair in twin_pairs(flags) for word in pair]
+    return training.words(twin_pairs(flags))
 
 
 def twin_name(flags) -> str:

@@ -80,12 +80,17 @@ def pairs(flags) -> list:
     return grouped
 
 
+def words(grouped) -> list:
+    """[(flag, value or None)] back to the words of a command line: the inverse of :func:`pairs`."""
+    return [word for flag, value in grouped for word in (flag, value) if word is not None]
+
+
 def with_flags(flags, extra) -> list:
     """FLAGS with EXTRA's flags on them: a flag both set takes EXTRA's value in its place, the others are appended,
     so that every flag appears once in a recorded command (fairseq would take the last)."""
     merged = dict(pairs(flags))
     merged.update(pairs(extra))
-    return [word for flag, value in merged.items() for word in (flag, value) if word is not None]
+    return words(merged.items())
 
 
 def system_flags(kind: str, arch: str) -> list:
