@@ -2,7 +2,7 @@
 # The README's main command. On a fresh machine: create or reuse .venv, prepare the two bundled German->English
 # corpora (Ding sentences + LibreOffice help: joint sentencepiece, fairseq-preprocess, each test set apart),
 # train the autoregressive t5_ar, warm-start the GMLM from it and fine-tune it (the recipe of ablations/RESULTS.md),
-# translate both test sets with fairseq-generate --iter-decode-max-iter 4, print sacreBLEU and chrF with their
+# translate both test sets with fairseq-generate --iter-decode-max-iter 4 and the recipe's decoding (DECODE), print sacreBLEU and chrF with their
 # signatures and five test sentences with source, reference and translation.
 #
 #   bash scripts/quickstart.sh                          # about 30 minutes on 2 CPU cores

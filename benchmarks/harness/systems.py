@@ -29,7 +29,9 @@ RERANKER = ["--iter-decode-with-external-reranker"]
 RERANKING = RERANKER + ["--length-offsets", "3"]
 # PaDIR's length beam with stutters dropped: five lengths around the mode; a word equal to its left neighbour is
 # re-masked, and dropped after the last pass. On the 8 + 68-minute GMLM it took LibreOffice-help test from 13.10 to
-# 14.41 BLEU and repeats from 50% to 8%, at 1.6 times the batch-1 latency (docs/training.md, "The length beam").
+# 14.41 BLEU and repeats from 50% to 8%, at 1.3-1.6 times the batch-1 latency; on the same GMLM at 8 + 30 minutes it
+# lost BLEU on three of four sets (docs/training.md, "The length beam"). Its own row: the other GMLM rows keep
+# GMLM_DECODING.
 LENGTH_BEAM = ["--stutter-remask", "on", "--length-offsets", "5"]
 
 
@@ -44,8 +46,9 @@ class Config:
 
 
 def benchmark_configs(passes=PASSES) -> List[Config]:
-    def refinement(model: str, label: str, p: int, flags=(), name: str = None) -> Config:
-        return Config(f"{name or model}_p{p}", label, model, p, ["--iter-decode-max-iter", str(p - 1), *flags])
+    def refinement(model: str, label: str, p: int, flags=(), stem: Optional[str] = None) -> Config:
+        # the key is STEM (default: the model) and the passes, so one model can give rows with other flags
+        return Config(f"{stem or model}_p{p}", label, model, p, ["--iter-decode-max-iter", str(p - 1), *flags])
 
     configs = [Config("ar_greedy", "AR t5_ar, greedy", "ar", None, ["--beam", "1"]),
                Config("ar_beam4", "AR t5_ar, beam 4", "ar", None, ["--beam", "4"]),
@@ -55,7 +58,7 @@ def benchmark_configs(passes=PASSES) -> List[Config]:
     configs += [refinement("gmlm", "GMLM, warm start", p, GMLM_DECODING) for p in passes]
     configs.append(refinement("gmlm_scratch", "GMLM from scratch", TARGET_PASSES, GMLM_DECODING))
     configs.append(refinement("gmlm", "GMLM, warm start, 5 lengths, stutters dropped", TARGET_PASSES,
-                              GMLM_DECODING + LENGTH_BEAM, name="gmlm_beam5"))
+                              GMLM_DECODING + LENGTH_BEAM, stem="gmlm_beam5"))
     configs.append(refinement("gmlm_reranked", "GMLM, warm start, teacher reranks 3 lengths",
                               TARGET_PASSES, GMLM_DECODING + RERANKING))
     return configs
