@@ -50,7 +50,8 @@ def test_every_stage_writes_its_files(pipeline):
     work, _, output = pipeline
     expected = ["data/corpora.json", "data/spm.model", "data/bin/test.src-tgt.tgt.idx", "data/bin/test1.src-tgt.tgt.idx",
                 "distill/bin/train.src-tgt.tgt.idx", "distill/bin/test1.src-tgt.tgt.idx", "eval/scores.json",
-                "speed-cpu-fp32/speed.json", "speed-cpu-fp32/profile.json", "benchmarks/RESULTS.md", "benchmarks/results.json", "benchmarks/tradeoff.png"]
+                "speed-cpu-fp32/speed.json", "speed-cpu-fp32/profile.json", "speed-cpu-fp32/profile-batch8.json",
+                "benchmarks/RESULTS.md", "benchmarks/results.json", "benchmarks/tradeoff.png"]
     expected += [f"models/{name}/final.pt" for name in MODELS]
     assert [path for path in expected if not (work / path).is_file()] == []
     for stage in range(1, 8):
@@ -134,13 +135,19 @@ def test_results_table_has_every_row(pipeline):
     assert result["machine"]["threads"] == 1 and result["commands"]
     assert [row["config"] for row in result["valid"]] == ["ar_greedy", "ar_beam4", "gmlm_p5"]
     assert "## The valid set" in markdown and "## Training" in markdown
-    profiled = {(row["corpus"], row["config"]) for row in result["profile"]}
-    assert profiled == {(corpus, key) for corpus in CORPORA for key in profiled_keys()}
-    for row in result["profile"]:  # every system calls its decoder at least once per sentence
-        assert row["decoder_calls"] >= 1 and 0 < row["network_ms"] < row["total_ms"]
-    encoder_calls = {row["config"]: row["encoder_calls"] for row in result["profile"]}
-    assert encoder_calls["gmlm_p5"] == 1 and encoder_calls["gmlm_reranked_p5"] == 2  # the teacher encodes too
-    assert "## Where the time goes" in markdown
+    profiled = {(row["corpus"], row["config"], row["batch_size"]) for row in result["profile"]}
+    assert profiled == {(corpus, key, batch) for corpus in CORPORA for batch in (1, 8) for key in profiled_keys(batch)}
+    for row in result["profile"]:  # every system calls its decoder at least once per batch
+        assert row["decoder_calls_per_batch"] >= 1 and 0 < row["network_ms"] < row["total_ms"]
+        assert row["sentences"] == (3 if row["batch_size"] == 1 else TEST_SIZE)
+    single = {row["config"]: row for row in result["profile"] if row["batch_size"] == 1}
+    assert single["gmlm_p5"]["encoder_calls"] == 1 and single["gmlm_reranked_p5"]["encoder_calls"] == 2  # + teacher
+    large = {(row["corpus"], row["config"]): row for row in result["profile"] if row["batch_size"] == 8}
+    for corpus in CORPORA:  # per call: a cached AR step, one position per row (at most 8); a pass, the whole target
+        greedy, refined = large[(corpus, "ar_greedy")], large[(corpus, "gmlm_p2")]
+        assert greedy["decoder_positions"] <= greedy["decoder_calls"] * 8
+        assert refined["decoder_positions"] > refined["decoder_calls"] * 8
+    assert "## Where the time goes (batch size 1" in markdown and "## Where the time goes (batch size 8" in markdown
 
 
 def test_repeated_word_share_counts_lines_with_a_directly_repeated_word():

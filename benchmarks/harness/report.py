@@ -101,19 +101,27 @@ def markdown(result: dict) -> str:
 
 
 def profile_lines(rows: list) -> list:
-    if not rows:
-        return []
-    lines = [f"## Where the time goes (batch size 1, first {rows[0]['sentences']} test sentences, one untimed warm-up)",
-             "", "Networks: time inside the encoder and decoder forward calls (with the output projection, "
-             "gmlm's length head and its one-off cross-attention key/value projection); other: search or refinement "
-             "bookkeeping, batching and detokenization.", "",
-             "| test set | system | ms/sentence | in networks | other | decoder calls/sentence | ms per decoder call |",
-             "|---|---|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['corpus']} | {row['system']} ({row['config']}) | {row['total_ms']:.1f} | "
-                     f"{row['network_ms']:.1f} | {row['other_ms']:.1f} | {row['decoder_calls']:.1f} | "
-                     f"{row['ms_per_decoder_call']:.2f} |")
-    return lines + [""]
+    """One table per batch size (rows written before the large-batch profile existed are batch size 1)."""
+    lines = []
+    for batch_size in sorted({row.get("batch_size", 1) for row in rows or []}):
+        table = [row for row in rows if row.get("batch_size", 1) == batch_size]
+        sentences = (f"first {table[0]['sentences']} test sentences" if batch_size == 1
+                     else f"all {table[0]['sentences']} test sentences")
+        lines += [f"## Where the time goes (batch size {batch_size}, {sentences}, one untimed warm-up)", "",
+                  "Networks: time inside the encoder and decoder forward calls (with the output projection, "
+                  "gmlm's length head and its one-off cross-attention key/value projection); other: search or "
+                  "refinement bookkeeping, batching and detokenization. Decoder positions: batch rows x target "
+                  "positions of the decoder's logits over all its calls, per sentence (a cached AR step computes one "
+                  "per row, a refinement pass the whole target).", "",
+                  "| test set | system | ms/sentence | in networks | other | decoder calls per batch "
+                  "| ms per decoder call | decoder positions/sentence |", "|---|---|---|---|---|---|---|---|"]
+        for row in table:
+            lines.append(f"| {row['corpus']} | {row['system']} ({row['config']}) | {row['total_ms']:.1f} | "
+                         f"{row['network_ms']:.1f} | {row['other_ms']:.1f} | "
+                         f"{row.get('decoder_calls_per_batch', row['decoder_calls']):.1f} | "
+                         f"{row['ms_per_decoder_call']:.2f} | {fmt(row.get('decoder_positions'))} |")
+        lines.append("")
+    return lines
 
 
 def training_lines(result: dict) -> list:

@@ -193,7 +193,8 @@ def measure_and_report(args, info: dict, checkpoints: dict, progress: Progress) 
     timing = speed.speed_stage(loaded("speed"), timed, tests, speed_dir, machine,
                                latency_sentences=args.latency_sentences, large_batch=args.large_batch,
                                repeats=args.repeats)
-    timing["profile"] = profile.profile_stage(loaded("speed"), timed, tests, speed_dir, args.latency_sentences)
+    timing["profile"] = profile.profile_stage(loaded("speed"), timed, tests, speed_dir, args.latency_sentences,
+                                              args.large_batch)
     progress.stage(7, f"report to {args.results}")
     report.write_report(result_record(args, info, scores, timing, checkpoints), args.results)
     progress.stage(7, "done")
