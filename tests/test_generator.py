@@ -400,6 +400,15 @@ def test_retain_dropout_keeps_dropout_on_while_decoding(setup):
     assert not model.training and scores[0] == scores[1]
 
 
+def test_the_generator_puts_a_model_left_training_in_evaluation_mode_down_to_each_submodule(setup):
+    task, model, sample = setup
+    expected = [[float(h[0]["score"]) for h in generate(task, [model], sample, seed=1)]]
+    for part in (model, model.decoder.blocks[0].feed_forward):  # as a trainer leaves it; one submodule switched
+        part.train()
+        assert [[float(h[0]["score"]) for h in generate(task, [model], sample, seed=2)]] == expected
+        assert not any(module.training for module in model.modules())
+
+
 def test_reject_k_from_the_task_or_the_generation_arguments_remasks_that_many_words(tmp_path):
     task, model, _ = build_task_and_model(tmp_path, "--rejecter", "bottom-k", "--reject-k", "2")
     model.eval()

@@ -3,7 +3,7 @@ import torch
 from conftest import build_task_and_model
 import pytest
 
-from fairseq_gmlm.models.t5_layers import bidirectional_from_causal, relative_position_bucket
+from fairseq_gmlm.models.t5_layers import bidirectional_from_causal, bucket_grid, relative_position_bucket
 
 
 def buckets(offsets, bidirectional):
@@ -196,3 +196,25 @@ def test_relative_attention_init_std_sets_the_spread_of_both_position_tables(tmp
             assert 4.0 < table.std().item() < 6.0
         assert 1.6 < default_table.std().item() < 2.4  # the default, 2.0
     torch.testing.assert_close(model.embed_tokens.weight, default.embed_tokens.weight)  # only the tables change
+
+
+@pytest.mark.parametrize("query_length,key_length,offset,bidirectional", [(7, 7, 0, True), (1, 9, 8, False), (3, 40, 5, True)])
+def test_cached_bucket_grid_equals_the_buckets_of_each_key_minus_query_offset(query_length, key_length, offset,
+                                                                              bidirectional):
+    grid = bucket_grid(query_length, key_length, offset, bidirectional, 32, 128, torch.device("cpu"))
+    offsets = torch.arange(key_length)[None, :] - (torch.arange(query_length)[:, None] + offset)
+    assert torch.equal(grid, relative_position_bucket(offsets, bidirectional, 32, 128))
+    assert bucket_grid(query_length, key_length, offset, bidirectional, 32, 128, torch.device("cpu")) is grid
+
+
+def test_a_bucket_grid_first_built_while_decoding_in_inference_mode_serves_training(tmp_path):
+    task, model, _ = build_task_and_model(tmp_path)
+    d = task.target_dictionary
+    src = torch.tensor([[d.index(w) for w in ("w1", "w2", "w3", "w4", "w5", "w6", "w7")] + [d.eos()]])  # a new length
+    bucket_grid.cache_clear()
+    with torch.inference_mode():
+        model.eval()
+        model.encode(src)
+    model.train()
+    model.encode(src).out.sum().backward()  # raises if the cached grid were an inference tensor
+    assert model.encoder.relative_position.relative_attention_bias.weight.grad.abs().sum() > 0

@@ -12,6 +12,7 @@ attention logits are *not* scaled by 1/sqrt(D) (T5 folds that into the query ini
 RMSNorm without bias or mean subtraction, and positions enter only as a learned bias on attention logits.
 """
 
+import functools
 import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -81,13 +82,27 @@ class RelativePositionBias(nn.Module):
         self.relative_attention_bias = nn.Embedding(num_buckets, num_heads)
 
     def forward(self, query_length: int, key_length: int, query_offset: int = 0) -> torch.Tensor:
-        device = self.relative_attention_bias.weight.device
+        buckets = bucket_grid(query_length, key_length, query_offset, self.bidirectional, self.num_buckets,
+                              self.max_distance, self.relative_attention_bias.weight.device)  # Q x K
+        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)  # 1 x H x Q x K
+
+
+@functools.lru_cache(maxsize=256)
+def bucket_grid(query_length: int, key_length: int, query_offset: int, bidirectional: bool, num_buckets: int,
+                max_distance: int, device: torch.device) -> torch.Tensor:
+    """Q x K bucket ids of ``key_position - query_position`` (queries from QUERY_OFFSET on), cached: they depend
+    on the lengths alone, and every refinement pass, AR step and sentence of the same lengths asks again. Built
+    outside inference mode, so a grid first made while decoding can serve training later in the process."""
+    with torch.inference_mode(False), torch.no_grad():
         query_position = torch.arange(query_length, device=device)[:, None] + query_offset  # Q x 1
         key_position = torch.arange(key_length, device=device)[None, :]  # 1 x K
-        buckets = relative_position_bucket(
-            key_position - query_position, self.bidirectional, self.num_buckets, self.max_distance
-        )  # Q x K
-        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)  # 1 x H x Q x K
+        return relative_position_bucket(key_position - query_position, bidirectional, num_buckets, max_distance)
+
+
+def dropped(dropout: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+    """DROPOUT(X), without the module call where it is the identity (evaluation, or p = 0): at batch size 1 the
+    call costs more than the arithmetic around it."""
+    return dropout(x) if dropout.training and dropout.p > 0 else x
 
 
 def attention_bias_from_padding(key_padding_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -178,7 +193,7 @@ class FeedForward(nn.Module):
             hidden = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x)  # B x L x F
         else:
             hidden = F.relu(self.wi(x))  # B x L x F
-        return self.wo(self.dropout(hidden))
+        return self.wo(dropped(self.dropout, hidden))
 
 
 class Sublayer(nn.Module):
@@ -191,7 +206,7 @@ class Sublayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-        return x + self.dropout(self.inner(self.layer_norm(x), *args, **kwargs))
+        return x + dropped(self.dropout, self.inner(self.layer_norm(x), *args, **kwargs))
 
 
 class PositionalAttention(nn.Module):
@@ -288,12 +303,12 @@ class Stack(nn.Module):
         several times (non-autoregressive refinement); None: projected here.
         ``positions`` (1 x L x C) and ``padding_bias`` (B x 1 x 1 x L): for blocks with positional attention.
         """
-        x = self.dropout(x)
+        x = dropped(self.dropout, x)
         for index, block in enumerate(self.blocks):
             x = block(x, self_bias, memory, memory_bias, cache=None if caches is None else caches[index],
                       memory_key_value=None if memory_keys_values is None else memory_keys_values[index],
                       positions=positions, padding_bias=padding_bias)
-        return self.dropout(self.final_layer_norm(x))
+        return dropped(self.dropout, self.final_layer_norm(x))
 
     def memory_keys_values(self, memory: torch.Tensor) -> Tuple[Tuple[torch.Tensor, torch.Tensor], ...]:
         """Per block, the cross-attention keys and values of MEMORY (B x S x C): B x H x S x D each."""
