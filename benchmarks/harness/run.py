@@ -125,11 +125,11 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Pa
 
 
 def planned_minutes(args) -> list:
-    """Minutes per stage for the time-left estimate: the budgets, and otherwise the full run of 2026-12-02 on 2 CPU
-    cores (prepare 0.5, distill 10.5, evaluate 8, speed and profile 37); a tiny run's stages take seconds."""
+    """Minutes per stage for the time-left estimate: the budgets, and otherwise the full run of 2026-12-03 on 2 CPU
+    cores (prepare 0.5, distill 7, evaluate 6, speed and both profiles 29); a tiny run's stages take seconds."""
     total = args.ar_minutes + args.minutes
-    training = [args.ar_minutes, 0.1 if args.tiny else 10.5, 2 * total - args.ar_minutes]
-    return [0.1 if args.tiny else 0.5, *training, *([0.5, 1, 0] if args.tiny else [8, 37, 0])]
+    training = [args.ar_minutes, 0.1 if args.tiny else 7, 2 * total - args.ar_minutes]
+    return [0.1 if args.tiny else 0.5, *training, *([0.5, 1, 0] if args.tiny else [6, 29, 0])]
 
 
 def train_all(args, info: dict, progress: Progress) -> dict:
