@@ -263,8 +263,8 @@ def reranker_scores(reranker, src_tokens, src_lengths, sentence: torch.Tensor, c
 
 
 def set_mode(model, training: bool) -> None:
-    """model.train(TRAINING) where some module differs: a call visits every module (1.3 ms per sentence for
-    gmlm_t5_mini at batch size 1, 6% of its decoding time), and the mode rarely changes between batches."""
+    """model.train(TRAINING) where some module differs. The mode rarely changes between batches, and setting it
+    writes every module's flag: 0.41 ms a call for gmlm_t5_mini (144 modules) against 0.13 ms for this check."""
     if any(module.training != training for module in model.modules()):
         model.train(training)
 
