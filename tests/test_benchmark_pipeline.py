@@ -384,3 +384,24 @@ def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together
     (folders["raw"] / "dict.tgt.txt").write_text("w0 1\n")
     with pytest.raises(SystemExit, match="dict.tgt.txt differs .*one vocabulary"):
         mixed_data(tmp_path / "other", str(folders["raw"]), str(folders["distilled"]))
+
+
+@pytest.mark.slow
+def test_time_decoding_times_flag_sets_on_the_benchmark_models_and_compares_their_outputs(pipeline):
+    work, _, _ = pipeline
+    command = [sys.executable, str(ROOT / "scripts" / "time_decoding.py"), "--work", str(work), "--config", "gmlm_p5",
+               "--compare", "together=--length-group-size 0", "by3=--length-group-size 3", "one-pass=--iter-decode-max-iter 0",
+               "--latency-sentences", "2", "--large-batch", "8", "--repeats", "1", "--threads", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| rev-")]
+    assert [(row[0], row[1]) for row in rows] == [(f"| {corpus}", name) for corpus in CORPORA
+                                                  for name in ("together", "by3", "one-pass")]
+    for row in rows:
+        assert float(row[3]) > 0 and float(row[4]) > 0
+    identical = {row[1]: row[5] for row in rows if row[0] == "| rev-a"}
+    assert identical["together"] == identical["by3"] == f"{TEST_SIZE}/{TEST_SIZE} |"  # grouping changes no output
+    bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "time_decoding.py"), "--work", str(work),
+                          "--config", "nonsense", "--compare", "a=--beam 1"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--config nonsense: not a benchmark configuration" in bad.stderr

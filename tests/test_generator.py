@@ -7,7 +7,7 @@ import torch
 
 from conftest import PLUGIN, build_task_and_model, decoding_options
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import GMLMGenerator, Vocabulary, candidate_lengths, choose
+from fairseq_gmlm.generation.refinement import GMLMGenerator, Vocabulary, candidate_lengths, choose, length_groups
 from fairseq_gmlm.models.gmlm_t5 import EncoderOut
 from fairseq_gmlm.models.length_head import top_lengths
 from test_gmlm_loss import make_sample
@@ -502,6 +502,7 @@ def test_history_is_kept_for_every_candidate_also_when_there_are_more_candidates
 
 def test_bad_restarts_decoder_init_and_temperature_are_refused_with_the_flag_name():
     for options, message in ((decoding_options(restarts=0), "^--restarts must be >= 1, got 0$"),
+                             (decoding_options(length_group_size=-1), "^--length-group-size must be >= 0"),
                              (decoding_options(decoder_init="zeros"),
                               "^--decoder-init must be 'mask' or 'random', got 'zeros'$"),
                              (decoding_options(temperature=0.0), r"^--temperature must be > 0, got 0\.0$"),
@@ -521,3 +522,40 @@ def test_sampling_top_k_above_the_vocabulary_samples_from_all_of_it():
     sampled = choose(rows, vocab, decoding_options(sampling=True, top_k=50))
     best = choose(rows, vocab, decoding_options())
     assert (sampled != best).float().mean() > 0.3
+
+
+def test_length_groups_take_the_candidates_shortest_first_each_once():
+    lengths = torch.tensor([7, 3, 9, 3, 5])
+    groups = length_groups(lengths, 2)
+    assert [lengths[group].tolist() for group in groups] == [[3, 3], [5, 7], [9]]
+    assert sorted(torch.cat(groups).tolist()) == [0, 1, 2, 3, 4]
+    for size in (0, 5, 6):  # 0: off; at least as many as there are candidates: one group
+        assert [group.tolist() for group in length_groups(lengths, size)] == [[0, 1, 2, 3, 4]]
+
+
+def test_refining_in_length_groups_gives_the_same_hypotheses_on_canvases_as_wide_as_each_group(setup, monkeypatch):
+    task, model, sample = setup
+    canvases = []  # per refine call: (candidates, canvas width, longest candidate)
+    refine = GMLMGenerator.refine
+
+    def spy(self, models, encoder_outs, initial):
+        canvases.append((initial.size(0), initial.size(1), int(initial.ne(task.vocab.pad).sum(1).max())))
+        return refine(self, models, encoder_outs, initial)
+
+    monkeypatch.setattr(GMLMGenerator, "refine", spy)
+    for flags in ({}, {"iter_decode_with_beam": 2, "length_offsets": 3, "retain_iter_history": True},
+                  {"decoder_init": "random", "restarts": 2, "stutter_remask": "on"}):
+        canvases.clear()
+        together = generate(task, [model], sample, length_group_size=0, **flags)
+        assert len(canvases) == 1
+        full_width = canvases[0][1]
+        canvases.clear()
+        grouped = generate(task, [model], sample, length_group_size=2, **flags)
+        assert len(canvases) > 1 and all(rows <= 2 and width == longest for rows, width, longest in canvases)
+        assert min(width for _, width, _ in canvases) < full_width
+        for one, other in zip(together, grouped):
+            one, other = one[0], other[0]
+            assert one["tokens"].tolist() == other["tokens"].tolist() and one["steps"] == other["steps"]
+            assert torch.allclose(one["positional_scores"], other["positional_scores"], atol=1e-5)
+            if one["history"] is not None:
+                assert [h["tokens"].tolist() for h in one["history"]] == [h["tokens"].tolist() for h in other["history"]]

@@ -111,6 +111,7 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         self.length_idx = symbol_index(source_dictionary, LENGTH_SYMBOL)  # prepended to the source
         self.max_source_positions = cfg.max_source_positions
         self.max_target_positions = cfg.max_target_positions
+        self.d_model = cfg.d_model  # read every pass: an attribute of a loaded model's DictConfig costs 10 us
 
         source_embedding, self.embed_tokens = build_embeddings(cfg, dictionary, source_dictionary)
         # only with a dictionary per side; checkpoints of one shared embedding keep their parameter names
@@ -209,7 +210,7 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         return encoder_out._replace(memory=self.decoder.memory_keys_values(encoder_out.out))
 
     def output_projection(self, hidden: torch.Tensor) -> torch.Tensor:
-        return output_logits(hidden, self.embed_tokens, self.lm_head, self.cfg.d_model)  # B x T x V
+        return output_logits(hidden, self.embed_tokens, self.lm_head, self.d_model)  # B x T x V
 
     def forward(self, src_tokens, src_lengths, prev_output_tokens, **unused) -> GMLMOutput:
         encoder_out = self.encode(src_tokens, src_lengths)
