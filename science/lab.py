@@ -166,8 +166,11 @@ class Model:
 
 
 def refinement_flags(passes: int, rejecter: str = "linear", sampling: bool = False) -> List[str]:
-    """fairseq-generate flags for ``passes`` decoder passes; stutter re-masking off (repeats are legitimate here)."""
-    flags = ["--iter-decode-max-iter", str(passes - 1), "--rejecter", rejecter, "--stutter-remask", "off"]
+    """fairseq-generate flags for ``passes`` decoder passes; stutter re-masking off (repeats are legitimate here). One
+    canvas per batch (--length-group-size 0), as when RESULTS.md was made: groups give the same argmax outputs but
+    draw a sampled pass's words in another order, so the recorded sampled figures would not reproduce."""
+    flags = ["--iter-decode-max-iter", str(passes - 1), "--rejecter", rejecter, "--stutter-remask", "off",
+             "--length-group-size", "0"]
     return flags + (["--sampling"] if sampling else [])
 
 
