@@ -114,6 +114,40 @@ def test_inverse_ratio_loss_weights_each_scored_word_by_one_over_its_examples_no
     assert len(set(corruption.ratio.view(-1).tolist())) == len(ROWS)  # U(0, 1) per example: the weights differ
 
 
+def test_one_stage_computes_logits_at_the_scored_positions_only_with_the_loss_and_gradients_of_all_of_them(tmp_path):
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--loss-positions", "noised", "--mask-ratio", "0.5")
+    criterion = task.build_criterion(cfg.criterion)
+    model.eval()
+    sample = task.corrupt(make_sample(task, ROWS), update=3)
+    projected, project = [], model.output_projection
+
+    def recording_projection(hidden):
+        projected.append(hidden.shape[:-1])
+        return project(hidden)
+
+    model.output_projection = recording_projection
+    per_sentence, sample_size, logging_output = criterion(model, sample, reduce=False)
+    per_sentence.sum().backward()
+    gradient = model.embed_tokens.weight.grad.clone()
+    model.zero_grad()
+
+    corruption, target = sample["corruption"], sample["target"]
+    scored = corruption.noised | target.eq(task.vocab.eos)  # B x T
+    assert projected == [torch.Size([int(scored.sum())])] and int(scored.sum()) < int(target.ne(task.vocab.pad).sum())
+    logits = model(sample["net_input"]["src_tokens"], None, corruption.tokens).logits  # every position: B x T x V
+    loss, _ = token_losses(logits, target, scored, criterion.label_smoothing)
+    length_loss = F.cross_entropy(model.length_logits(model.encode(sample["net_input"]["src_tokens"])),
+                                  target.ne(task.vocab.pad).sum(1), reduction="none")
+    expected = loss.sum(1) + criterion.length_loss_factor * length_loss
+    assert torch.allclose(per_sentence, expected, rtol=1e-5)
+    expected.sum().backward()
+    assert torch.allclose(gradient, model.embed_tokens.weight.grad, rtol=1e-4, atol=1e-6)
+    correct = logits.argmax(-1).eq(target)
+    assert int(logging_output["n_correct"]) == int((correct & scored).sum())
+    assert int(logging_output["n_masked_correct"]) == int((correct & corruption.masked).sum())
+    assert int(sample_size) == int(scored.sum())
+
+
 # ---- unrolled training (--train-stages) ---------------------------------------------------------------------
 
 def run_stages(tmp_path, *flags, stages=3):
@@ -125,8 +159,8 @@ def run_stages(tmp_path, *flags, stages=3):
     model.eval()
     calls, decode = [], model.decode
 
-    def recording_decode(tokens, encoder_out):
-        logits = decode(tokens, encoder_out)
+    def recording_decode(tokens, encoder_out, logit_positions=None):
+        logits = decode(tokens, encoder_out, logit_positions)
         calls.append((tokens.clone(), logits.detach().float()))
         return logits
 
@@ -207,13 +241,13 @@ def test_loss_positions_choose_which_target_tokens_get_a_gradient(tmp_path, kind
 
     def keep(module, inputs, output):
         output.retain_grad()
-        captured["logits"] = output
+        captured["hidden"] = output
 
-    model.lm_head.register_forward_hook(keep)
+    model.decoder.register_forward_hook(keep)  # B x T x C, before the output projection (a position's own logits)
     loss, sample_size, logging_output = criterion(model, sample)
     loss.backward()
     scored = {"all": real, "noised": corruption.noised | eos, "masked": corruption.masked | eos}[kind]
-    assert torch.equal(captured["logits"].grad.abs().sum(-1) > 0, scored)
+    assert torch.equal(captured["hidden"].grad.abs().sum(-1) > 0, scored)
     assert int(sample_size) == int(logging_output["n_scored_first_stage"]) == int(scored.sum())
 
 
@@ -400,7 +434,8 @@ def test_correct_words_are_counted_at_the_scored_positions_from_the_argmax(tmp_p
     right.view(-1)[corruption.masked.view(-1).nonzero()[0]] = False  # and one masked word wrong
     answer = torch.where(right, target, torch.full_like(target, task.target_dictionary.index("w20")))
     vocab_size = len(task.target_dictionary)
-    model.decode = lambda tokens, encoder_out: F.one_hot(answer, vocab_size).float() * 5
+    model.decode = lambda tokens, encoder_out, positions=None: F.one_hot(
+        answer if positions is None else answer[positions], vocab_size).float() * 5  # P x V: the scored positions
     _, _, logging_output = task.build_criterion(cfg.criterion)(model, sample)
     scored = corruption.masked | target.eq(task.vocab.eos)
     assert int(logging_output["n_correct"]) == int((right & scored).sum()) > 0

@@ -78,9 +78,10 @@ class GMLMLossConfig(FairseqDataclass):
 
 
 def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Tensor, smoothing: float):
-    """Label-smoothed loss and NLL per position (B x T, zero outside ``positions``), computed in float32.
+    """Label-smoothed loss and NLL per position (B x T, zero outside ``positions``; or P for P x V logits and P
+    targets), computed in float32.
 
-    ``positions`` is B x T bool, or B x T float weights. Zero smoothing gives the plain NLL; the sums keep a
+    ``positions`` is B x T bool, or B x T float weights (P for P positions). Zero smoothing gives the plain NLL; the sums keep a
     gradient path even when ``positions`` is all False.
     """
     log_probs = F.log_softmax(logits.float(), -1)  # B x T x V
@@ -89,6 +90,11 @@ def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Te
     loss = (1.0 - smoothing) * nll + smoothing * smooth
     weights = positions.to(loss.dtype)
     return loss * weights, nll * weights
+
+
+def on_positions(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """B x T: VALUES (P) at the P True entries of POSITIONS (B x T bool) in row-major order, zero (False) elsewhere."""
+    return torch.zeros(positions.shape, dtype=values.dtype, device=values.device).masked_scatter(positions, values)
 
 
 def check_loss_weighting(kind: str) -> str:
@@ -149,15 +155,22 @@ class GMLMLoss(FairseqCriterion):
         target = sample["target"]  # B x T
         real = target.ne(self.padding_idx)  # B x T
         net_input = sample["net_input"]
-        output = model(net_input["src_tokens"], net_input["src_lengths"], corruption.tokens)
-
         eos = target.eq(self.eos)
-        positions = scored_positions(self.loss_positions, real, corruption, eos)
+        positions = scored_positions(self.loss_positions, real, corruption, eos)  # B x T
         weights = position_weights(self.loss_weighting, positions, eos, corruption.ratio)  # B x T
-        loss, nll = token_losses(output.logits, target, weights, self.label_smoothing)
-        predicted = output.logits.argmax(-1)
-        n_correct = (predicted.eq(target) & positions).sum()
-        n_masked_correct = (predicted.eq(target) & corruption.masked).sum()
+        # One stage needs the logits of the scored positions only (P of B x T); unrolled stages refine every one.
+        selected = positions if self.train_stages == 1 else None
+        output = model(net_input["src_tokens"], net_input["src_lengths"], corruption.tokens, logit_positions=selected)
+
+        if selected is None:
+            loss, nll = token_losses(output.logits, target, weights, self.label_smoothing)  # B x T each
+            correct = output.logits.argmax(-1).eq(target) & positions  # B x T
+        else:  # P -> B x T, zero at the positions not scored
+            loss, nll = (on_positions(values, positions) for values in token_losses(
+                output.logits, target[positions], weights[positions], self.label_smoothing))
+            correct = on_positions(output.logits.argmax(-1).eq(target[positions]), positions)
+        n_correct = correct.sum()
+        n_masked_correct = (correct & corruption.masked).sum()  # masked positions are always scored
         sample_size = positions.sum() if self.loss_weighting == "uniform" else weights.sum()
 
         decoder_input, logits, summed, vocab = corruption.tokens, output.logits, None, self.task.vocab

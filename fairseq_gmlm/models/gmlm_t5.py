@@ -81,7 +81,7 @@ class EncoderOut(NamedTuple):
 
 
 class GMLMOutput(NamedTuple):
-    logits: torch.Tensor  # B x T x V
+    logits: torch.Tensor  # B x T x V, or P x V for the logit_positions asked for
     length_logits: torch.Tensor  # B x (max_target_positions + 1)
     encoder_out: EncoderOut
 
@@ -173,8 +173,11 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
     def length_logits(self, encoder_out: EncoderOut) -> torch.Tensor:
         return self.length_head(encoder_out.out[:, 0])  # B x (max_target_positions + 1)
 
-    def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut) -> torch.Tensor:
-        """prev_output_tokens: B x T right-padded decoder input (words, <mask>s, EOS). Returns B x T x V logits."""
+    def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut,
+               logit_positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """prev_output_tokens: B x T right-padded decoder input (words, <mask>s, EOS). Returns B x T x V logits, or
+        with ``logit_positions`` (B x T bool) P x V: those of its P True positions only, in row-major order (training
+        scores some positions, and the output projection and softmax over V are a large share of a step's work)."""
         x = self.embed_decoder_input(prev_output_tokens)  # B x T x C
         length = prev_output_tokens.size(1)
         padding_bias = attention_bias_from_padding(prev_output_tokens.eq(self.pad), x.dtype)  # B x 1 x 1 x T
@@ -184,8 +187,10 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         if self.position_input == "positional-attention":
             positions = self.decoder_positions.weight[None, :length]  # 1 x T x C
         hidden = self.decoder(x, self_bias, encoder_out.out, memory_bias, memory_keys_values=encoder_out.memory,
-                              positions=positions, padding_bias=padding_bias)
-        return self.output_projection(hidden)  # hidden: B x T x C
+                              positions=positions, padding_bias=padding_bias)  # B x T x C
+        if logit_positions is not None:
+            hidden = hidden[logit_positions]  # P x C
+        return self.output_projection(hidden)
 
     def memory_padding(self, encoder_out: EncoderOut) -> torch.Tensor:
         """B x (1 + S) bool: the encoder positions cross-attention ignores (padding, and <length> with
@@ -212,9 +217,11 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
     def output_projection(self, hidden: torch.Tensor) -> torch.Tensor:
         return output_logits(hidden, self.embed_tokens, self.lm_head, self.d_model)  # B x T x V
 
-    def forward(self, src_tokens, src_lengths, prev_output_tokens, **unused) -> GMLMOutput:
+    def forward(self, src_tokens, src_lengths, prev_output_tokens, logit_positions=None, **unused) -> GMLMOutput:
+        """``logit_positions``: as in ``decode`` (then the output's logits are P x V)."""
         encoder_out = self.encode(src_tokens, src_lengths)
-        return GMLMOutput(self.decode(prev_output_tokens, encoder_out), self.length_logits(encoder_out), encoder_out)
+        logits = self.decode(prev_output_tokens, encoder_out, logit_positions)
+        return GMLMOutput(logits, self.length_logits(encoder_out), encoder_out)
 
     def prepare_for_inference_(self, cfg):
         """Called by fairseq-generate and fairseq-interactive with the whole config: --bf16/--amp apply here."""
