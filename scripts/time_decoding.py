@@ -70,8 +70,10 @@ def main(argv=None):
             same[corpus, config.key] = sum(a == b for a, b in zip(texts, outputs[0]))
     rows = speed.measure(loaded, configs, tests, args.latency_sentences, args.large_batch, args.repeats)
 
-    print(f"{base.key} ({' '.join(base.flags)}); medians of {args.repeats} interleaved rounds, {args.threads} threads\n")
-    print(f"| test set | set | flags | ms/sentence (bs 1) | sentences/s (bs {args.large_batch}) | identical to {sets[0][0]} |")
+    print(f"{base.key} ({' '.join(base.flags)}); medians of {args.repeats} interleaved rounds, "
+          f"{args.threads} threads\n")
+    print(f"| test set | set | flags | ms/sentence (bs 1) | sentences/s (bs {args.large_batch}) | "
+          f"identical to {sets[0][0]} |")
     print("|---|---|---|---|---|---|")
     by_key = {config.key: (name, flags) for config, (name, flags) in zip(configs, sets)}
     for row in rows:

@@ -390,7 +390,8 @@ def test_mixed_data_gives_fairseq_train_the_distilled_and_the_raw_pairs_together
 def test_time_decoding_times_flag_sets_on_the_benchmark_models_and_compares_their_outputs(pipeline):
     work, _, _ = pipeline
     command = [sys.executable, str(ROOT / "scripts" / "time_decoding.py"), "--work", str(work), "--config", "gmlm_p5",
-               "--compare", "together=--length-group-size 0", "by3=--length-group-size 3", "one-pass=--iter-decode-max-iter 0",
+               "--compare", "together=--length-group-size 0", "by3=--length-group-size 3",
+               "one-pass=--iter-decode-max-iter 0",
                "--latency-sentences", "2", "--large-batch", "8", "--repeats", "1", "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))

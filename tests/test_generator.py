@@ -558,4 +558,5 @@ def test_refining_in_length_groups_gives_the_same_hypotheses_on_canvases_as_wide
             assert one["tokens"].tolist() == other["tokens"].tolist() and one["steps"] == other["steps"]
             assert torch.allclose(one["positional_scores"], other["positional_scores"], atol=1e-5)
             if one["history"] is not None:
-                assert [h["tokens"].tolist() for h in one["history"]] == [h["tokens"].tolist() for h in other["history"]]
+                assert ([h["tokens"].tolist() for h in one["history"]]
+                        == [h["tokens"].tolist() for h in other["history"]])

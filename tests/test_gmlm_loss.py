@@ -114,8 +114,9 @@ def test_inverse_ratio_loss_weights_each_scored_word_by_one_over_its_examples_no
     assert len(set(corruption.ratio.view(-1).tolist())) == len(ROWS)  # U(0, 1) per example: the weights differ
 
 
-def test_one_stage_computes_logits_at_the_scored_positions_only_with_the_loss_and_gradients_of_all_of_them(tmp_path):
-    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--loss-positions", "noised", "--mask-ratio", "0.5")
+def test_one_stage_computes_logits_at_the_scored_positions_only_with_the_loss_and_gradients_of_every_one(tmp_path):
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--loss-positions", "noised",
+                                            "--mask-ratio", "0.5")
     criterion = task.build_criterion(cfg.criterion)
     model.eval()
     sample = task.corrupt(make_sample(task, ROWS), update=3)

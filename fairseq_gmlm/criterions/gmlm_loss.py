@@ -81,8 +81,8 @@ def token_losses(logits: torch.Tensor, target: torch.Tensor, positions: torch.Te
     """Label-smoothed loss and NLL per position (B x T, zero outside ``positions``; or P for P x V logits and P
     targets), computed in float32.
 
-    ``positions`` is B x T bool, or B x T float weights (P for P positions). Zero smoothing gives the plain NLL; the sums keep a
-    gradient path even when ``positions`` is all False.
+    ``positions`` is B x T bool, or B x T float weights (P for P positions). Zero smoothing gives the plain NLL;
+    the sums keep a gradient path even when ``positions`` is all False.
     """
     log_probs = F.log_softmax(logits.float(), -1)  # B x T x V
     nll = -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # B x T

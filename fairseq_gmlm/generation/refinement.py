@@ -149,7 +149,8 @@ def candidate_lengths(top: torch.Tensor, offsets: int, restarts: int, max_length
 
 def length_groups(lengths: torch.Tensor, size: int) -> List[torch.Tensor]:
     """Indices into LENGTHS (N) in groups of at most SIZE candidates, shortest first: each group is refined on a
-    canvas as wide as its own longest candidate rather than the batch's. One group of all where N <= SIZE or SIZE is 0."""
+    canvas as wide as its own longest candidate rather than the batch's. One group of all where N <= SIZE or SIZE
+    is 0."""
     if size == 0 or lengths.numel() <= size:
         return [torch.arange(lengths.numel(), device=lengths.device)]
     return list(lengths.argsort(stable=True).split(size))

@@ -130,9 +130,10 @@ class TranslationGMLMConfig(TranslationConfig):
                           "a pass repeats the previous prediction (prediction); --iter-decode-force-max-iter: never"},
     )
     length_group_size: int = field(
-        default=32,  # batch 128 on 2 CPU cores, 5 passes: 1.3x / 1.8x the sentences per second of 0 (docs/decoding.md)
+        default=32,  # batch 128, 2 CPU cores, 5 passes: 1.41x / 1.65x the sentences per second of 0 (docs/decoding.md)
         metadata={"help": "refine a batch's candidates in groups of at most this many, shortest first, each on a "
-                          "canvas as wide as its own longest candidate (less padding at large batches); 0: all together"},
+                          "canvas as wide as its own longest candidate (less padding at large batches); 0: all "
+                          "together"},
     )
     seed: int = II("common.seed")
 
