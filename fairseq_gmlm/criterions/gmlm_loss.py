@@ -159,16 +159,13 @@ class GMLMLoss(FairseqCriterion):
         positions = scored_positions(self.loss_positions, real, corruption, eos)  # B x T
         weights = position_weights(self.loss_weighting, positions, eos, corruption.ratio)  # B x T
         # One stage needs the logits of the scored positions only (P of B x T); unrolled stages refine every one.
-        selected = positions if self.train_stages == 1 else None
-        output = model(net_input["src_tokens"], net_input["src_lengths"], corruption.tokens, logit_positions=selected)
-
-        if selected is None:
-            loss, nll = token_losses(output.logits, target, weights, self.label_smoothing)  # B x T each
-            correct = output.logits.argmax(-1).eq(target) & positions  # B x T
-        else:  # P -> B x T, zero at the positions not scored
-            loss, nll = (on_positions(values, positions) for values in token_losses(
-                output.logits, target[positions], weights[positions], self.label_smoothing))
-            correct = on_positions(output.logits.argmax(-1).eq(target[positions]), positions)
+        one_stage = self.train_stages == 1
+        output = model(net_input["src_tokens"], net_input["src_lengths"], corruption.tokens,
+                       logit_positions=positions if one_stage else None)
+        scored_logits = output.logits if one_stage else output.logits[positions]  # P x V
+        loss, nll = (on_positions(values, positions) for values in token_losses(  # B x T each, 0 where not scored
+            scored_logits, target[positions], weights[positions], self.label_smoothing))
+        correct = on_positions(scored_logits.argmax(-1).eq(target[positions]), positions)  # B x T
         n_correct = correct.sum()
         n_masked_correct = (correct & corruption.masked).sum()  # masked positions are always scored
         sample_size = positions.sum() if self.loss_weighting == "uniform" else weights.sum()

@@ -368,15 +368,17 @@ class GMLMGenerator:
             return self.refine(models, [e.index_select(sentence) for e in encoder_outs], initial)
         predicted, token_log_probs = initial.clone(), torch.zeros(initial.shape, device=initial.device)  # N x T
         passes = torch.zeros(initial.size(0), dtype=torch.long, device=initial.device)  # N
-        history = [None] * initial.size(0)
+        history = [None] * initial.size(0) if self.options.retain_history else None
         for group in groups:  # G candidates
             width = int(lengths[group].max())
-            results = self.refine(models, [e.index_select(sentence[group]) for e in encoder_outs],
-                                  initial[group, :width])  # G x width
-            predicted[group, :width], token_log_probs[group, :width], passes[group] = results[:3]
-            for row, candidate in enumerate(group.tolist()):
-                history[candidate] = None if results[3] is None else results[3][row]
-        return predicted, token_log_probs, passes, history if self.options.retain_history else None
+            group_predicted, group_log_probs, group_passes, group_history = self.refine(
+                models, [e.index_select(sentence[group]) for e in encoder_outs], initial[group, :width])  # G x width
+            predicted[group, :width], token_log_probs[group, :width] = group_predicted, group_log_probs
+            passes[group] = group_passes
+            if history is not None:
+                for row, candidate in enumerate(group.tolist()):
+                    history[candidate] = group_history[row]
+        return predicted, token_log_probs, passes, history
 
     def refine(self, models, encoder_outs, initial: torch.Tensor):
         """Run up to max_iter + 1 passes; finished candidates leave the batch.

@@ -92,8 +92,8 @@ def bucket_grid(query_length: int, key_length: int, query_offset: int, bidirecti
                 max_distance: int, device: torch.device) -> torch.Tensor:
     """Q x K bucket ids of ``key_position - query_position`` (queries from QUERY_OFFSET on), cached: they depend
     on the lengths alone, and every refinement pass, AR step and sentence of the same lengths asks again (a 20 x 20
-    grid takes 91 us to compute on the CPU). Built
-    outside inference mode, so a grid first made while decoding can serve training later in the process."""
+    grid takes 91 us to compute on the CPU). Built outside inference mode, so a grid first made while decoding can
+    serve training later in the process."""
     with torch.inference_mode(False), torch.no_grad():
         query_position = torch.arange(query_length, device=device)[:, None] + query_offset  # Q x 1
         key_position = torch.arange(key_length, device=device)[None, :]  # 1 x K
