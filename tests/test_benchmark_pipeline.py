@@ -56,9 +56,23 @@ def test_every_stage_writes_its_files(pipeline):
     assert [path for path in expected if not (work / path).is_file()] == []
     for stage in range(1, 8):
         assert re.search(rf"\[{stage}/7\] .*min elapsed, about \d+ min left\)", output)
-    averaged = re.findall(r"(\w+)/final\.pt = average of (.*)", output)
-    assert len(averaged) == len(MODELS)  # --average-last 2 (tiny): the state at the stop and the save before it
-    assert all(re.fullmatch(r"checkpoint(_\d+_\d+|\d+)\.pt, checkpoint_last\.pt", states) for _, states in averaged)
+    averaged = dict(re.findall(r"(\w+)/final\.pt = average of (.*)", output))
+    assert sorted(averaged) == sorted(MODELS)
+    # --average-last 2 (tiny): the state at the stop and the save before it; the teacher, which the AR baseline passes
+    # through, is its last state alone
+    assert averaged.pop("teacher") == "checkpoint_last.pt"
+    assert all(re.fullmatch(r"checkpoint(_\d+_\d+|\d+)\.pt, checkpoint_last\.pt", states) for states in averaged.values())
+
+
+@pytest.mark.slow
+def test_teacher_final_is_its_last_state(pipeline):
+    import torch
+
+    work, _, _ = pipeline
+    final = torch.load(work / "models/teacher/final.pt", map_location="cpu", weights_only=False)["model"]
+    last = torch.load(work / "models/teacher/checkpoint_last.pt", map_location="cpu", weights_only=False)["model"]
+    assert final.keys() == last.keys()
+    assert all(torch.equal(final[key], last[key]) for key in final)
 
 
 @pytest.mark.slow

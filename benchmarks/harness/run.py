@@ -67,7 +67,7 @@ def parse_args(argv=None):
                              "and +4.3 for its AR twin over 0.1 at these budgets)")
     parser.add_argument("--average-last", type=int,
                         help="saved states averaged into final.pt: the last one and those saved before it (default 1, i.e. the "
-                             "last state alone; tiny: 2)")
+                             "last state alone; tiny: 2); the teacher's final.pt is always its last state")
     parser.add_argument("--save-every", type=int, help="updates between saved states (default 100; tiny: 10)")
     parser.add_argument("--results", help="where the report goes (default benchmarks/; tiny: WORK/benchmarks)")
     parser.add_argument("--train-threads", type=int, default=1, help="torch threads of each of the two training jobs")
@@ -123,8 +123,10 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Pa
     flags = training.system_flags(kind, args.arch) + training.common_flags(
         minutes, max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(), save_every=args.save_every,
         keep=args.average_last, dropout=args.dropout)
+    # The teacher is the AR baseline's state at --ar-minutes (the baseline passes through it): never an average.
+    average_last = 1 if name == "teacher" else args.average_last
     return training.train(name, data_bin, args.work / "models" / name, training.with_flags(flags, extra_flags),
-                          args.average_last)
+                          average_last)
 
 
 def planned_minutes(args) -> list:
