@@ -13,12 +13,13 @@ at --large-batch and is compared with the first set: the table says how many tra
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import report  # noqa: E402  (light: no torch, no fairseq)
 
 
 def parse_args(argv=None):
@@ -30,7 +31,7 @@ def parse_args(argv=None):
     parser.add_argument("--latency-sentences", type=int, default=200)
     parser.add_argument("--large-batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
+    parser.add_argument("--threads", type=int, default=report.default_threads(),
                         help="torch threads (default $OMP_NUM_THREADS or all cores, as the benchmark's speed stage)")
     args = parser.parse_args(argv)
     for item in args.compare:

@@ -12,6 +12,11 @@ logger = logging.getLogger("benchmark.report")
 REFERENCE = "ar_beam4"  # speed-ups are relative to AR beam 4 at the same batch size
 
 
+def default_threads() -> int:
+    """Torch threads for evaluation and timing unless told: $OMP_NUM_THREADS, else every core."""
+    return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+
+
 def machine_info(device: str, precision: str, threads: int) -> dict:
     import torch
 

@@ -27,7 +27,6 @@ Stages (each skips when its outputs exist, so rerunning the command resumes):
 
 import argparse
 import logging
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -71,7 +70,7 @@ def parse_args(argv=None):
     parser.add_argument("--save-every", type=int, help="updates between saved states (default 100; tiny: 10)")
     parser.add_argument("--results", help="where the report goes (default benchmarks/; tiny: WORK/benchmarks)")
     parser.add_argument("--train-threads", type=int, default=1, help="torch threads of each of the two training jobs")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)),
+    parser.add_argument("--threads", type=int, default=report.default_threads(),
                         help="torch threads for evaluation and timing (default $OMP_NUM_THREADS or all cores)")
     parser.add_argument("--latency-sentences", type=int, help="test sentences timed at batch size 1 (default 200; tiny: 8)")
     parser.add_argument("--large-batch", type=int, help="batch size of the throughput runs (default 128; tiny: 16)")
@@ -116,17 +115,16 @@ def budgets(args) -> dict:
             "cmlm": (total, 2 * args.max_update)}
 
 
-def train_model(args, name: str, kind: str, data_bin: str, extra_flags=()) -> Path:
+def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), average_last=None) -> Path:
+    """fairseq-train NAME under its budget; final.pt averages its last AVERAGE_LAST states (default --average-last)."""
     import torch
 
     minutes, max_update = budgets(args)[name]
     flags = training.system_flags(kind, args.arch) + training.common_flags(
         minutes, max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(), save_every=args.save_every,
         keep=args.average_last, dropout=args.dropout)
-    # The teacher is the AR baseline's state at --ar-minutes (the baseline passes through it): never an average.
-    average_last = 1 if name == "teacher" else args.average_last
     return training.train(name, data_bin, args.work / "models" / name, training.with_flags(flags, extra_flags),
-                          average_last)
+                          average_last or args.average_last)
 
 
 def planned_minutes(args) -> list:
@@ -145,7 +143,8 @@ def train_all(args, info: dict, progress: Progress) -> dict:
         progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min) and, beside it, the AR baseline "
                           f"({total} min)")
         ar = pool.submit(train_model, args, "ar", "t5_ar", data_bin)
-        teacher = train_model(args, "teacher", "t5_ar", data_bin)
+        # The teacher is the AR baseline's state at --ar-minutes (the baseline passes through it): never an average.
+        teacher = train_model(args, "teacher", "t5_ar", data_bin, average_last=1)
         progress.stage(3, "distill the training set with the teacher (beam 4)")
         distilled = training.distill(args.work, data_bin, teacher, args.src, args.tgt, args.cpu)
         progress.stage(4, f"train the GMLM from the teacher ({args.minutes} min), the GMLM from scratch and CMLM "
