@@ -20,10 +20,10 @@ WARM = "mask_high_lr2e-3_raw_dropout0"  # warm-started, learned positions, --dro
 VARIANTS = [WARM, "scratch"]
 
 
-def run_ablate(work, corpora):
+def run_ablate(work, corpora, variants=VARIANTS, *extra):
     command = [sys.executable, str(ROOT / "scripts" / "ablate.py"), "--work", str(work), "--tiny",
-               "--corpora", *map(str, corpora), "--src", "src", "--tgt", "tgt", "--variants", *VARIANTS,
-               "--max-update", "6", "--parallel", "1"]
+               "--corpora", *map(str, corpora), "--src", "src", "--tgt", "tgt", "--variants", *variants,
+               "--max-update", "6", "--parallel", "1", *extra]
     environment = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
@@ -85,6 +85,32 @@ def test_twin_flags_are_a_variants_regularisation_flags_and_name_its_twin():
     assert twin_flags(["--position-input", "learned", "--mask-ratio", "0.5:1"]) == []
     assert twin_name(["--position-input", "learned"]) == "ar_twin"
     assert twin_flags(["--dropout"]) == []  # a flag without its value is not a pair
+
+
+def test_twin_flags_carry_the_learning_rate_schedule():
+    from benchmarks.harness.ablate import VARIANTS as ALL, twin_flags, twin_name
+
+    flags = ALL["mask_high_lr2e-3_raw_dropout0_budget_linear"]["flags"]
+    assert twin_flags(flags) == ["--dropout", "0", "--lr-scheduler", "budget_linear"]
+    assert twin_name(flags) == "ar_twin_dropout0_lr_schedulerbudget_linear"
+
+
+def test_raw_only_variants_skip_distillation_and_a_scheduled_twin_restarts_its_schedule(tmp_path):
+    """A budget_linear variant's twin resumes the teacher's inverse_sqrt state: its schedule starts afresh at the
+    teacher's updates and decays over the variant's --minutes, not its total budget."""
+    import torch
+
+    corpus = tmp_path / "rev"
+    write_reversal_corpus(corpus, {"train": 120, "valid": 8, "test": 8}, seed=0)
+    work = tmp_path / "work"
+    output = run_ablate(work, [corpus], ["mask_high_lr2e-3_raw_dropout0_budget_linear"], "--stop-after", "4")
+    assert "distillation skipped" in output and not (work / "distill").exists()
+    twin = work / "models" / "ar_twin_dropout0_lr_schedulerbudget_linear"
+    words = (twin / "command.txt").read_text().split()
+    assert words[words.index("--lr-scheduler") + 1] == "budget_linear"
+    assert words[words.index("--decay-minutes") + 1] == "2.0"  # --minutes of a tiny run; --stop-time-hours is 4 min
+    history = torch.load(twin / "final.pt", map_location="cpu", weights_only=False)["optimizer_history"][-1]
+    assert history["num_updates"] == 12 and history["lr_scheduler_state"]["budget_linear_first_update"] == 6
 
 
 def test_a_variant_without_dropout_is_compared_with_a_twin_trained_on_without_dropout(ablation):

@@ -10,10 +10,11 @@ Stages (each skips when its outputs exist, so rerunning the command resumes):
   2 teacher   t5_ar at the GMLM's shape for --ar-minutes: the warm start of every warm variant and the
             distillation teacher
   3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4);
-            where a variant asks for mixed data, WORK/mixed links the distilled and the raw training pairs together
+            where a variant asks for mixed data, WORK/mixed links the distilled and the raw training pairs together;
+            skipped where every variant trains on raw targets
   4 variants  each gmlm_t5 variant for --minutes; beside them the AR twin, the teacher trained on for
             --minutes more (so it gets at least the warm-started GMLM's total: --ar-minutes + --minutes). A
-            variant that sets regularisation flags (REGULARISATION) has its own twin, trained on with the same
+            variant that sets regularisation or schedule flags (TWIN_FLAGS) has its own twin, trained on with the same
             values, so that its "% of AR twin" compares like with like
   5 evaluate  sacreBLEU and chrF on every corpus's valid set: each variant at several pass counts, the AR twin
             and the teacher with beam 4 and greedy
@@ -57,15 +58,15 @@ def on_best(change: str, flags=(), **recipe) -> dict:
     return variant(f"{BEST_DESCRIPTION}, {change}", flags=[*BEST, *flags], **recipe)
 
 
-# Flags that set how a model is regularised. A variant that sets one is compared with an AR twin trained on with the
-# same values: a twin without dropout gained 4.3 BLEU over one with it (docs/training.md, 2026-12-02), so a shared
-# twin would flatter a GMLM without dropout.
-REGULARISATION = ("--dropout", "--label-smoothing")
+# Flags that set how a model is regularised or its learning rate scheduled. A variant that sets one is compared with
+# an AR twin trained on with the same values: a twin without dropout gained 4.3 BLEU over one with it (docs/training.md,
+# 2026-12-02), so a shared twin would flatter a GMLM without dropout.
+TWIN_FLAGS = ("--dropout", "--label-smoothing", "--lr-scheduler")
 
 
 def twin_pairs(flags) -> list:
-    """[(flag, value)] of FLAGS that its AR twin trains with too: REGULARISATION's that have a value, in order."""
-    return [(flag, value) for flag, value in training.pairs(flags) if flag in REGULARISATION and value is not None]
+    """[(flag, value)] of FLAGS that its AR twin trains with too: TWIN_FLAGS that have a value, in order."""
+    return [(flag, value) for flag, value in training.pairs(flags) if flag in TWIN_FLAGS and value is not None]
 
 
 def twin_flags(flags) -> list:
@@ -107,6 +108,9 @@ VARIANTS = {
     "mask_high_lr2e-3_raw_dropout0": on_best("raw targets, no dropout", ["--dropout", "0"], data="raw"),
     "mask_high_lr2e-3_raw_dropout0_ls0": on_best("raw targets, no dropout, no label smoothing",
                                                  ["--dropout", "0", "--label-smoothing", "0"], data="raw"),
+    "mask_high_lr2e-3_raw_dropout0_budget_linear": on_best(
+        "raw targets, no dropout, learning rate falling linearly to 0 at the end of the budget",
+        ["--dropout", "0", "--lr-scheduler", "budget_linear"], data="raw"),
     "mask_high_lr2e-3_raw_mask_range": on_best("raw targets, mask-range decoder start", position="mask-range",
                                                data="raw"),
     "base_seed2": variant("base with --seed 2 (the seed-to-seed spread)", flags=["--seed", "2"]),
@@ -134,6 +138,9 @@ def parse_args(argv=None):
     parser.add_argument("--dropout", type=float, default=0.1,
                         help="dropout of the teacher and of every model whose variant sets none (0.1: the setting of the "
                              "table in ablations/; docs/training.md, 2026-12-02, measured 0 better at these budgets)")
+    parser.add_argument("--keep-states", type=int, default=1,
+                        help="saved states each model keeps (every 100 updates and per epoch), e.g. to average them "
+                             "afterwards; final.pt is the last")
     parser.add_argument("--parallel", type=int, default=2, help="training jobs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--stop-after", type=int, choices=range(1, STAGES + 1), metavar="STAGE",
@@ -148,8 +155,8 @@ def parse_args(argv=None):
             setattr(args, name, value)
     if args.ar_max_update is None:
         args.ar_max_update = args.max_update
-    if args.parallel < 1 or args.threads < 1:
-        raise SystemExit("--parallel and --threads must be >= 1")
+    if args.parallel < 1 or args.threads < 1 or args.keep_states < 1:
+        raise SystemExit("--parallel, --threads and --keep-states must be >= 1")
     args.work = Path(args.work)
     args.results = Path(args.results or (args.work / "ablations" if args.tiny else ROOT / "ablations"))
     args.variants = args.variants or list(VARIANTS)
@@ -159,7 +166,7 @@ def parse_args(argv=None):
 def base_flags(args, kind: str, minutes: float, max_update: int = None) -> list:
     return training.system_flags(kind, args.arch) + training.common_flags(
         minutes, args.max_update if max_update is None else max_update, args.tiny, cpu=True,
-        save_every=100 if not args.tiny else 10, keep=1, dropout=args.dropout)
+        save_every=100 if not args.tiny else 10, keep=args.keep_states, dropout=args.dropout)
 
 
 def train_teacher(args, data_bin: str) -> Path:
@@ -173,7 +180,7 @@ def twin_max_update(args) -> int:
 
 
 def twins(names: list) -> dict:
-    """{twin: its flags} of the variants NAMES (see REGULARISATION), in the variants' order."""
+    """{twin: its flags} of the variants NAMES (see TWIN_FLAGS), in the variants' order."""
     return {twin_name(VARIANTS[name]["flags"]): twin_flags(VARIANTS[name]["flags"]) for name in names}
 
 
@@ -185,6 +192,9 @@ def train_twin(args, data_bin: str, teacher_dir: Path, name: str = "ar_twin", fl
     twin_dir.mkdir(parents=True, exist_ok=True)
     if not (twin_dir / "checkpoint_last.pt").exists() and not (twin_dir / "final.pt").exists():
         shutil.copy(teacher_dir / "checkpoint_last.pt", twin_dir / "checkpoint_last.pt")
+    if ("--lr-scheduler", "budget_linear") in training.pairs(flags):
+        # the teacher's inverse_sqrt state holds no budget_linear minutes: the schedule starts afresh for --minutes
+        flags = [*flags, "--decay-minutes", str(args.minutes)]
     twin = training.with_flags(base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args)), flags)
     return training.train(name, data_bin, twin_dir, twin, 1)
 
@@ -237,9 +247,14 @@ def run_stages(args) -> None:
     info = prepare_corpora(args.corpora, args.work / "data", args.src, args.tgt, args.vocab_size, args.tiny)
     progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min)")
     teacher = train_teacher(args, info["bin"])
-    progress.stage(3, "distill the training set with the teacher (beam 4)")
-    data = {"raw": info["bin"], "distill": training.distill(args.work, info["bin"], teacher, args.src, args.tgt, True)}
-    if any(VARIANTS[name]["data"] == "mixed" for name in args.variants):
+    data = {"raw": info["bin"]}
+    wanted = {VARIANTS[name]["data"] for name in args.variants}
+    if wanted & {"distill", "mixed"}:  # raw-only variants skip the 7 minutes of distillation
+        progress.stage(3, "distill the training set with the teacher (beam 4)")
+        data["distill"] = training.distill(args.work, info["bin"], teacher, args.src, args.tgt, True)
+    else:
+        progress.stage(3, "no variant trains on distilled targets: distillation skipped")
+    if "mixed" in wanted:
         data["mixed"] = training.mixed_data(args.work, data["raw"], data["distill"])
     if args.stop_after == 3:
         return

@@ -75,7 +75,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     info = json.loads((args.work / "data" / "corpora.json").read_text())
     models = args.work / "models"
-    twin = twin_name(VARIANTS[args.gmlm]["flags"])  # the variant's own AR twin (ablate.REGULARISATION)
+    twin = twin_name(VARIANTS[args.gmlm]["flags"])  # the variant's own AR twin (ablate.TWIN_FLAGS)
     checkpoints = {"teacher": models / "teacher" / "final.pt", "ar_twin": models / twin / "final.pt",
                    "gmlm": models / args.gmlm / "final.pt"}
     checkpoints["reranked"] = f"{checkpoints['gmlm']}:{checkpoints['teacher']}"
