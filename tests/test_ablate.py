@@ -103,10 +103,12 @@ def test_raw_only_variants_skip_distillation_and_a_scheduled_twin_restarts_its_s
     corpus = tmp_path / "rev"
     write_reversal_corpus(corpus, {"train": 120, "valid": 8, "test": 8}, seed=0)
     work = tmp_path / "work"
-    output = run_ablate(work, [corpus], ["mask_high_lr2e-3_raw_dropout0_budget_linear"], "--stop-after", "4")
+    output = run_ablate(work, [corpus], ["mask_high_lr2e-3_raw_dropout0_budget_linear"], "--stop-after", "4",
+                        "--keep-states", "2")
     assert "distillation skipped" in output and not (work / "distill").exists()
     twin = work / "models" / "ar_twin_dropout0_lr_schedulerbudget_linear"
     words = (twin / "command.txt").read_text().split()
+    assert words[words.index("--keep-interval-updates") + 1] == words[words.index("--keep-last-epochs") + 1] == "2"
     assert words[words.index("--lr-scheduler") + 1] == "budget_linear"
     assert words[words.index("--decay-minutes") + 1] == "2.0"  # --minutes of a tiny run; --stop-time-hours is 4 min
     history = torch.load(twin / "final.pt", map_location="cpu", weights_only=False)["optimizer_history"][-1]

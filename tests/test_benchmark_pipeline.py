@@ -181,14 +181,23 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
     teacher = commands["teacher"].split()
     assert "--init-from-ar" in commands["gmlm"] and "--init-from-ar" not in commands["gmlm_scratch"]
     assert commands["gmlm"].split()[commands["gmlm"].split().index("--init-from-ar") + 1].endswith("models/teacher/final.pt")
-    # the AR baseline is the teacher's recipe with a longer budget: same data, seed, flags otherwise
-    assert without_budget(commands["ar"].split()) == without_budget(teacher)
+    # the AR baseline is the teacher trained on: same data, seed and flags, but a longer budget and a learning rate
+    # falling to the end of its own 5 minutes
+    ar = commands["ar"].split()
+    assert ar[ar.index("--lr-scheduler") + 1] == "budget_linear" and ar[ar.index("--decay-minutes") + 1] == "5.0"
+    assert teacher[teacher.index("--lr-scheduler") + 1] == "inverse_sqrt"
+    assert without(ar, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--decay-minutes") == \
+        without(teacher, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler")
+    assert re.search(r"Loaded checkpoint \S*models/ar/checkpoint_last\.pt \(epoch \d+ @ 8 updates\)",
+                     (work / "models" / "ar" / "train.log").read_text())  # the teacher's last state, copied in
+    for name, scheduler in (("gmlm", "budget_linear"), ("gmlm_scratch", "budget_linear"), ("cmlm", "inverse_sqrt")):
+        words = commands[name].split()
+        assert words[words.index("--lr-scheduler") + 1] == scheduler and "--decay-minutes" not in words
 
 
-def without_budget(words: list) -> list:
-    """A training command without the flags (and their values) that set its budget and folder."""
-    budget = ("--stop-time-hours", "--max-update", "--save-dir")
-    return [word for i, word in enumerate(words) if word not in budget and (i == 0 or words[i - 1] not in budget)]
+def without(words: list, *flags) -> list:
+    """A training command without FLAGS and their values."""
+    return [word for i, word in enumerate(words) if word not in flags and (i == 0 or words[i - 1] not in flags)]
 
 
 @pytest.mark.slow

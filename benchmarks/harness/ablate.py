@@ -26,7 +26,6 @@ so every job gets the same share of the machine; each job's updates are reported
 
 import argparse
 import logging
-import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -188,15 +187,12 @@ def train_twin(args, data_bin: str, teacher_dir: Path, name: str = "ar_twin", fl
     """The teacher trained on with FLAGS: a copy of its last state resumed with a budget of --ar-minutes + --minutes
     (fairseq counts the training time saved in the checkpoint), and of --ar-max-update + --max-update updates where
     both limit the updates."""
-    twin_dir = args.work / "models" / name
-    twin_dir.mkdir(parents=True, exist_ok=True)
-    if not (twin_dir / "checkpoint_last.pt").exists() and not (twin_dir / "final.pt").exists():
-        shutil.copy(teacher_dir / "checkpoint_last.pt", twin_dir / "checkpoint_last.pt")
     if ("--lr-scheduler", "budget_linear") in training.pairs(flags):
         # the teacher's inverse_sqrt state holds no budget_linear minutes: the schedule starts afresh for --minutes
         flags = [*flags, "--decay-minutes", str(args.minutes)]
     twin = training.with_flags(base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args)), flags)
-    return training.train(name, data_bin, twin_dir, twin, 1)
+    return training.train(name, data_bin, args.work / "models" / name, twin, 1,
+                          resume=teacher_dir / "checkpoint_last.pt")
 
 
 def train_variant(args, name: str, data: dict, teacher: Path) -> Path:

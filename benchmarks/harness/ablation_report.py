@@ -9,7 +9,7 @@ from benchmarks.harness.report import fmt, percent, save_report
 
 logger = logging.getLogger("benchmark.ablation_report")
 TARGET_PASSES = 5  # the main table's configuration: <variant>_p5
-TWIN = "ar_twin"  # the twin of a variant without regularisation flags (and of records written before twins)
+TWIN = "ar_twin"  # the twin of a variant without regularisation or schedule flags (and of records written before twins)
 COLUMNS = ("BLEU", "chrF", "% of AR twin", "length ratio", "repeats")
 
 
@@ -71,11 +71,11 @@ def intro_lines(record: dict) -> list:
 
 
 def twins_text(record: dict) -> str:
-    """Which AR twins trained with other regularisation flags than the teacher's, where any did."""
+    """Which AR twins trained with other regularisation or schedule flags than the teacher's, where any did."""
     own = {twin: flags for twin, flags in record.get("twins", {}).items() if flags}
     if not own:
         return ""
-    return ("; a variant that sets regularisation flags is compared with a twin trained on with the same ones (" +
+    return ("; a variant that sets regularisation or schedule flags is compared with a twin trained on with the same ones (" +
             ", ".join(f"`{twin}`: `{' '.join(flags)}`" for twin, flags in own.items()) + ")")
 
 
@@ -119,7 +119,7 @@ def main_table_legend(record: dict, index: dict) -> str:
         row = next((row for (name, _), row in index.items() if name == corpus), {})
         references.append(share(percent(row.get("reference_repeated_words"))))
     return ("% of AR twin: BLEU as a share of the beam-4 BLEU on that corpus of the variant's AR twin (the teacher "
-            "trained on with the variant's regularisation flags; the teacher's row: the twin without any). Length ratio: hypothesis / "
+            "trained on with the variant's regularisation or schedule flags; the teacher's row: the twin without any). Length ratio: hypothesis / "
             "reference words (sacreBLEU's). Repeats: the share of outputs in which a word directly repeats "
             f"(the references: {' / '.join(references)}).")
 

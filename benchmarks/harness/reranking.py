@@ -6,7 +6,7 @@
 from the repository root. Decodes every corpus's valid set of an ablation run with its GMLM variant (--gmlm)
 alone and with the teacher it started from (the t5_ar trained --ar-minutes) choosing among its candidates,
 beside the teacher and the variant's AR twin (the teacher trained on as long as the GMLM, with the variant's
-regularisation flags) with beam 4. Then times each
+regularisation or schedule flags) with beam 4. Then times each
 configuration at batch size 1 on the first --latency-sentences valid sentences of the last corpus (LibreOffice
 help by default): --repeats interleaved rounds in this process, the median kept. The teacher's minutes are
 part of the warm-started GMLM's budget, so reranking with it adds decoding cost, not training.

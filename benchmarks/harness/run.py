@@ -1,6 +1,6 @@
 """Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
-    python -m benchmarks.harness.run --work work/bench               # the full run (about 136 min on 2 CPU cores)
+    python -m benchmarks.harness.run --work work/bench               # the full run (about 130 min on 2 CPU cores)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
 
 from the repository root (``python scripts/run_benchmark.py`` runs the same).
@@ -8,17 +8,21 @@ from the repository root (``python scripts/run_benchmark.py`` runs the same).
 Every model has gmlm_t5's shape (--arch) and the union's vocabulary. Training runs two jobs side by side with
 --train-threads threads each, in two chains (A = --ar-minutes, W = --minutes):
   chain 1  teacher t5_ar for A min -> distil the training set with it -> GMLM warm-started from it for W min
-           (the recipe's raw targets) -> stock cmlm_transformer on the distilled data (its own recipe) for A+W min
-  chain 2  AR t5_ar for A+W min (the teacher's seed and flags: it passes through the teacher's state and keeps
-           training while the GMLM fine-tunes) -> GMLM from scratch, same recipe and data, for A+W min
-so no system gets fewer training minutes than the warm-started GMLM including its warm start.
+           (the recipe's raw targets) -> AR baseline: the teacher trained on for W min more (it resumes the
+           teacher's last state, so it passes through it and keeps training as long as the GMLM fine-tunes)
+  chain 2  GMLM from scratch, same recipe and data, for A+W min -> stock cmlm_transformer on the distilled data
+           (its own recipe) for A+W min
+so no system gets fewer training minutes than the warm-started GMLM including its warm start. The GMLMs and the
+AR baseline's last W minutes use --lr-scheduler budget_linear, a learning rate falling to 0 at the end of their own
+minutes (docs/training.md, "A learning rate that decays to the end of the budget"); the teacher keeps inverse_sqrt
+and CMLM its stock recipe.
 
 Stages (each skips when its outputs exist, so rerunning the command resumes):
   1 prepare   union training corpus of --corpora, joint sentencepiece, fairseq binaries (test sets apart)
-  2 teacher   the teacher, with the AR baseline started beside it
+  2 teacher   the teacher, with the GMLM from scratch started beside it
   3 distill   gmlm-distill (fairseq_gmlm/cli/distill.py): the training set re-translated by the teacher (beam 4),
             CMLM's training data
-  4 train     GMLM (warm start), GMLM (from scratch) and CMLM, the AR baseline finishing beside them
+  4 train     GMLM (warm start) then the AR baseline; beside them the GMLM from scratch finishing, then CMLM
   5 evaluate  sacreBLEU and chrF of every configuration on every test set
   6 speed     latency (batch 1) and throughput (large batch) in this process, on CUDA when available;
             then where batch-1 time goes (network forward calls vs the rest)
@@ -86,7 +90,8 @@ def fill_defaults(args):
     tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2, "save_every": 10,
             "latency_sentences": 8, "large_batch": 16, "repeats": 2, "ar_minutes": 2.0, "minutes": 1.0}
     # 13 + 33 = 46 minutes a system: the most that fits the benchmark's 150 minutes with its other stages (2 x 46 + 7
-    # of training and distillation, 36 of evaluation and timing: 136 min on 2026-12-03). The GMLM is the model further
+    # of training and distillation in the chains of that run, 36 of evaluation and timing: 136 min on 2026-12-03; the
+    # present chains need 92 of training and distillation, not 99). The GMLM is the model further
     # from converged: 38 -> 46 minutes took it from 68% to 79% of AR beam 4's BLEU on LibreOffice help (docs/
     # benchmark.md, "Minutes"). On raw targets the fine-tune gets most of them (docs/training.md, "Where the
     # benchmark's 38 minutes go": 24 + 14 reached 35% of the AR baseline, 13 + 25 52%, 8 + 30 56%); 8 + 30 would
@@ -115,8 +120,9 @@ def budgets(args) -> dict:
             "cmlm": (total, 2 * args.max_update)}
 
 
-def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), average_last=None) -> Path:
-    """fairseq-train NAME under its budget; final.pt averages its last AVERAGE_LAST states (default --average-last)."""
+def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), average_last=None, resume=None) -> Path:
+    """fairseq-train NAME under its budget; final.pt averages its last AVERAGE_LAST states (default --average-last).
+    RESUME: a checkpoint a new run starts from (see training.train)."""
     import torch
 
     minutes, max_update = budgets(args)[name]
@@ -124,14 +130,17 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), avera
         minutes, max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(), save_every=args.save_every,
         keep=args.average_last, dropout=args.dropout)
     return training.train(name, data_bin, args.work / "models" / name, training.with_flags(flags, extra_flags),
-                          average_last or args.average_last)
+                          average_last or args.average_last, resume)
 
 
 def planned_minutes(args) -> list:
-    """Minutes per stage for the time-left estimate: the budgets, and otherwise the full run of 2026-12-03 on 2 CPU
-    cores (prepare 0.5, distill 7, evaluate 6, speed and both profiles 29); a tiny run's stages take seconds."""
+    """Minutes per stage for the time-left estimate: the chains' lengths (distillation 7 min), and otherwise the full
+    run of 2026-12-03 on 2 CPU cores (prepare 0.5, evaluate 6, speed and both profiles 29); a tiny run's stages take
+    seconds."""
     total = args.ar_minutes + args.minutes
-    training = [args.ar_minutes, 0.1 if args.tiny else 7, 2 * total - args.ar_minutes]
+    distill = 0.1 if args.tiny else 7
+    chains = max(args.ar_minutes + distill + 2 * args.minutes, 2 * total)  # chain 1, chain 2
+    training = [args.ar_minutes, distill, chains - args.ar_minutes - distill]
     return [0.1 if args.tiny else 0.5, *training, *([0.5, 1, 0] if args.tiny else [6, 29, 0])]
 
 
@@ -139,21 +148,25 @@ def train_all(args, info: dict, progress: Progress) -> dict:
     """Stages 2-4: the two training chains, two jobs at a time. Returns {model: final checkpoint}."""
     data_bin = info["bin"]
     total = args.ar_minutes + args.minutes
+    schedule = ["--lr-scheduler", "budget_linear"]  # decays to the end of each model's own minutes
     with ThreadPoolExecutor(2) as pool:
-        progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min) and, beside it, the AR baseline "
+        progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min) and, beside it, the GMLM from scratch "
                           f"({total} min)")
-        ar = pool.submit(train_model, args, "ar", "t5_ar", data_bin)
-        # The teacher is the AR baseline's state at --ar-minutes (the baseline passes through it): never an average.
+        scratch = pool.submit(train_model, args, "gmlm_scratch", "gmlm", data_bin, GMLM_RECIPE + schedule)
+        # The AR baseline resumes the teacher's last state, so the teacher is never an average.
         teacher = train_model(args, "teacher", "t5_ar", data_bin, average_last=1)
         progress.stage(3, "distill the training set with the teacher (beam 4)")
         distilled = training.distill(args.work, data_bin, teacher, args.src, args.tgt, args.cpu)
-        progress.stage(4, f"train the GMLM from the teacher ({args.minutes} min), the GMLM from scratch and CMLM "
-                          f"({total} min each), two at a time")
+        progress.stage(4, f"train the GMLM from the teacher ({args.minutes} min), then the AR baseline on from the "
+                          f"teacher ({args.minutes} min more); beside them the GMLM from scratch and CMLM ({total} min)")
+        # Submitted in this order, CMLM follows the GMLM from scratch on its worker and the AR baseline the GMLM.
         jobs = {"gmlm": pool.submit(train_model, args, "gmlm", "gmlm", data_bin,
-                                    GMLM_RECIPE + ["--init-from-ar", str(teacher)]),
-                "gmlm_scratch": pool.submit(train_model, args, "gmlm_scratch", "gmlm", data_bin, GMLM_RECIPE),
-                "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled)}
-        checkpoints = {"ar": ar.result(), "teacher": teacher}
+                                    GMLM_RECIPE + schedule + ["--init-from-ar", str(teacher)]),
+                "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled),
+                "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin,
+                                  schedule + ["--decay-minutes", str(args.minutes)],
+                                  resume=teacher.parent / "checkpoint_last.pt")}
+        checkpoints = {"teacher": teacher, "gmlm_scratch": scratch.result()}
         checkpoints.update({name: job.result() for name, job in jobs.items()})
     return checkpoints
 

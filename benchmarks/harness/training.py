@@ -110,13 +110,16 @@ def system_flags(kind: str, arch: str) -> list:
     raise ValueError(f"unknown system kind {kind!r}")
 
 
-def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: int) -> Path:
-    """fairseq-train into SAVE_DIR (resumes from checkpoint_last.pt), then average into final.pt."""
+def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: int, resume=None) -> Path:
+    """fairseq-train into SAVE_DIR (resumes from checkpoint_last.pt), then average into final.pt. RESUME: a checkpoint
+    a new run starts from, copied in as its checkpoint_last.pt (fairseq counts the training minutes saved in it)."""
     final = save_dir / "final.pt"
     if final.exists():
         logger.info("skip %s: %s exists", name, final)
         return final
     save_dir.mkdir(parents=True, exist_ok=True)
+    if resume is not None and not (save_dir / "checkpoint_last.pt").exists():
+        shutil.copy(resume, save_dir / "checkpoint_last.pt")
     command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
     (save_dir / "command.txt").write_text(threads_prefix() + shown(command) + "\n")
     run_logged(name, command, save_dir / "train.log")
