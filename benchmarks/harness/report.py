@@ -138,9 +138,12 @@ def training_lines(result: dict) -> list:
             f"Two jobs side by side, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. The teacher "
             f"(t5_ar) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
             f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "
-            f"original pairs. The AR baseline (the teacher's seed and flags, so it passes through the teacher's state), "
-            f"the GMLM from scratch (the same recipe and data) and CMLM (on the distilled data) each train {total:g} "
-            f"min: no system has fewer minutes than the warm-started GMLM including its warm start. GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
+            f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min more, "
+            f"{total:g} min in all; the GMLM from scratch (the same recipe and data) and CMLM (on the distilled data) "
+            f"each train {total:g} min: no system has fewer minutes than the warm-started GMLM including its warm "
+            f"start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use `--lr-scheduler budget_linear` "
+            f"(the learning rate falls to 0 at the end of their minutes); the teacher and CMLM use `inverse_sqrt`. "
+            f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
 
 
 def plot(tables: dict, path: Path) -> None:

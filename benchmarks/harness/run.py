@@ -235,8 +235,11 @@ def lazy_loader(checkpoints: dict, info: dict, subsets: list, args, device: str)
 
 def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict) -> dict:
     commands = [shown(["python", "-m", "benchmarks.harness.run", *sys.argv[1:]])]
-    for path in checkpoints.values():
+    starts_from = {"ar": Path(checkpoints["teacher"]).parent / "checkpoint_last.pt"}  # train_all's resume
+    for name, path in checkpoints.items():
         command_file = Path(path).parent / "command.txt"
+        if name in starts_from:
+            commands.append(shown(["cp", str(starts_from[name]), str(Path(path).parent / "checkpoint_last.pt")]))
         if command_file.exists():
             commands.append(command_file.read_text().strip())
     distill_file = args.work / "distill.command.txt"
