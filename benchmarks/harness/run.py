@@ -165,7 +165,7 @@ def train_all(args, info: dict, progress: Progress) -> dict:
                 "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled),
                 "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin,
                                   schedule + ["--decay-minutes", str(args.minutes)],
-                                  resume=teacher.parent / "checkpoint_last.pt")}
+                                  resume=ar_start(teacher))}
         checkpoints = {"teacher": teacher, "gmlm_scratch": scratch.result()}
         checkpoints.update({name: job.result() for name, job in jobs.items()})
     return checkpoints
@@ -233,9 +233,14 @@ def lazy_loader(checkpoints: dict, info: dict, subsets: list, args, device: str)
     return get
 
 
+def ar_start(teacher: Path) -> Path:
+    """Where the AR baseline starts: the last training state of TEACHER (its final.pt)."""
+    return Path(teacher).parent / "checkpoint_last.pt"
+
+
 def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict) -> dict:
     commands = [shown(["python", "-m", "benchmarks.harness.run", *sys.argv[1:]])]
-    starts_from = {"ar": Path(checkpoints["teacher"]).parent / "checkpoint_last.pt"}  # train_all's resume
+    starts_from = {"ar": ar_start(checkpoints["teacher"])}
     for name, path in checkpoints.items():
         command_file = Path(path).parent / "command.txt"
         if name in starts_from:
