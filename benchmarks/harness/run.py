@@ -1,6 +1,6 @@
 """Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
-    python -m benchmarks.harness.run --work work/bench               # the full run (about 130 min on 2 CPU cores, computed)
+    python -m benchmarks.harness.run --work work/bench               # the full run (117.5 min on 2 CPU cores, 2026-12-03)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
 
 from the repository root (``python scripts/run_benchmark.py`` runs the same).
@@ -89,9 +89,9 @@ def parse_args(argv=None):
 def fill_defaults(args):
     tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2, "save_every": 10,
             "latency_sentences": 8, "large_batch": 16, "repeats": 2, "ar_minutes": 2.0, "minutes": 1.0}
-    # 13 + 33 = 46 minutes a system: the most that fits the benchmark's 150 minutes with its other stages (2 x 46 + 7
-    # of training and distillation in the chains of that run, 36 of evaluation and timing: 136 min on 2026-12-03; the
-    # present chains need 92 of training and distillation, not 99). The GMLM is the model further
+    # 13 + 33 = 46 minutes a system: the most that fits the benchmark's 150 minutes with its other stages (the two
+    # chains: 92.7 min of training and distillation, then 25 of evaluation and timing: 117.5 min on 2026-12-03
+    # evening; a slower machine took 36 for evaluation and timing that morning). The GMLM is the model further
     # from converged: 38 -> 46 minutes took it from 68% to 79% of AR beam 4's BLEU on LibreOffice help (docs/
     # benchmark.md, "Minutes"). On raw targets the fine-tune gets most of them (docs/training.md, "Where the
     # benchmark's 38 minutes go": 24 + 14 reached 35% of the AR baseline, 13 + 25 52%, 8 + 30 56%); 8 + 30 would
@@ -240,13 +240,12 @@ def ar_start(teacher: Path) -> Path:
 
 def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict) -> dict:
     commands = [shown(["python", "-m", "benchmarks.harness.run", *sys.argv[1:]])]
-    starts_from = {"ar": ar_start(checkpoints["teacher"])}
     for name, path in checkpoints.items():
-        command_file = Path(path).parent / "command.txt"
-        if name in starts_from:
-            commands.append(shown(["cp", str(starts_from[name]), str(Path(path).parent / "checkpoint_last.pt")]))
-        if command_file.exists():
-            commands.append(command_file.read_text().strip())
+        save_dir = Path(path).parent
+        if name == "ar":  # train_all starts it from the teacher's last state
+            commands.append(shown(["cp", str(ar_start(checkpoints["teacher"])), str(save_dir / "checkpoint_last.pt")]))
+        if (save_dir / "command.txt").exists():
+            commands.append((save_dir / "command.txt").read_text().strip())
     distill_file = args.work / "distill.command.txt"
     if distill_file.exists():
         commands.append(distill_file.read_text().strip())
