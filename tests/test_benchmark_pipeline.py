@@ -150,6 +150,9 @@ def test_results_table_has_every_row(pipeline):
     # the AR baseline's command follows the copy of the teacher's last state it starts from
     copy = result["commands"].index(f"cp {work}/models/teacher/checkpoint_last.pt {work}/models/ar/checkpoint_last.pt")
     assert result["commands"][copy + 1].endswith(f"--save-dir {work}/models/ar")
+    # the schedule the report names is the one the AR baseline trained with
+    schedule = " ".join(result["training"]["schedule"])
+    assert schedule in result["commands"][copy + 1] and f"use `{schedule}`" in markdown
     assert [row["config"] for row in result["valid"]] == ["ar_greedy", "ar_beam4", "gmlm_p5"]
     assert "## The valid set" in markdown and "## Training" in markdown
     profiled = {(row["corpus"], row["config"], row["batch_size"]) for row in result["profile"]}

@@ -141,8 +141,8 @@ def training_lines(result: dict) -> list:
             f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min more, "
             f"{total:g} min in all; the GMLM from scratch (the same recipe and data) and CMLM (on the distilled data) "
             f"each train {total:g} min: no system has fewer minutes than the warm-started GMLM including its warm "
-            f"start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use `--lr-scheduler budget_linear` "
-            f"(the learning rate falls to 0 at the end of their minutes); the teacher and CMLM use `inverse_sqrt`. "
+            f"start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use `{' '.join(plan['schedule'])}`; "
+            f"the teacher and CMLM use `inverse_sqrt`. "
             f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
 
 

@@ -48,6 +48,9 @@ STAGES = 7
 # label smoothing on raw targets, and a fair twin", 2026-12-02); a peak learning rate of 3e-3 under budget_linear,
 # which beat 2e-3 and 4e-3 on all four sets, side by side ("The peak learning rate under budget_linear", 2026-12-03).
 GMLM_RECIPE = ["--position-input", "learned", "--mask-ratio", "0.5:1", "--lr", "3e-3"]
+# The GMLMs' and the AR baseline's schedule: the learning rate decays to the end of each model's own minutes (docs/
+# training.md, "A learning rate that decays to the end of the budget"); the teacher and CMLM keep inverse_sqrt.
+SCHEDULE = ["--lr-scheduler", "budget_linear"]
 
 
 def parse_args(argv=None):
@@ -149,11 +152,10 @@ def train_all(args, info: dict, progress: Progress) -> dict:
     """Stages 2-4: the two training chains, two jobs at a time. Returns {model: final checkpoint}."""
     data_bin = info["bin"]
     total = args.ar_minutes + args.minutes
-    schedule = ["--lr-scheduler", "budget_linear"]  # decays to the end of each model's own minutes
     with ThreadPoolExecutor(2) as pool:
         progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min) and, beside it, the GMLM from scratch "
                           f"({total} min)")
-        scratch = pool.submit(train_model, args, "gmlm_scratch", "gmlm", data_bin, GMLM_RECIPE + schedule)
+        scratch = pool.submit(train_model, args, "gmlm_scratch", "gmlm", data_bin, GMLM_RECIPE + SCHEDULE)
         # The AR baseline resumes the teacher's last state, so the teacher is never an average.
         teacher = train_model(args, "teacher", "t5_ar", data_bin, average_last=1)
         progress.stage(3, "distill the training set with the teacher (beam 4)")
@@ -162,10 +164,10 @@ def train_all(args, info: dict, progress: Progress) -> dict:
                           f"teacher ({args.minutes} min more); beside them the GMLM from scratch and CMLM ({total} min)")
         # Submitted in this order, CMLM follows the GMLM from scratch on its worker and the AR baseline the GMLM.
         jobs = {"gmlm": pool.submit(train_model, args, "gmlm", "gmlm", data_bin,
-                                    GMLM_RECIPE + schedule + ["--init-from-ar", str(teacher)]),
+                                    GMLM_RECIPE + SCHEDULE + ["--init-from-ar", str(teacher)]),
                 "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled),
                 "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin,
-                                  schedule + ["--decay-minutes", str(args.minutes)],
+                                  SCHEDULE + ["--decay-minutes", str(args.minutes)],
                                   resume=ar_start(teacher))}
         checkpoints = {"teacher": teacher, "gmlm_scratch": scratch.result()}
         checkpoints.update({name: job.result() for name, job in jobs.items()})
@@ -258,7 +260,8 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
             "profile": timing["profile"],
             "models": models, "commands": commands,
             "training": {"ar_minutes": args.ar_minutes, "minutes": args.minutes, "train_threads": args.train_threads,
-                         "dropout": args.dropout, "gmlm_recipe": GMLM_RECIPE, "gmlm_decoding": systems.GMLM_DECODING}}
+                         "dropout": args.dropout, "gmlm_recipe": GMLM_RECIPE, "schedule": SCHEDULE,
+                         "gmlm_decoding": systems.GMLM_DECODING}}
 
 
 def budget_text(args, name: str) -> str:
