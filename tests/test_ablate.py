@@ -70,9 +70,14 @@ def test_the_ar_twin_continues_the_teacher_and_warm_variants_start_from_it(ablat
     assert "--init-from-ar" in base_log and "models/teacher/final.pt" in base_log
     assert "--init-from-ar" not in scratch_log
     assert "--position-input learned" in (work / "models" / WARM / "command.txt").read_text()  # the variant's flags
-    # each recorded command names the threads it trained with (--threads, default 1), and the report reads them
-    assert all((work / "models" / name / "command.txt").read_text().startswith("OMP_NUM_THREADS=1 fairseq-train ")
-               for name in ["teacher", "ar_twin", "ar_twin_dropout0", *VARIANTS])
+    # each recorded command names the threads it trained with (--threads, default 1), and the report reads them; a
+    # twin's is preceded by the copy of the teacher's last state it resumes
+    commands = {name: (work / "models" / name / "command.txt").read_text().splitlines()
+                for name in ["teacher", "ar_twin", "ar_twin_dropout0", *VARIANTS]}
+    assert all(lines[-1].startswith("OMP_NUM_THREADS=1 fairseq-train ") for lines in commands.values())
+    for twin in ("ar_twin", "ar_twin_dropout0"):
+        assert commands[twin][0] == f"cp {work}/models/teacher/checkpoint_last.pt {work}/models/{twin}/checkpoint_last.pt"
+    assert all(len(commands[name]) == 1 for name in ["teacher", *VARIANTS])
     assert record["trained_threads"] == {name: 1 for name in record["updates"]}
 
 

@@ -286,6 +286,16 @@ def test_a_flag_set_again_takes_the_new_value_in_its_place_and_appears_once():
         pairs(["--lr", "1e-3", "0.5"])
 
 
+def test_a_budget_linear_run_resumed_from_another_schedule_must_be_told_its_minutes_left(tmp_path):
+    from benchmarks.harness.training import train
+
+    start = tmp_path / "teacher.pt"
+    start.write_bytes(b"")
+    with pytest.raises(ValueError, match="ar: a budget_linear run resumed from .*teacher.pt needs minutes_left"):
+        train("ar", "bin", tmp_path / "ar", ["--lr-scheduler", "budget_linear"], 1, resume=start)
+    assert not (tmp_path / "ar" / "checkpoint_last.pt").exists()  # nothing copied, nothing trained
+
+
 def test_a_stage_whose_result_file_exists_is_not_run_again(tmp_path):
     from benchmarks.harness.cache import cached_json
 

@@ -187,12 +187,9 @@ def train_twin(args, data_bin: str, teacher_dir: Path, name: str = "ar_twin", fl
     """The teacher trained on with FLAGS: a copy of its last state resumed with a budget of --ar-minutes + --minutes
     (fairseq counts the training time saved in the checkpoint), and of --ar-max-update + --max-update updates where
     both limit the updates."""
-    if ("--lr-scheduler", "budget_linear") in training.pairs(flags):
-        # the teacher's inverse_sqrt state holds no budget_linear minutes: the schedule starts afresh for --minutes
-        flags = [*flags, "--decay-minutes", str(args.minutes)]
     twin = training.with_flags(base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args)), flags)
     return training.train(name, data_bin, args.work / "models" / name, twin, 1,
-                          resume=teacher_dir / "checkpoint_last.pt")
+                          resume=teacher_dir / "checkpoint_last.pt", minutes_left=args.minutes)
 
 
 def train_variant(args, name: str, data: dict, teacher: Path) -> Path:

@@ -126,7 +126,7 @@ def budgets(args) -> dict:
 
 def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), average_last=None, resume=None) -> Path:
     """fairseq-train NAME under its budget; final.pt averages its last AVERAGE_LAST states (default --average-last).
-    RESUME: a checkpoint a new run starts from (see training.train)."""
+    RESUME: a checkpoint a new run starts from, which then trains --minutes more (see training.train)."""
     import torch
 
     minutes, max_update = budgets(args)[name]
@@ -134,7 +134,7 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), avera
         minutes, max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(), save_every=args.save_every,
         keep=args.average_last, dropout=args.dropout)
     return training.train(name, data_bin, args.work / "models" / name, training.with_flags(flags, extra_flags),
-                          average_last or args.average_last, resume)
+                          average_last or args.average_last, resume, minutes_left=args.minutes)
 
 
 def planned_minutes(args) -> list:
@@ -166,8 +166,7 @@ def train_all(args, info: dict, progress: Progress) -> dict:
         jobs = {"gmlm": pool.submit(train_model, args, "gmlm", "gmlm", data_bin,
                                     GMLM_RECIPE + SCHEDULE + ["--init-from-ar", str(teacher)]),
                 "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled),
-                "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin,
-                                  SCHEDULE + ["--decay-minutes", str(args.minutes)],
+                "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin, SCHEDULE,
                                   resume=ar_start(teacher))}
         checkpoints = {"teacher": teacher, "gmlm_scratch": scratch.result()}
         checkpoints.update({name: job.result() for name, job in jobs.items()})
@@ -243,12 +242,10 @@ def ar_start(teacher: Path) -> Path:
 
 def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict) -> dict:
     commands = [shown(["python", "-m", "benchmarks.harness.run", *sys.argv[1:]])]
-    for name, path in checkpoints.items():
+    for path in checkpoints.values():
         save_dir = Path(path).parent
-        if name == "ar":  # train_all starts it from the teacher's last state
-            commands.append(shown(["cp", str(ar_start(checkpoints["teacher"])), str(save_dir / "checkpoint_last.pt")]))
         if (save_dir / "command.txt").exists():
-            commands.append((save_dir / "command.txt").read_text().strip())
+            commands += (save_dir / "command.txt").read_text().strip().splitlines()  # a resumed run: cp, then train
     distill_file = args.work / "distill.command.txt"
     if distill_file.exists():
         commands.append(distill_file.read_text().strip())

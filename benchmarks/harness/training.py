@@ -110,18 +110,29 @@ def system_flags(kind: str, arch: str) -> list:
     raise ValueError(f"unknown system kind {kind!r}")
 
 
-def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: int, resume=None) -> Path:
+def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: int, resume=None,
+          minutes_left=None) -> Path:
     """fairseq-train into SAVE_DIR (resumes from checkpoint_last.pt), then average into final.pt. RESUME: a checkpoint
-    a new run starts from, copied in as its checkpoint_last.pt (fairseq counts the training minutes saved in it)."""
+    a new run starts from, copied in as its checkpoint_last.pt (fairseq counts the training minutes saved in it);
+    MINUTES_LEFT: the minutes it trains on from there, over which a budget_linear schedule decays (it starts afresh
+    on another schedule's state, fairseq_gmlm/optim/budget_linear.py). SAVE_DIR/command.txt records the copy and the
+    training command."""
     final = save_dir / "final.pt"
     if final.exists():
         logger.info("skip %s: %s exists", name, final)
         return final
     save_dir.mkdir(parents=True, exist_ok=True)
-    if resume is not None and not (save_dir / "checkpoint_last.pt").exists():
-        shutil.copy(resume, save_dir / "checkpoint_last.pt")
+    copy = ""
+    if resume is not None:
+        if ("--lr-scheduler", "budget_linear") in pairs(flags):
+            if minutes_left is None:
+                raise ValueError(f"{name}: a budget_linear run resumed from {resume} needs minutes_left")
+            flags = with_flags(flags, ["--decay-minutes", str(minutes_left)])
+        copy = shown(["cp", str(resume), str(save_dir / "checkpoint_last.pt")]) + "\n"
+        if not (save_dir / "checkpoint_last.pt").exists():
+            shutil.copy(resume, save_dir / "checkpoint_last.pt")
     command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
-    (save_dir / "command.txt").write_text(threads_prefix() + shown(command) + "\n")
+    (save_dir / "command.txt").write_text(copy + threads_prefix() + shown(command) + "\n")
     run_logged(name, command, save_dir / "train.log")
     average_checkpoints(last_states(save_dir, average_last), final)
     return final
@@ -149,7 +160,7 @@ def threads_prefix() -> str:
 def recorded_threads(save_dir: Path):
     """The threads SAVE_DIR's command.txt trained with (its OMP_NUM_THREADS prefix); None where it names none."""
     command_file = save_dir / "command.txt"
-    match = re.match(r"OMP_NUM_THREADS=(\d+) ", command_file.read_text()) if command_file.exists() else None
+    match = re.search(r"^OMP_NUM_THREADS=(\d+) ", command_file.read_text(), re.M) if command_file.exists() else None
     return int(match.group(1)) if match else None
 
 
