@@ -187,9 +187,11 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
     teacher = commands["teacher"].split()
     assert "--init-from-ar" in commands["gmlm"] and "--init-from-ar" not in commands["gmlm_scratch"]
     assert commands["gmlm"].split()[commands["gmlm"].split().index("--init-from-ar") + 1].endswith("models/teacher/final.pt")
-    # the AR baseline is the teacher trained on: same data, seed and flags, but a longer budget and a learning rate
-    # falling to the end of its own 5 minutes
-    ar = commands["ar"].split()
+    # the AR baseline is the teacher trained on: its command.txt copies the teacher's last state in, then trains with
+    # the same data, seed and flags, but a longer budget and a learning rate falling to the end of its own 5 minutes
+    copy, train = commands["ar"].splitlines()
+    assert copy == f"cp {work}/models/teacher/checkpoint_last.pt {work}/models/ar/checkpoint_last.pt"
+    ar = train.split()
     assert ar[ar.index("--lr-scheduler") + 1] == "budget_linear" and ar[ar.index("--decay-minutes") + 1] == "5.0"
     assert teacher[teacher.index("--lr-scheduler") + 1] == "inverse_sqrt"
     assert without(ar, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--decay-minutes") == \
