@@ -1,6 +1,6 @@
 """Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
-    python -m benchmarks.harness.run --work work/bench               # the full run (117.5 min on 2 CPU cores, 2026-12-03)
+    python -m benchmarks.harness.run --work work/bench               # the full run (121.2 min on 2 CPU cores, 2026-12-03)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
 
 from the repository root (``python scripts/run_benchmark.py`` runs the same).
@@ -94,8 +94,8 @@ def fill_defaults(args):
     tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2, "save_every": 10,
             "latency_sentences": 8, "large_batch": 16, "repeats": 2, "ar_minutes": 2.0, "minutes": 1.0}
     # 13 + 33 = 46 minutes a system: the most that fits the benchmark's 150 minutes with its other stages (the two
-    # chains: 92.7 min of training and distillation, then 25 of evaluation and timing: 117.5 min on 2026-12-03
-    # evening; a slower machine took 36 for evaluation and timing that morning). The GMLM is the model further
+    # chains: 92.8 min of training and distillation, then 28 of evaluation and timing: 121.2 min on the night of
+    # 2026-12-03; a slower machine took 36 for evaluation and timing that morning). The GMLM is the model further
     # from converged: 38 -> 46 minutes took it from 68% to 79% of AR beam 4's BLEU on LibreOffice help (docs/
     # benchmark.md, "Minutes"). On raw targets the fine-tune gets most of them (docs/training.md, "Where the
     # benchmark's 38 minutes go": 24 + 14 reached 35% of the AR baseline, 13 + 25 52%, 8 + 30 56%); 8 + 30 would
