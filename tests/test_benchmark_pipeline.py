@@ -295,7 +295,7 @@ def test_a_budget_linear_run_resumed_from_another_schedule_must_be_told_its_minu
     start.write_bytes(b"")
     with pytest.raises(ValueError, match="ar: a budget_linear run resumed from .*teacher.pt needs minutes_left"):
         train("ar", "bin", tmp_path / "ar", ["--lr-scheduler", "budget_linear"], 1, resume=start)
-    assert not (tmp_path / "ar" / "checkpoint_last.pt").exists()  # nothing copied, nothing trained
+    assert not (tmp_path / "ar").exists()  # refused before anything is made, copied or trained
 
 
 def test_a_stage_whose_result_file_exists_is_not_run_again(tmp_path):

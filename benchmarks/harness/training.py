@@ -121,13 +121,13 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     if final.exists():
         logger.info("skip %s: %s exists", name, final)
         return final
+    if resume is not None and ("--lr-scheduler", "budget_linear") in pairs(flags):
+        if minutes_left is None:
+            raise ValueError(f"{name}: a budget_linear run resumed from {resume} needs minutes_left")
+        flags = with_flags(flags, ["--decay-minutes", str(minutes_left)])
     save_dir.mkdir(parents=True, exist_ok=True)
     copy = ""
     if resume is not None:
-        if ("--lr-scheduler", "budget_linear") in pairs(flags):
-            if minutes_left is None:
-                raise ValueError(f"{name}: a budget_linear run resumed from {resume} needs minutes_left")
-            flags = with_flags(flags, ["--decay-minutes", str(minutes_left)])
         copy = shown(["cp", str(resume), str(save_dir / "checkpoint_last.pt")]) + "\n"
         if not (save_dir / "checkpoint_last.pt").exists():
             shutil.copy(resume, save_dir / "checkpoint_last.pt")
