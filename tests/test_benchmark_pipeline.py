@@ -17,6 +17,7 @@ from conftest import ROOT, write_reversal_corpus
 pytest.importorskip("matplotlib")
 from benchmarks.harness.profile import profiled_keys  # noqa: E402
 from benchmarks.harness.systems import benchmark_configs  # noqa: E402
+from benchmarks.harness.run import PEAK_LR  # noqa: E402
 
 CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
 MODELS = ("teacher", "ar", "gmlm", "gmlm_scratch", "cmlm")
@@ -188,19 +189,29 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
     assert "--init-from-ar" in commands["gmlm"] and "--init-from-ar" not in commands["gmlm_scratch"]
     assert commands["gmlm"].split()[commands["gmlm"].split().index("--init-from-ar") + 1].endswith("models/teacher/final.pt")
     # the AR baseline is the teacher trained on: its command.txt copies the teacher's last state in, then trains with
-    # the same data, seed and flags, but a longer budget and a learning rate falling to the end of its own 5 minutes
+    # the same data, seed and flags, but a longer budget and a learning rate from its own peak falling to the end of
+    # its own 5 minutes
     copy, train = commands["ar"].splitlines()
     assert copy == f"cp {work}/models/teacher/checkpoint_last.pt {work}/models/ar/checkpoint_last.pt"
     ar = train.split()
     assert ar[ar.index("--lr-scheduler") + 1] == "budget_linear" and ar[ar.index("--decay-minutes") + 1] == "5.0"
     assert teacher[teacher.index("--lr-scheduler") + 1] == "inverse_sqrt"
-    assert without(ar, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--decay-minutes") == \
-        without(teacher, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler")
+    assert ar[ar.index("--lr") + 1] == PEAK_LR["ar"][1] and ar.count("--lr") == 1
+    assert without(ar, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--decay-minutes", "--lr") == \
+        without(teacher, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--lr")
     assert re.search(r"Loaded checkpoint \S*models/ar/checkpoint_last\.pt \(epoch \d+ @ 8 updates\)",
                      (work / "models" / "ar" / "train.log").read_text())  # the teacher's last state, copied in
     for name, scheduler in (("gmlm", "budget_linear"), ("gmlm_scratch", "budget_linear"), ("cmlm", "inverse_sqrt")):
         words = commands[name].split()
         assert words[words.index("--lr-scheduler") + 1] == scheduler and "--decay-minutes" not in words
+    # each GMLM trains at its own measured peak (PEAK_LR), which the report's training paragraph names
+    for name in ("gmlm", "gmlm_scratch"):
+        words = commands[name].split()
+        assert words[words.index("--lr") + 1] == PEAK_LR[name][1] and words.count("--lr") == 1
+    assert PEAK_LR["gmlm"] != PEAK_LR["gmlm_scratch"]
+    training = (work / "benchmarks" / "RESULTS.md").read_text().split("## Training")[1]
+    assert all(f"--lr {PEAK_LR[name][1]}" in training for name in PEAK_LR)
+    assert "--lr 1e-3" not in training
 
 
 def without(words: list, *flags) -> list:
