@@ -17,7 +17,7 @@ from conftest import ROOT, write_reversal_corpus
 pytest.importorskip("matplotlib")
 from benchmarks.harness.profile import profiled_keys  # noqa: E402
 from benchmarks.harness.systems import benchmark_configs  # noqa: E402
-from benchmarks.harness.run import PEAK_LR  # noqa: E402
+from benchmarks.harness.run import GMLM_RECIPE, PEAK_LR  # noqa: E402
 
 CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
 MODELS = ("teacher", "ar", "gmlm", "gmlm_scratch", "cmlm")
@@ -196,7 +196,6 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
     ar = train.split()
     assert ar[ar.index("--lr-scheduler") + 1] == "budget_linear" and ar[ar.index("--decay-minutes") + 1] == "5.0"
     assert teacher[teacher.index("--lr-scheduler") + 1] == "inverse_sqrt"
-    assert ar[ar.index("--lr") + 1] == PEAK_LR["ar"][1] and ar.count("--lr") == 1
     assert without(ar, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--decay-minutes", "--lr") == \
         without(teacher, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--lr")
     assert re.search(r"Loaded checkpoint \S*models/ar/checkpoint_last\.pt \(epoch \d+ @ 8 updates\)",
@@ -204,14 +203,13 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
     for name, scheduler in (("gmlm", "budget_linear"), ("gmlm_scratch", "budget_linear"), ("cmlm", "inverse_sqrt")):
         words = commands[name].split()
         assert words[words.index("--lr-scheduler") + 1] == scheduler and "--decay-minutes" not in words
-    # each GMLM trains at its own measured peak (PEAK_LR), which the report's training paragraph names
-    for name in ("gmlm", "gmlm_scratch"):
+    # each budget_linear model trains at its own measured peak (PEAK_LR), which the report's training paragraph names
+    for name, peak in PEAK_LR.items():
         words = commands[name].split()
-        assert words[words.index("--lr") + 1] == PEAK_LR[name][1] and words.count("--lr") == 1
-    assert PEAK_LR["gmlm"] != PEAK_LR["gmlm_scratch"]
+        assert words[words.index("--lr") + 1] == peak[1] and words.count("--lr") == 1
     training = (work / "benchmarks" / "RESULTS.md").read_text().split("## Training")[1]
-    assert all(f"--lr {PEAK_LR[name][1]}" in training for name in PEAK_LR)
-    assert "--lr 1e-3" not in training
+    for recipe in (GMLM_RECIPE + PEAK_LR["gmlm"], GMLM_RECIPE + PEAK_LR["gmlm_scratch"], PEAK_LR["ar"]):
+        assert f"`{' '.join(recipe)}`" in training
 
 
 def without(words: list, *flags) -> list:

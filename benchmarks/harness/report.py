@@ -141,10 +141,8 @@ def training_lines(result: dict) -> list:
             f"(t5_ar) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
             f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "
             f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min more "
-            f"(`{' '.join(ar)}`), "
-            f"{total:g} min in all; the GMLM from scratch (the same data, `{' '.join(scratch)}`) and CMLM (on the "
-            f"distilled data) "
-            f"each train {total:g} min: no system has fewer minutes than the warm-started GMLM including its warm "
+            f"(`{' '.join(ar)}`), {total:g} min in all; the GMLM from scratch (the same data, `{' '.join(scratch)}`) "
+            f"and CMLM (on the distilled data) each train {total:g} min: no system has fewer minutes than the warm-started GMLM including its warm "
             f"start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use `{' '.join(plan['schedule'])}`; "
             f"the teacher and CMLM use `inverse_sqrt`. "
             f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
