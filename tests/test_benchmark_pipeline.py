@@ -17,7 +17,7 @@ from conftest import ROOT, write_reversal_corpus
 pytest.importorskip("matplotlib")
 from benchmarks.harness.profile import profiled_keys  # noqa: E402
 from benchmarks.harness.systems import benchmark_configs  # noqa: E402
-from benchmarks.harness.run import GMLM_RECIPE, PEAK_LR  # noqa: E402
+from benchmarks.harness.run import PEAK_LR, RECIPES  # noqa: E402
 
 CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
 MODELS = ("teacher", "ar", "gmlm", "gmlm_scratch", "cmlm")
@@ -208,8 +208,7 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
         words = commands[name].split()
         assert words[words.index("--lr") + 1] == peak[1] and words.count("--lr") == 1
     training = (work / "benchmarks" / "RESULTS.md").read_text().split("## Training")[1]
-    for recipe in (GMLM_RECIPE + PEAK_LR["gmlm"], GMLM_RECIPE + PEAK_LR["gmlm_scratch"], PEAK_LR["ar"]):
-        assert f"`{' '.join(recipe)}`" in training
+    assert all(f"`{' '.join(recipe)}`" in training for recipe in RECIPES.values())
 
 
 def without(words: list, *flags) -> list:

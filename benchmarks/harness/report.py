@@ -134,16 +134,17 @@ def training_lines(result: dict) -> list:
     if not plan:
         return []
     total = plan["ar_minutes"] + plan["minutes"]
-    # runs before 2026-12-04 trained the GMLM from scratch with the GMLM's recipe and the AR baseline at 1e-3
-    scratch, ar = plan.get("scratch_recipe", plan["gmlm_recipe"]), plan.get("ar_recipe", ["--lr", "1e-3"])
+    # runs before 2026-12-04 trained the GMLM from scratch with the GMLM's recipe and recorded no AR recipe
+    scratch = plan.get("scratch_recipe", plan["gmlm_recipe"])
+    ar = f" (`{' '.join(plan['ar_recipe'])}`)" if "ar_recipe" in plan else ""
     return ["", "## Training", "",
             f"Two jobs side by side, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. The teacher "
             f"(t5_ar) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
             f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "
-            f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min more "
-            f"(`{' '.join(ar)}`), {total:g} min in all; the GMLM from scratch (the same data, `{' '.join(scratch)}`) "
-            f"and CMLM (on the distilled data) each train {total:g} min: no system has fewer minutes than the warm-started GMLM including its warm "
-            f"start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use `{' '.join(plan['schedule'])}`; "
+            f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min "
+            f"more{ar}, {total:g} min in all; the GMLM from scratch (the same data, `{' '.join(scratch)}`) and CMLM "
+            f"(on the distilled data) each train {total:g} min: no system has fewer minutes than the warm-started GMLM "
+            f"including its warm start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use `{' '.join(plan['schedule'])}`; "
             f"the teacher and CMLM use `inverse_sqrt`. "
             f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
 

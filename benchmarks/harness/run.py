@@ -51,6 +51,9 @@ GMLM_RECIPE = ["--position-input", "learned", "--mask-ratio", "0.5:1"]
 # sets (docs/training.md, "The peak learning rate under budget_linear"): the warm-started GMLM, 3e-3 beat 2e-3 and
 # 4e-3 (2026-12-03); the GMLM from scratch, 2e-3 beat 3e-3; the AR baseline, 2e-3 beat 1e-3 (both 2026-12-04).
 PEAK_LR = {"gmlm": ["--lr", "3e-3"], "gmlm_scratch": ["--lr", "2e-3"], "ar": ["--lr", "2e-3"]}
+# What each budget_linear model adds to its kind's flags (training.py), as trained and as results.json records it.
+RECIPES = {"gmlm": GMLM_RECIPE + PEAK_LR["gmlm"], "gmlm_scratch": GMLM_RECIPE + PEAK_LR["gmlm_scratch"],
+           "ar": PEAK_LR["ar"]}
 # The GMLMs' and the AR baseline's schedule: the learning rate decays to the end of each model's own minutes (docs/
 # training.md, "A learning rate that decays to the end of the budget"); the teacher and CMLM keep inverse_sqrt.
 SCHEDULE = ["--lr-scheduler", "budget_linear"]
@@ -159,7 +162,7 @@ def train_all(args, info: dict, progress: Progress) -> dict:
         progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min) and, beside it, the GMLM from scratch "
                           f"({total} min)")
         scratch = pool.submit(train_model, args, "gmlm_scratch", "gmlm", data_bin,
-                              GMLM_RECIPE + PEAK_LR["gmlm_scratch"] + SCHEDULE)
+                              RECIPES["gmlm_scratch"] + SCHEDULE)
         # The AR baseline resumes the teacher's last state, so the teacher is never an average.
         teacher = train_model(args, "teacher", "t5_ar", data_bin, average_last=1)
         progress.stage(3, "distill the training set with the teacher (beam 4)")
@@ -168,9 +171,9 @@ def train_all(args, info: dict, progress: Progress) -> dict:
                           f"teacher ({args.minutes} min more); beside them the GMLM from scratch and CMLM ({total} min)")
         # Submitted in this order, CMLM follows the GMLM from scratch on its worker and the AR baseline the GMLM.
         jobs = {"gmlm": pool.submit(train_model, args, "gmlm", "gmlm", data_bin,
-                                    GMLM_RECIPE + PEAK_LR["gmlm"] + SCHEDULE + ["--init-from-ar", str(teacher)]),
+                                    RECIPES["gmlm"] + SCHEDULE + ["--init-from-ar", str(teacher)]),
                 "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled),
-                "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin, PEAK_LR["ar"] + SCHEDULE,
+                "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin, RECIPES["ar"] + SCHEDULE,
                                   resume=ar_start(teacher))}
         checkpoints = {"teacher": teacher, "gmlm_scratch": scratch.result()}
         checkpoints.update({name: job.result() for name, job in jobs.items()})
@@ -261,9 +264,8 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
             "profile": timing["profile"],
             "models": models, "commands": commands,
             "training": {"ar_minutes": args.ar_minutes, "minutes": args.minutes, "train_threads": args.train_threads,
-                         "dropout": args.dropout, "gmlm_recipe": GMLM_RECIPE + PEAK_LR["gmlm"],
-                         "scratch_recipe": GMLM_RECIPE + PEAK_LR["gmlm_scratch"], "ar_recipe": PEAK_LR["ar"],
-                         "schedule": SCHEDULE,
+                         "dropout": args.dropout, "gmlm_recipe": RECIPES["gmlm"],
+                         "scratch_recipe": RECIPES["gmlm_scratch"], "ar_recipe": RECIPES["ar"], "schedule": SCHEDULE,
                          "gmlm_decoding": systems.GMLM_DECODING}}
 
 
