@@ -144,8 +144,8 @@ def training_lines(result: dict) -> list:
             f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min "
             f"more{ar}, {total:g} min in all; the GMLM from scratch (the same data, `{' '.join(scratch)}`) and CMLM "
             f"(on the distilled data) each train {total:g} min: no system has fewer minutes than the warm-started GMLM "
-            f"including its warm start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use `{' '.join(plan['schedule'])}`; "
-            f"the teacher and CMLM use `inverse_sqrt`. "
+            f"including its warm start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use "
+            f"`{' '.join(plan['schedule'])}`; the teacher and CMLM use `inverse_sqrt`. "
             f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
 
 
