@@ -1,6 +1,6 @@
 """Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
-    python -m benchmarks.harness.run --work work/bench               # the full run (121.2 min on 2 CPU cores, 2026-12-03)
+    python -m benchmarks.harness.run --work work/bench               # the full run (126.7 min on 2 CPU cores, 2026-12-04)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
 
 from the repository root (``python scripts/run_benchmark.py`` runs the same).
