@@ -455,3 +455,45 @@ def test_time_decoding_times_flag_sets_on_the_benchmark_models_and_compares_thei
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "time_decoding.py"), "--work", str(work),
                           "--config", "nonsense", "--compare", "a=--beam 1"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--config nonsense: not a benchmark configuration" in bad.stderr
+
+
+def test_the_gpu_preset_sizes_the_run_for_a_lent_gpu_and_explicit_flags_win():
+    from benchmarks.harness.run import budgets, parse_args
+
+    args = parse_args(["--work", "w", "--gpu"])
+    assert (args.arch, args.jobs, args.train_threads, args.precision) == ("gmlm_t5_small", 4, 2, "bf16")
+    assert args.save_every == 0 and args.latency_sentences == 20 and args.distill_max_tokens == 32000
+    assert args.results == ROOT / "benchmarks" / "gpu"
+    assert budgets(args)["cmlm"][0] == 1.5  # the budget rule holds in the preset too
+    chosen = parse_args(["--work", "w", "--gpu", "--jobs", "3", "--fp16", "--ar-minutes", "2"])
+    assert (chosen.jobs, chosen.precision, chosen.ar_minutes) == (3, "fp16", 2.0)
+    plain = parse_args(["--work", "w"])
+    assert (plain.jobs, plain.train_threads, plain.precision, plain.save_every) == (2, 1, "fp32", 100)
+    with pytest.raises(SystemExit, match="--tiny and --gpu are two presets"):
+        parse_args(["--work", "w", "--gpu", "--tiny"])
+    with pytest.raises(SystemExit, match="--jobs must be >= 1"):
+        parse_args(["--work", "w", "--jobs", "0"])
+
+
+def test_save_every_zero_saves_no_state_at_an_epoch_end_or_interval():
+    from benchmarks.harness.training import common_flags, pairs
+
+    flags = dict(pairs(common_flags(1.0, 0, False, cpu=True, save_every=0, keep=1)))
+    assert flags["--save-interval-updates"] == "0" and int(flags["--save-interval"]) > int(flags["--max-epoch"])
+    assert dict(pairs(common_flags(1.0, 0, False, cpu=True, save_every=100, keep=1)))["--save-interval"] == "1"
+
+
+def test_child_jobs_import_what_the_callers_pythonpath_holds(tmp_path, monkeypatch):
+    """Packages installed with pip --target and put on PYTHONPATH (as on a machine without a virtual environment)
+    stay importable in the training and distillation jobs, after the repository."""
+    from benchmarks.harness.training import python_path, run_logged
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "only_on_the_path.py").write_text("WHERE = 'site'\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    assert python_path().split(os.pathsep) == [str(ROOT), str(site)]
+    log = tmp_path / "child.log"
+    run_logged("child", [sys.executable, "-c", "import only_on_the_path, benchmarks; print(only_on_the_path.WHERE)"],
+               log)
+    assert log.read_text().strip().endswith("site")

@@ -138,7 +138,8 @@ def training_lines(result: dict) -> list:
     scratch = plan.get("scratch_recipe", plan["gmlm_recipe"])
     ar = f" (`{' '.join(plan['ar_recipe'])}`)" if "ar_recipe" in plan else ""
     return ["", "## Training", "",
-            f"Two jobs side by side, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. The teacher "
+            f"{jobs_text(plan.get('jobs', 2))}, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. "
+            f"The teacher "
             f"(t5_ar) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
             f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "
             f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min "
@@ -147,6 +148,16 @@ def training_lines(result: dict) -> list:
             f"including its warm start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use "
             f"`{' '.join(plan['schedule'])}`; the teacher and CMLM use `inverse_sqrt`. "
             f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
+
+
+def jobs_text(jobs: int) -> str:
+    """How the training jobs shared the machine (runs before 2026-12-04 evening recorded no --jobs: two)."""
+    if jobs == 2:
+        return "Two jobs side by side"
+    if jobs < 4:
+        return f"{jobs} jobs at once"
+    return ("Up to four jobs at once (the GMLM from scratch beside the teacher; after distillation the GMLM, the AR "
+            "baseline and CMLM beside it)")
 
 
 def plot(tables: dict, path: Path) -> None:

@@ -57,6 +57,8 @@ def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, 
              "--label-smoothing", "0.1", "--max-tokens", "4096", "--max-epoch", "10000",
              "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", str(keep),
              "--save-interval-updates", str(save_every), "--keep-interval-updates", str(keep),
+             # SAVE_EVERY 0: no save at an epoch's end either, only where training stops
+             "--save-interval", "1" if save_every else "100000",
              "--num-workers", "0", "--seed", "1", "--ignore-unused-valid-subsets", "--no-progress-bar", "--log-format", "simple",
              "--log-interval", "10" if tiny else "100", "--max-source-positions", "256",
              "--max-target-positions", "256"]
@@ -138,16 +140,23 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     return final
 
 
-def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: bool) -> str:
-    """Stage 3: gmlm-distill re-translates DATA_BIN's training set with TEACHER (beam 4) into WORK/distill;
-    the command goes to WORK/distill.command.txt. Returns the distilled binaries' folder."""
+def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: bool, max_tokens: int = 8000) -> str:
+    """Stage 3: gmlm-distill re-translates DATA_BIN's training set with TEACHER (beam 4, MAX_TOKENS a batch) into
+    WORK/distill; the command goes to WORK/distill.command.txt. Returns the distilled binaries' folder."""
     out = work / "distill"
     command = [sys.executable, "-m", "fairseq_gmlm.cli.distill", "--data", data_bin, "--path", str(teacher),
-               "--out", str(out), "--src", src, "--tgt", tgt, "--beam", "4"] + (["--cpu"] if cpu else [])
+               "--out", str(out), "--src", src, "--tgt", tgt, "--beam", "4", "--max-tokens", str(max_tokens)]
+    command += ["--cpu"] if cpu else []
     (work / "distill.command.txt").write_text(shown(["python", *command[1:]]) + "\n")
-    if subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(ROOT))).returncode != 0:
+    if subprocess.run(command, env=dict(os.environ, PYTHONPATH=python_path())).returncode != 0:
         raise SystemExit(f"distillation failed; see {out}")
     return str(out / "bin")
+
+
+def python_path() -> str:
+    """PYTHONPATH for a child job: the repository first, then whatever the caller's PYTHONPATH holds (packages
+    installed with pip --target, say), so that the child imports what this process imports."""
+    return os.pathsep.join([str(ROOT)] + [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path])
 
 
 def threads_prefix() -> str:
@@ -200,7 +209,7 @@ def run_logged(name: str, command: list, log_path: Path) -> None:
     """Run COMMAND with its output in LOG_PATH, echoing epoch summaries as progress. The child writes unbuffered
     and LOG_PATH is line-buffered, so the log of a running job is current (``tail -f`` works)."""
     start = time.time()
-    environment = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    environment = dict(os.environ, PYTHONPATH=python_path(), PYTHONUNBUFFERED="1")
     with open(log_path, "a", encoding="utf-8", buffering=1) as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    env=environment)
