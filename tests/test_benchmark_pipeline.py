@@ -224,6 +224,25 @@ def test_rerun_skips_every_finished_stage(pipeline):
     assert output.count("skip") >= 8  # prepare, 5 models, evaluation, speed (distill: its subprocess)
 
 
+@pytest.mark.slow
+def test_an_evaluation_cut_short_scores_only_the_rows_it_had_not_scored_when_run_again(pipeline):
+    work, corpora, _ = pipeline
+    scores = work / "eval" / "scores.json"
+    before = json.loads(scores.read_text())
+    corpus = next(iter(before["test"]))["corpus"]
+    scores.unlink()  # as a run stopped during stage 5 leaves it: some rows scored, no scores.json
+    (work / "eval" / "rows" / f"{corpus}.gmlm_p3.json").unlink()
+    output = run_pipeline(work, corpora)
+    scored_again = re.findall(r"benchmark\.evaluate\W+(\S+) +(\S+) +BLEU", output)
+    assert scored_again == [(corpus, "gmlm_p3")]
+
+    def untimed(record):  # the row scored again took its own seconds
+        return {part: [{key: value for key, value in row.items() if key != "seconds"} for row in rows]
+                for part, rows in record.items()}
+
+    assert untimed(json.loads(scores.read_text())) == untimed(before)
+
+
 def test_speedups_are_relative_to_ar_beam4_at_the_same_batch_size_when_merged():
     from benchmarks.harness.report import merge
 

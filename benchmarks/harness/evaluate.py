@@ -13,28 +13,30 @@ EVAL_BATCH = 64
 
 
 def evaluate(loaded: dict, configs: list, tests: dict, out_dir: Path) -> list:
-    """One row per (test set, configuration); hypotheses are written to OUT_DIR/hyp/."""
+    """One row per (test set, configuration); hypotheses are written to OUT_DIR/hyp/. Each row is also kept in
+    OUT_DIR/rows/, so that a run cut short in this stage (a lent GPU's time limit) resumes at the next row."""
+    (out_dir / "hyp").mkdir(parents=True, exist_ok=True)
+    return [cached_json(out_dir / "rows" / f"{corpus}.{config.key}.json",
+                        lambda: evaluate_one(loaded[config.model], config, corpus, test, out_dir))
+            for corpus, test in tests.items() for config in configs]
+
+
+def evaluate_one(system, config, corpus: str, test: dict, out_dir: Path) -> dict:
     import torch
 
-    (out_dir / "hyp").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for corpus, test in tests.items():
-        ids = list(range(test["sentences"]))
-        for config in configs:
-            system = loaded[config.model]
-            generator = system.generator(config.flags)
-            torch.manual_seed(1)  # random decoder initialisation and sampling are seeded
-            start = time.perf_counter()
-            hypotheses, passes = translate(system, generator, config, test["subset"], ids, EVAL_BATCH)
-            seconds = time.perf_counter() - start
-            (out_dir / "hyp" / f"{corpus}.{config.key}.txt").write_text("".join(h + "\n" for h in hypotheses))
-            row = {"corpus": corpus, "config": config.key, "system": config.system, "passes": config.passes,
-                   "mean_passes": mean(passes), "sentences": len(hypotheses), "seconds": round(seconds, 3),
-                   **score(hypotheses, test["reference"])}
-            logger.info("%s %-24s BLEU %6.2f chrF %6.2f passes %s (%.1fs)", corpus, config.key, row["bleu"],
-                        row["chrf"], row["mean_passes"], seconds)
-            rows.append(row)
-    return rows
+    ids = list(range(test["sentences"]))
+    generator = system.generator(config.flags)
+    torch.manual_seed(1)  # random decoder initialisation and sampling are seeded
+    start = time.perf_counter()
+    hypotheses, passes = translate(system, generator, config, test["subset"], ids, EVAL_BATCH)
+    seconds = time.perf_counter() - start
+    (out_dir / "hyp" / f"{corpus}.{config.key}.txt").write_text("".join(h + "\n" for h in hypotheses))
+    row = {"corpus": corpus, "config": config.key, "system": config.system, "passes": config.passes,
+           "mean_passes": mean(passes), "sentences": len(hypotheses), "seconds": round(seconds, 3),
+           **score(hypotheses, test["reference"])}
+    logger.info("%s %-24s BLEU %6.2f chrF %6.2f passes %s (%.1fs)", corpus, config.key, row["bleu"],
+                row["chrf"], row["mean_passes"], seconds)
+    return row
 
 
 def mean(values: list):
