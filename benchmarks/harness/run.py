@@ -53,8 +53,8 @@ GMLM_RECIPE = ["--position-input", "learned", "--mask-ratio", "0.5:1"]
 # Each budget_linear model's peak learning rate, measured side by side at equal minutes on all four valid and test
 # sets (docs/training.md, "The peak learning rate under budget_linear"): the warm-started GMLM, 3e-3 beat 2e-3 and
 # 4e-3 (2026-12-03); the GMLM from scratch, 2e-3 beat 3e-3; the AR baseline, 2e-3 beat 1e-3, 3e-3 beat 2e-3 and 4e-3
-# beat 3e-3 (all 2026-12-04; 5e-3 was level with 4e-3 that evening). The teacher keeps inverse_sqrt at 1e-3: budget_linear at 2e-3 gave
-# a better teacher but not a better GMLM from it (docs/training.md, "The teacher").
+# beat 3e-3 (all 2026-12-04; 5e-3 was level with 4e-3 that evening). The teacher keeps inverse_sqrt at 1e-3:
+# budget_linear at 2e-3 gave a better teacher but not a better GMLM from it (docs/training.md, "The teacher").
 PEAK_LR = {"gmlm": ["--lr", "3e-3"], "gmlm_scratch": ["--lr", "2e-3"], "ar": ["--lr", "4e-3"]}
 # What each budget_linear model adds to its kind's flags (training.py), as trained and as results.json records it.
 RECIPES = {"gmlm": GMLM_RECIPE + PEAK_LR["gmlm"], "gmlm_scratch": GMLM_RECIPE + PEAK_LR["gmlm_scratch"],
