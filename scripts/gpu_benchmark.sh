@@ -36,7 +36,7 @@ fp16_status=$?
     python -c "import importlib.util, torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'NCCL',
 '.'.join(map(str, torch.cuda.nccl.version())), 'Apex importable:', importlib.util.find_spec('apex') is not None)"
     grep -E "kernels|distributed init|initialized host|NCCL|fp16|loss_scale|num_updates|Error|error" "$WORK/fp16-nccl.log" \
-        | grep -v "^\s*$" | tail -40
+        | grep -v "^\s*$" | grep -v "fairseq_cli.train | {" | tail -40  # not the configuration's dump
 } > "$WORK/fp16-nccl.summary.txt"
 cat "$WORK/fp16-nccl.summary.txt"
 exit "$bench_status"

@@ -516,3 +516,14 @@ def test_child_jobs_import_what_the_callers_pythonpath_holds(tmp_path, monkeypat
     run_logged("child", [sys.executable, "-c", "import only_on_the_path, benchmarks; print(only_on_the_path.WHERE)"],
                log)
     assert log.read_text().strip().endswith("site")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_the_gpu_script_stops_with_a_clear_message_where_there_is_no_cuda(tmp_path):
+    environment = dict(os.environ, WORK=str(tmp_path / "gpu"),
+                       PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_benchmark.sh")], capture_output=True, text=True,
+                            timeout=120, env=environment)
+    assert result.returncode == 1
+    assert "no CUDA device" in result.stderr and "python -m benchmarks.harness.run" in result.stderr
+    assert not (tmp_path / "gpu" / "data").exists()  # nothing prepared, nothing trained
