@@ -104,7 +104,7 @@ def parse_args(argv=None):
     precision.add_argument("--bf16", action="store_true", help="bfloat16 inference in the speed stage (default with --gpu)")
     parser.add_argument("--prepare-only", action="store_true",
                         help="stage 1 alone: the data under WORK/data, for another job to train on (scripts/gpu_benchmark.sh)")
-    parser.add_argument("--distill-max-tokens", type=int, help="batch size of the distillation (default 8000; --gpu: 32000)")
+    parser.add_argument("--distill-max-tokens", type=int, help="batch size of the distillation (default gmlm-distill's; --gpu: 32000)")
     return fill_defaults(parser.parse_args(argv))
 
 
@@ -129,7 +129,7 @@ def fill_defaults(args):
                jobs=4, train_threads=2, distill_max_tokens=32000)
     if args.tiny and args.gpu:
         raise SystemExit("--tiny and --gpu are two presets: give one")
-    common = {"jobs": 2, "train_threads": 1, "distill_max_tokens": 8000}
+    common = {"jobs": 2, "train_threads": 1}
     for name, value in {**common, **(tiny if args.tiny else gpu if args.gpu else full)}.items():
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -140,13 +140,14 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     return final
 
 
-def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: bool, max_tokens: int = 8000) -> str:
-    """Stage 3: gmlm-distill re-translates DATA_BIN's training set with TEACHER (beam 4, MAX_TOKENS a batch) into
-    WORK/distill; the command goes to WORK/distill.command.txt. Returns the distilled binaries' folder."""
+def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: bool, max_tokens=None) -> str:
+    """Stage 3: gmlm-distill re-translates DATA_BIN's training set with TEACHER (beam 4; MAX_TOKENS a batch, default
+    gmlm-distill's) into WORK/distill; the command goes to WORK/distill.command.txt. Returns the distilled binaries'
+    folder."""
     out = work / "distill"
     command = [sys.executable, "-m", "fairseq_gmlm.cli.distill", "--data", data_bin, "--path", str(teacher),
-               "--out", str(out), "--src", src, "--tgt", tgt, "--beam", "4", "--max-tokens", str(max_tokens)]
-    command += ["--cpu"] if cpu else []
+               "--out", str(out), "--src", src, "--tgt", tgt, "--beam", "4"]
+    command += (["--max-tokens", str(max_tokens)] if max_tokens else []) + (["--cpu"] if cpu else [])
     (work / "distill.command.txt").write_text(shown(["python", *command[1:]]) + "\n")
     if subprocess.run(command, env=dict(os.environ, PYTHONPATH=python_path())).returncode != 0:
         raise SystemExit(f"distillation failed; see {out}")
