@@ -17,7 +17,8 @@ from conftest import ROOT, write_reversal_corpus
 pytest.importorskip("matplotlib")
 from benchmarks.harness.profile import profiled_keys  # noqa: E402
 from benchmarks.harness.systems import benchmark_configs  # noqa: E402
-from benchmarks.harness.run import PEAK_LR, RECIPES  # noqa: E402
+from benchmarks.harness.run import BATCH_SCALE, PEAK_LR, RECIPES  # noqa: E402
+from benchmarks.harness.speed import pieces, schedule  # noqa: E402
 
 CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
 MODELS = ("teacher", "ar", "gmlm", "gmlm_scratch", "cmlm")
@@ -189,15 +190,20 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
     assert "--init-from-ar" in commands["gmlm"] and "--init-from-ar" not in commands["gmlm_scratch"]
     assert commands["gmlm"].split()[commands["gmlm"].split().index("--init-from-ar") + 1].endswith("models/teacher/final.pt")
     # the AR baseline is the teacher trained on: its command.txt copies the teacher's last state in, then trains with
-    # the same data, seed and flags, but a longer budget and a learning rate from its own peak falling to the end of
-    # its own 5 minutes
+    # the same data, seed and flags, but a longer budget, its own batch (BATCH_SCALE) and a learning rate from its own
+    # peak falling to the end of its own 5 minutes
     copy, train = commands["ar"].splitlines()
     assert copy == f"cp {work}/models/teacher/checkpoint_last.pt {work}/models/ar/checkpoint_last.pt"
     ar = train.split()
     assert ar[ar.index("--lr-scheduler") + 1] == "budget_linear" and ar[ar.index("--decay-minutes") + 1] == "5.0"
     assert teacher[teacher.index("--lr-scheduler") + 1] == "inverse_sqrt"
-    assert without(ar, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--decay-minutes", "--lr") == \
-        without(teacher, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--lr")
+    batch = ("--max-tokens", "--warmup-updates")
+    assert without(ar, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--decay-minutes", "--lr",
+                   *batch) == without(teacher, "--stop-time-hours", "--max-update", "--save-dir", "--lr-scheduler", "--lr",
+                                      *batch)
+    for name, scale in BATCH_SCALE.items():  # each model at its measured batch, the report naming it
+        words = commands[name].split()
+        assert int(words[words.index("--max-tokens") + 1]) == round(4096 * scale) != int(teacher[teacher.index("--max-tokens") + 1])
     assert re.search(r"Loaded checkpoint \S*models/ar/checkpoint_last\.pt \(epoch \d+ @ 8 updates\)",
                      (work / "models" / "ar" / "train.log").read_text())  # the teacher's last state, copied in
     for name, scheduler in (("gmlm", "budget_linear"), ("gmlm_scratch", "budget_linear"), ("cmlm", "inverse_sqrt")):
@@ -209,6 +215,7 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
         assert words[words.index("--lr") + 1] == peak[1] and words.count("--lr") == 1
     training = (work / "benchmarks" / "RESULTS.md").read_text().split("## Training")[1]
     assert all(f"`{' '.join(recipe)}`" in training for recipe in RECIPES.values())
+    assert "the AR baseline 2048" in training and "the teacher 4096" in training
 
 
 def without(words: list, *flags) -> list:
@@ -503,6 +510,24 @@ def test_save_every_zero_saves_no_state_at_an_epoch_end_or_interval():
     assert dict(pairs(common_flags(1.0, 0, False, cpu=True, save_every=100, keep=1)))["--save-interval"] == "1"
 
 
+@pytest.mark.parametrize("tiny, scale, tokens, warmup", [(False, 1.0, "4096", "200"), (False, 0.5, "2048", "400"),
+                                                        (True, 0.5, "2048", "20")])
+def test_a_smaller_batch_warms_up_over_more_updates_of_the_same_tokens(tiny, scale, tokens, warmup):
+    from benchmarks.harness.training import common_flags, pairs
+
+    flags = dict(pairs(common_flags(1.0, 0, tiny, cpu=True, save_every=100, keep=1, batch_scale=scale)))
+    assert (flags["--max-tokens"], flags["--warmup-updates"]) == (tokens, warmup)
+
+
+def test_each_system_trains_with_its_measured_batch_and_the_report_says_so():
+    from benchmarks.harness.report import batch_text
+
+    assert BATCH_SCALE["gmlm"] == BATCH_SCALE["gmlm_scratch"]  # the scratch twin keeps the GMLM's recipe
+    text = batch_text({"max_tokens": {"teacher": 4096, "gmlm": 2048}})
+    assert "the teacher 4096" in text and "the GMLM 2048" in text
+    assert batch_text({}) == ""
+
+
 def test_child_jobs_import_what_the_callers_pythonpath_holds(tmp_path, monkeypatch):
     """Packages installed with pip --target and put on PYTHONPATH (as on a machine without a virtual environment)
     stay importable in the training and distillation jobs, after the repository."""
@@ -528,3 +553,31 @@ def test_the_gpu_script_stops_with_a_clear_message_where_there_is_no_cuda(tmp_pa
     assert result.returncode == 1
     assert "no CUDA device" in result.stderr and "python -m benchmarks.harness.run" in result.stderr
     assert not (tmp_path / "gpu" / "data").exists()  # nothing prepared, nothing trained
+
+
+@pytest.mark.parametrize("count, batch_size, sentences", [(10, 1, 200), (10, 128, 1000), (3, 4, 10), (10, 1, 4)])
+def test_timing_slices_are_whole_batches_that_cover_every_sentence_once_in_order(count, batch_size, sentences):
+    ids = list(range(100, 100 + sentences))
+    slices = pieces(ids, batch_size, count)
+    whole_batches = [ids[start:start + batch_size] for start in range(0, sentences, batch_size)]
+    assert sum(slices, []) == ids
+    assert len(slices) == min(count, len(whole_batches))
+    assert all(slices)
+    # each slice is a run of whole batches: sliced or whole, translate() forms the same batches
+    assert all(len(part) % batch_size == 0 for part in slices[:-1])
+    sizes = [len(part) for part in slices]
+    assert max(sizes) - min(sizes) <= 2 * batch_size  # as even as whole batches allow
+
+
+def test_the_timing_schedule_runs_every_plan_on_a_slice_before_the_next_and_rotates_who_goes_first():
+    plans = [("a", "latency", list(range(6)), 1), ("b", "latency", list(range(6)), 1), ("c", "throughput", list(range(6)), 4)]
+    timed = list(schedule(plans, repeats=2, count=3))
+    # every plan's ids are timed exactly once per round
+    for round_index in range(2):
+        for plan in plans:
+            done = [i for r, p, part in timed if r == round_index and p is plan for i in part]
+            assert sorted(done) == plan[2]
+    # slice by slice, the first plan one later at each slice; c has two slices (4 + 2 ids), so it sits out the third
+    first_round = [(p[0], part) for r, p, part in timed if r == 0]
+    assert [name for name, _ in first_round] == ["a", "b", "c", "b", "c", "a", "a", "b"]
+    assert [part for _, part in first_round[:5]] == [[0, 1], [0, 1], [0, 1, 2, 3], [2, 3], [4, 5]]

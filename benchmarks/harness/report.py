@@ -147,7 +147,17 @@ def training_lines(result: dict) -> list:
             f"(on the distilled data) each train {total:g} min: no system has fewer minutes than the warm-started GMLM "
             f"including its warm start. The GMLMs and the AR baseline's last {plan['minutes']:g} min use "
             f"`{' '.join(plan['schedule'])}`; the teacher and CMLM use `inverse_sqrt`. "
-            f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`."]
+            f"GMLM rows decode with `{' '.join(plan['gmlm_decoding'])}`.{batch_text(plan)}"]
+
+
+def batch_text(plan: dict) -> str:
+    """Each model's tokens per update (runs before the night of 2026-12-04 recorded none: 4096 for all)."""
+    if "max_tokens" not in plan:
+        return ""
+    names = {"teacher": "the teacher", "gmlm": "the GMLM", "ar": "the AR baseline", "gmlm_scratch": "the GMLM from "
+             "scratch", "cmlm": "CMLM"}
+    sizes = ", ".join(f"{names.get(name, name)} {tokens}" for name, tokens in plan["max_tokens"].items())
+    return f" Tokens per update (`--max-tokens`; the warm-up's updates scaled to the same tokens): {sizes}."
 
 
 def jobs_text(jobs: int) -> str:

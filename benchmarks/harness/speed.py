@@ -1,8 +1,12 @@
 """Stage 6: latency (batch size 1) and throughput (one large batch size) in this one process.
 
 Models are loaded once; every configuration is warmed up untimed, then timed REPEATS times with the
-configurations interleaved (the order rotates each round, so drift and cache effects hit all alike), and
-the median is kept. On CUDA the timers synchronise the device. Each run's sentence count is checked.
+configurations interleaved, and the median is kept. Interleaving is by slices: a round cuts the sentences into
+PIECES consecutive runs of whole batches (in the source-length order batching uses) and times every configuration
+on one slice before the next, the order rotating by one configuration a slice. A round of all configurations takes
+minutes and a shared machine's speed drifts over minutes (rounds of whole runs, 2026-12-04: AR beam 4 at 77, 117
+and 108 ms a sentence); slices of a few seconds let the drift hit every configuration alike. On CUDA the timers
+synchronise the device. Each run's sentence count is checked.
 """
 
 import logging
@@ -14,6 +18,7 @@ from benchmarks.harness.cache import cached_json
 from benchmarks.harness.systems import translate
 
 logger = logging.getLogger("benchmark.speed")
+PIECES = 10  # slices per round (fewer where a run has fewer batches)
 
 
 def synchronize(device: str) -> None:
@@ -41,29 +46,57 @@ def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, la
     generators = {config.key: loaded[config.model].generator(config.flags) for config in configs}
     rows = []
     for corpus, test in tests.items():
-        all_ids = list(range(test["sentences"]))
-        plans = [(config, "latency", all_ids[:latency_sentences], 1) for config in configs]
+        sizes = loaded[configs[0].model].task.dataset(test["subset"]).src_sizes
+        all_ids = sorted(range(test["sentences"]), key=lambda i: int(sizes[i]))  # as split_decoding.batches orders
+        latency_ids = sorted(range(min(latency_sentences, test["sentences"])), key=lambda i: int(sizes[i]))
+        plans = [(config, "latency", latency_ids, 1) for config in configs]
         plans += [(config, "throughput", all_ids, large_batch) for config in configs if large_batch]
         for config, kind, ids, batch_size in plans:  # warm-up, untimed
             translate(loaded[config.model], generators[config.key], config, test["subset"], ids[:batch_size * 2], batch_size)
         runs = interleaved_runs(loaded, generators, plans, test["subset"], repeats, corpus)
-        rows += [summary(corpus, config, runs, len(plans[0][2]), len(all_ids), large_batch, repeats) for config in configs]
+        rows += [summary(corpus, config, runs, len(latency_ids), len(all_ids), large_batch, repeats) for config in configs]
     return rows
 
 
+def pieces(ids: list, batch_size: int, count: int) -> list:
+    """IDS (already in batching order) as at most COUNT consecutive slices of whole batches of BATCH_SIZE, as even as
+    whole batches allow: translated slice by slice, they form the same batches as translated whole."""
+    batches = [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
+    edges = [round(index * len(batches) / min(count, len(batches))) for index in range(min(count, len(batches)) + 1)]
+    return [[i for batch in batches[low:high] for i in batch] for low, high in zip(edges, edges[1:])]
+
+
+def schedule(plans: list, repeats: int, count: int = PIECES):
+    """(round, plan, slice of the plan's ids) in the order they are timed: per round, per slice index, every plan
+    that has that slice, starting one plan later at each slice (and each round), so no plan always runs first."""
+    sliced = [pieces(ids, batch_size, count) for _, _, ids, batch_size in plans]
+    order = 0
+    for round_index in range(repeats):
+        for piece in range(max(len(parts) for parts in sliced)):
+            shift = order % len(plans)
+            order += 1
+            for index in list(range(shift, len(plans))) + list(range(shift)):
+                if piece < len(sliced[index]):
+                    yield round_index, plans[index], sliced[index][piece]
+
+
 def interleaved_runs(loaded: dict, generators: dict, plans: list, subset: str, repeats: int, corpus: str) -> dict:
-    """{(config key, kind): [seconds per sentence, one per round]}; each round starts one plan later."""
+    """{(config key, kind): [seconds per sentence, one per round]}, each round's time of a plan the sum of its
+    slices' (see ``schedule``)."""
     import torch
 
-    runs = {(config.key, kind): [] for config, kind, _, _ in plans}
-    for round_index in range(repeats):
-        shift = round_index % len(plans)
-        for config, kind, ids, batch_size in plans[shift:] + plans[:shift]:
-            torch.manual_seed(1)
-            seconds = timed_run(loaded[config.model], generators[config.key], config, subset, ids, batch_size)
-            runs[(config.key, kind)].append(seconds / len(ids))
-        logger.info("%s: timing round %d/%d done", corpus, round_index + 1, repeats)
-    return runs
+    runs = {(config.key, kind): [0.0] * repeats for config, kind, _, _ in plans}
+    current = 0
+    for round_index, (config, kind, _, batch_size), ids in schedule(plans, repeats):
+        if round_index != current:
+            logger.info("%s: timing round %d/%d done", corpus, current + 1, repeats)
+            current = round_index
+        torch.manual_seed(1)
+        runs[(config.key, kind)][round_index] += timed_run(
+            loaded[config.model], generators[config.key], config, subset, ids, batch_size)
+    logger.info("%s: timing round %d/%d done", corpus, repeats, repeats)
+    sentences = {(config.key, kind): len(ids) for config, kind, ids, _ in plans}
+    return {key: [seconds / sentences[key] for seconds in rounds] for key, rounds in runs.items()}
 
 
 def summary(corpus: str, config, runs: dict, latency_sentences: int, sentences: int, large_batch: int,

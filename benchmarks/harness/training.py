@@ -25,6 +25,9 @@ from fairseq_gmlm.cli import PLUGIN
 logger = logging.getLogger("benchmark.training")
 
 
+MAX_TOKENS = 4096  # tokens per update at batch scale 1 (common_flags)
+
+
 def gmlm_shape(arch: str) -> dict:
     """d_model, heads, d_ff and layer counts of a gmlm_t5 preset (its config's defaults where it sets none)."""
     from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config
@@ -49,12 +52,14 @@ def stock_shape_flags(shape: dict) -> list:
 
 
 def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, save_every: int,
-                 keep: int, dropout: float = 0.3) -> list:
-    """Optimiser, regularisation, budget and checkpointing shared by every system."""
+                 keep: int, dropout: float = 0.3, batch_scale: float = 1.0) -> list:
+    """Optimiser, regularisation, budget and checkpointing shared by every system. BATCH_SCALE: tokens per update as
+    a share of MAX_TOKENS, with the warm-up's updates scaled the other way (the same tokens of warm-up)."""
+    warmup = (10 if tiny else 200) / batch_scale
     flags = ["--user-dir", PLUGIN, "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--clip-norm", "1.0",
              "--lr", "3e-3" if tiny else "1e-3", "--lr-scheduler", "inverse_sqrt",
-             "--warmup-updates", "10" if tiny else "200", "--weight-decay", "0.0001", "--dropout", str(dropout),
-             "--label-smoothing", "0.1", "--max-tokens", "4096", "--max-epoch", "10000",
+             "--warmup-updates", str(round(warmup)), "--weight-decay", "0.0001", "--dropout", str(dropout),
+             "--label-smoothing", "0.1", "--max-tokens", str(round(MAX_TOKENS * batch_scale)), "--max-epoch", "10000",
              "--stop-time-hours", f"{budget_minutes / 60:.4f}", "--keep-last-epochs", str(keep),
              "--save-interval-updates", str(save_every), "--keep-interval-updates", str(keep),
              # SAVE_EVERY 0: no save at an epoch's end either, only where training stops
