@@ -522,10 +522,23 @@ def test_a_smaller_batch_warms_up_over_more_updates_of_the_same_tokens(tiny, sca
 def test_each_system_trains_with_its_measured_batch_and_the_report_says_so():
     from benchmarks.harness.report import batch_text
 
+    from benchmarks.harness.run import batch_scale, parse_args
+
     assert BATCH_SCALE["gmlm"] == BATCH_SCALE["gmlm_scratch"]  # the scratch twin keeps the GMLM's recipe
+    cpu, gpu = parse_args(["--work", "w"]), parse_args(["--work", "w", "--gpu"])
+    assert [batch_scale(cpu, name) for name in ("teacher", "gmlm", "ar")] == [1.0, BATCH_SCALE["gmlm"], BATCH_SCALE["ar"]]
+    assert batch_scale(gpu, "gmlm") == batch_scale(gpu, "ar") == 1.0  # measured on the CPU only
     text = batch_text({"max_tokens": {"teacher": 4096, "gmlm": 2048}})
     assert "the teacher 4096" in text and "the GMLM 2048" in text
     assert batch_text({}) == ""
+
+
+def test_averaging_states_that_are_never_saved_is_refused_naming_both_flags():
+    from benchmarks.harness.run import parse_args
+
+    with pytest.raises(SystemExit, match="--average-last 3 .* --save-every 0"):
+        parse_args(["--work", "w", "--gpu", "--average-last", "3"])
+    assert parse_args(["--work", "w", "--gpu", "--average-last", "3", "--save-every", "50"]).average_last == 3
 
 
 def test_child_jobs_import_what_the_callers_pythonpath_holds(tmp_path, monkeypatch):

@@ -77,8 +77,9 @@ def markdown(result: dict) -> str:
         lines += [f"## Test set {corpus} ({rows[0]['sentences']} sentences)", "",
                   f"Latency: batch size 1 over the first {speed.get('latency_sentences', '?')} sentences; throughput: "
                   f"batches of {speed.get('large_batch', '?')} over all {speed.get('throughput_sentences', '?')}; "
-                  f"median of {speed.get('repeats', '?')} interleaved runs after a warm-up. Speed-up: vs AR beam 4 "
-                  f"at the same batch size.", "",
+                  f"median of {speed.get('repeats', '?')} rounds after a warm-up, each round timing every "
+                  f"configuration on a tenth of the sentences before the next tenth (docs/benchmark.md, \"How speed is "
+                  f"measured\"). Speed-up: vs AR beam 4 at the same batch size.", "",
                   "| system | passes (max / mean) | BLEU | chrF | latency ms/sent (bs 1) | speed-up (bs 1) "
                   "| throughput sent/s | speed-up (large batch) | length ratio | repeats |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
