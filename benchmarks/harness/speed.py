@@ -16,6 +16,7 @@ from pathlib import Path
 
 from benchmarks.harness.cache import cached_json
 from benchmarks.harness.systems import translate
+from fairseq_gmlm.cli.split_decoding import batching_order
 
 logger = logging.getLogger("benchmark.speed")
 PIECES = 10  # slices per round (fewer where a run has fewer batches)
@@ -46,9 +47,9 @@ def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, la
     generators = {config.key: loaded[config.model].generator(config.flags) for config in configs}
     rows = []
     for corpus, test in tests.items():
-        sizes = loaded[configs[0].model].task.dataset(test["subset"]).src_sizes
-        all_ids = sorted(range(test["sentences"]), key=lambda i: int(sizes[i]))  # as split_decoding.batches orders
-        latency_ids = sorted(range(min(latency_sentences, test["sentences"])), key=lambda i: int(sizes[i]))
+        dataset = loaded[configs[0].model].task.dataset(test["subset"])
+        all_ids = batching_order(dataset, range(test["sentences"]))
+        latency_ids = batching_order(dataset, range(min(latency_sentences, test["sentences"])))
         plans = [(config, "latency", latency_ids, 1) for config in configs]
         plans += [(config, "throughput", all_ids, large_batch) for config in configs if large_batch]
         for config, kind, ids, batch_size in plans:  # warm-up, untimed

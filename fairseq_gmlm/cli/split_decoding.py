@@ -52,9 +52,14 @@ class Loaded:
         return self.task.build_generator(self.models, args)
 
 
+def batching_order(dataset, ids: list) -> list:
+    """IDS sorted by source length, as fairseq batches them (stable: equal lengths keep their order)."""
+    return sorted(ids, key=lambda i: int(dataset.src_sizes[i]))
+
+
 def batches(dataset, ids: list, batch_size: int):
-    """Batches of IDS sorted by source length (as fairseq batches), collated by the dataset."""
-    ordered = sorted(ids, key=lambda i: int(dataset.src_sizes[i]))
+    """Batches of IDS in ``batching_order``, collated by the dataset."""
+    ordered = batching_order(dataset, ids)
     for start in range(0, len(ordered), batch_size):
         yield dataset.collater([dataset[i] for i in ordered[start:start + batch_size]])
 
