@@ -19,6 +19,7 @@ from benchmarks.harness.profile import profiled_keys  # noqa: E402
 from benchmarks.harness.systems import benchmark_configs  # noqa: E402
 from benchmarks.harness.run import BATCH_SCALE, PEAK_LR, RECIPES  # noqa: E402
 from benchmarks.harness.speed import pieces, schedule  # noqa: E402
+from benchmarks.harness.training import MAX_TOKENS  # noqa: E402
 
 CORPORA = {"rev-a": 0, "rev-b": 1}  # corpus name -> seed
 MODELS = ("teacher", "ar", "gmlm", "gmlm_scratch", "cmlm")
@@ -203,7 +204,7 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
                                       *batch)
     for name, scale in BATCH_SCALE.items():  # each model at its measured batch, the report naming it
         words = commands[name].split()
-        assert int(words[words.index("--max-tokens") + 1]) == round(4096 * scale) != int(teacher[teacher.index("--max-tokens") + 1])
+        assert int(words[words.index("--max-tokens") + 1]) == round(MAX_TOKENS * scale) != int(teacher[teacher.index("--max-tokens") + 1])
     assert re.search(r"Loaded checkpoint \S*models/ar/checkpoint_last\.pt \(epoch \d+ @ 8 updates\)",
                      (work / "models" / "ar" / "train.log").read_text())  # the teacher's last state, copied in
     for name, scheduler in (("gmlm", "budget_linear"), ("gmlm_scratch", "budget_linear"), ("cmlm", "inverse_sqrt")):
@@ -521,7 +522,6 @@ def test_a_smaller_batch_warms_up_over_more_updates_of_the_same_tokens(tiny, sca
 
 def test_each_system_trains_with_its_measured_batch_and_the_report_says_so():
     from benchmarks.harness.report import batch_text
-
     from benchmarks.harness.run import batch_scale, parse_args
 
     assert BATCH_SCALE["gmlm"] == BATCH_SCALE["gmlm_scratch"]  # the scratch twin keeps the GMLM's recipe
@@ -571,8 +571,8 @@ def test_the_gpu_script_stops_with_a_clear_message_where_there_is_no_cuda(tmp_pa
 @pytest.mark.parametrize("count, batch_size, sentences", [(10, 1, 200), (10, 128, 1000), (3, 4, 10), (10, 1, 4)])
 def test_timing_slices_are_whole_batches_that_cover_every_sentence_once_in_order(count, batch_size, sentences):
     ids = list(range(100, 100 + sentences))
-    slices = pieces(ids, batch_size, count)
     whole_batches = [ids[start:start + batch_size] for start in range(0, sentences, batch_size)]
+    slices = pieces(whole_batches, count)
     assert sum(slices, []) == ids
     assert len(slices) == min(count, len(whole_batches))
     assert all(slices)
@@ -583,14 +583,15 @@ def test_timing_slices_are_whole_batches_that_cover_every_sentence_once_in_order
 
 
 def test_the_timing_schedule_runs_every_plan_on_a_slice_before_the_next_and_rotates_who_goes_first():
-    plans = [("a", "latency", list(range(6)), 1), ("b", "latency", list(range(6)), 1), ("c", "throughput", list(range(6)), 4)]
-    timed = list(schedule(plans, repeats=2, count=3))
-    # every plan's ids are timed exactly once per round
+    plans = [("a", "latency"), ("b", "latency"), ("c", "throughput")]
+    # a and b: 6 ids at batch 1 in 3 slices; c: batches of 4 and 2 ids, so two slices
+    sliced = [[[0, 1], [2, 3], [4, 5]], [[0, 1], [2, 3], [4, 5]], [[0, 1, 2, 3], [4, 5]]]
+    timed = list(schedule(plans, sliced, repeats=2))
+    # every plan's slices are timed exactly once per round
     for round_index in range(2):
-        for plan in plans:
-            done = [i for r, p, part in timed if r == round_index and p is plan for i in part]
-            assert sorted(done) == plan[2]
-    # slice by slice, the first plan one later at each slice; c has two slices (4 + 2 ids), so it sits out the third
+        for plan, parts in zip(plans, sliced):
+            assert [part for r, p, part in timed if r == round_index and p is plan] == parts
+    # slice by slice, the first plan one later at each slice; c has two slices, so it sits out the third
     first_round = [(p[0], part) for r, p, part in timed if r == 0]
     assert [name for name, _ in first_round] == ["a", "b", "c", "b", "c", "a", "a", "b"]
     assert [part for _, part in first_round[:5]] == [[0, 1], [0, 1], [0, 1, 2, 3], [2, 3], [4, 5]]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchmarks.harness.cache import cached_json
 from benchmarks.harness.systems import translate
-from fairseq_gmlm.cli.split_decoding import batching_order
+from fairseq_gmlm.cli.split_decoding import id_batches
 
 logger = logging.getLogger("benchmark.speed")
 PIECES = 10  # slices per round (fewer where a run has fewer batches)
@@ -48,29 +48,29 @@ def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, la
     rows = []
     for corpus, test in tests.items():
         dataset = loaded[configs[0].model].task.dataset(test["subset"])
-        all_ids = batching_order(dataset, range(test["sentences"]))
-        latency_ids = batching_order(dataset, range(min(latency_sentences, test["sentences"])))
+        latency_ids = list(range(min(latency_sentences, test["sentences"])))
+        all_ids = list(range(test["sentences"]))
         plans = [(config, "latency", latency_ids, 1) for config in configs]
         plans += [(config, "throughput", all_ids, large_batch) for config in configs if large_batch]
         for config, kind, ids, batch_size in plans:  # warm-up, untimed
             translate(loaded[config.model], generators[config.key], config, test["subset"], ids[:batch_size * 2], batch_size)
-        runs = interleaved_runs(loaded, generators, plans, test["subset"], repeats, corpus)
+        runs = interleaved_runs(loaded, generators, plans, test["subset"], repeats, corpus, dataset)
         rows += [summary(corpus, config, runs, len(latency_ids), len(all_ids), large_batch, repeats) for config in configs]
     return rows
 
 
-def pieces(ids: list, batch_size: int, count: int) -> list:
-    """IDS (already in batching order) as at most COUNT consecutive slices of whole batches of BATCH_SIZE, as even as
-    whole batches allow: translated slice by slice, they form the same batches as translated whole."""
-    batches = [ids[start:start + batch_size] for start in range(0, len(ids), batch_size)]
-    edges = [round(index * len(batches) / min(count, len(batches))) for index in range(min(count, len(batches)) + 1)]
+def pieces(batches: list, count: int) -> list:
+    """BATCHES (lists of ids, in batching order) as at most COUNT slices of consecutive whole batches, as even as whole
+    batches allow: translated slice by slice, the ids form the same batches as translated whole."""
+    count = min(count, len(batches))
+    edges = [round(index * len(batches) / count) for index in range(count + 1)]
     return [[i for batch in batches[low:high] for i in batch] for low, high in zip(edges, edges[1:])]
 
 
-def schedule(plans: list, repeats: int, count: int = PIECES):
-    """(round, plan, slice of the plan's ids) in the order they are timed: per round, per slice index, every plan
-    that has that slice, starting one plan later at each slice (and each round), so no plan always runs first."""
-    sliced = [pieces(ids, batch_size, count) for _, _, ids, batch_size in plans]
+def schedule(plans: list, sliced: list, repeats: int):
+    """(round, plan, slice of the plan's ids) in the order they are timed, SLICED holding each plan's slices: per
+    round, per slice index, every plan that has that slice, starting one plan later at each slice (and each round), so
+    no plan always runs first."""
     order = 0
     for round_index in range(repeats):
         for piece in range(max(len(parts) for parts in sliced)):
@@ -81,14 +81,16 @@ def schedule(plans: list, repeats: int, count: int = PIECES):
                     yield round_index, plans[index], sliced[index][piece]
 
 
-def interleaved_runs(loaded: dict, generators: dict, plans: list, subset: str, repeats: int, corpus: str) -> dict:
+def interleaved_runs(loaded: dict, generators: dict, plans: list, subset: str, repeats: int, corpus: str,
+                     dataset) -> dict:
     """{(config key, kind): [seconds per sentence, one per round]}, each round's time of a plan the sum of its
-    slices' (see ``schedule``)."""
+    PIECES slices' (see ``schedule``); DATASET: the subset's, whose source lengths order the batches."""
     import torch
 
+    sliced = [pieces(id_batches(dataset, ids, batch_size), PIECES) for _, _, ids, batch_size in plans]
     runs = {(config.key, kind): [0.0] * repeats for config, kind, _, _ in plans}
     current = 0
-    for round_index, (config, kind, _, batch_size), ids in schedule(plans, repeats):
+    for round_index, (config, kind, _, batch_size), ids in schedule(plans, sliced, repeats):
         if round_index != current:
             logger.info("%s: timing round %d/%d done", corpus, current + 1, repeats)
             current = round_index

@@ -52,16 +52,16 @@ class Loaded:
         return self.task.build_generator(self.models, args)
 
 
-def batching_order(dataset, ids: list) -> list:
-    """IDS sorted by source length, as fairseq batches them (stable: equal lengths keep their order)."""
-    return sorted(ids, key=lambda i: int(dataset.src_sizes[i]))
+def id_batches(dataset, ids, batch_size: int) -> list:
+    """IDS sorted by source length (as fairseq batches; stable), cut into lists of BATCH_SIZE ids."""
+    ordered = sorted(ids, key=lambda i: int(dataset.src_sizes[i]))
+    return [ordered[start:start + batch_size] for start in range(0, len(ordered), batch_size)]
 
 
 def batches(dataset, ids: list, batch_size: int):
-    """Batches of IDS in ``batching_order``, collated by the dataset."""
-    ordered = batching_order(dataset, ids)
-    for start in range(0, len(ordered), batch_size):
-        yield dataset.collater([dataset[i] for i in ordered[start:start + batch_size]])
+    """The ``id_batches`` of IDS, collated by the dataset."""
+    for batch in id_batches(dataset, ids, batch_size):
+        yield dataset.collater([dataset[i] for i in batch])
 
 
 def translate(loaded: Loaded, generator, subset: str, ids: list, batch_size: int):
