@@ -1,5 +1,6 @@
 """The translating recipe: warm start from t5_ar (--init-from-ar), decoder position inputs (--position-input,
---encoder-positions), glancing training (--glancing-ratio) and the EOS position in the token loss."""
+--encoder-positions), the shifted decoder input (--shift-decoder-input), glancing training (--glancing-ratio) and
+the EOS position in the token loss."""
 
 import re
 
@@ -120,6 +121,50 @@ def test_cross_attention_reads_the_length_state_unless_told_to_skip_it(tmp_path,
     same = torch.allclose(model.decode(canvas, encoder_out), model.decode(canvas, changed))
     assert same is skips  # only the <length> state (encoder position 0) changed
     assert model.length_logits(encoder_out).shape == model.length_logits(changed).shape
+
+
+# ---- shifted decoder input -----------------------------------------------------------------------------------------
+
+def test_shifted_input_reads_word_i_minus_1_at_position_i_and_keeps_each_row_s_padding(tmp_path):
+    """--shift-decoder-input: the decoder reads EOS, then the canvas but its last token (as t5_ar reads a target);
+    the logits stay one per canvas position. The flag adds no parameter, so one seed builds the same weights."""
+    _, shifted, _ = build_task_and_model(tmp_path, "--dropout", "0", "--position-input", "learned",
+                                         "--shift-decoder-input")
+    _, plain, _ = build_task_and_model(tmp_path / "plain", "--dropout", "0", "--position-input", "learned")
+    shifted.eval(), plain.eval()
+    src = torch.tensor([[5, 6, 7, shifted.eos], [8, 9, 10, shifted.eos]])
+    m, eos, pad = shifted.mask_idx, shifted.eos, shifted.pad
+    canvas = torch.tensor([[11, m, 12, m, eos], [13, m, eos, pad, pad]])
+    reads = torch.tensor([[eos, 11, m, 12, m], [eos, 13, m, pad, pad]])  # what position i reads: word i - 1
+    logits = shifted.decode(canvas, shifted.encode(src))
+    assert logits.shape == (2, 5, len(shifted.dictionary))
+    torch.testing.assert_close(logits, plain.decode(reads, plain.encode(src)))
+    # padding stays padding: the short row decodes as it does alone
+    torch.testing.assert_close(logits[1, :3], shifted.decode(canvas[1:, :3], shifted.encode(src[1:]))[0])
+
+
+def test_shifted_input_never_reads_the_last_token_of_the_canvas(tmp_path):
+    _, model, _ = build_task_and_model(tmp_path, "--dropout", "0", "--shift-decoder-input")
+    model.eval()
+    encoder_out = model.encode(torch.tensor([[5, 6, 7, model.eos]]))
+    canvas = torch.tensor([[11, model.mask_idx, 12, model.eos]])
+    changed = canvas.clone()
+    changed[0, -1] = 13  # only the last position differs
+    torch.testing.assert_close(model.decode(canvas, encoder_out), model.decode(changed, encoder_out))
+    changed[0, 0] = 14  # the first word is read at position 1
+    assert not torch.allclose(model.decode(canvas, encoder_out), model.decode(changed, encoder_out))
+
+
+@pytest.mark.slow
+def test_shifted_warm_start_trains_and_decodes_through_the_clis(reversal_corpus, ar_checkpoint, tmp_path):
+    data = reversal_corpus / "bin"
+    log = train(data, tmp_path, *gmlm_args("--max-update", "30", "--position-input", "learned",
+                                           "--init-from-ar", ar_checkpoint, "--shift-decoder-input"))
+    assert "'shift_decoder_input': True" in log and ("num_updates 30" in log or "num_updates=30" in log)
+    result = run_cli("fairseq-generate", data, "--user-dir", PLUGIN, "--task", "translation_gmlm", "--path",
+                     tmp_path / "checkpoint_last.pt", "--cpu", "--iter-decode-max-iter", "2", "--batch-size", "16")
+    hypotheses = [line for line in result.stdout.splitlines() if line.startswith("H-")]
+    assert len(hypotheses) == 100
 
 
 # ---- glancing ---------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import torch
 from conftest import PLUGIN, decoding_options, gmlm_args, run_cli, train
 
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import compact, reranker_scores, shifted_right
+from fairseq_gmlm.generation.refinement import compact, reranker_scores
+from fairseq_gmlm.models.t5_common import shifted_right
 
 
 def test_compact_moves_the_kept_tokens_to_the_front_in_order():
@@ -18,6 +19,11 @@ def test_compact_moves_the_kept_tokens_to_the_front_in_order():
 
 def test_shifted_right_starts_with_eos_and_drops_the_last_token():
     assert shifted_right(torch.tensor([[5, 6, 2, 1]]), eos=2).tolist() == [[2, 5, 6, 2]]
+
+
+def test_shifted_right_with_pad_keeps_each_row_s_padding():
+    targets = torch.tensor([[5, 6, 2, 1], [7, 2, 1, 1], [8, 9, 4, 2]])
+    assert shifted_right(targets, eos=2, pad=1).tolist() == [[2, 5, 6, 1], [2, 7, 1, 1], [2, 8, 9, 4]]
 
 
 @pytest.fixture(scope="module")

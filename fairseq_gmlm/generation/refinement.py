@@ -24,6 +24,7 @@ from fairseq_gmlm.generation.rejecters import (
     CANDIDATE_SCORES, Rejection, best_candidates, candidate_scores, predictable, reject, replace, stutter,
 )
 from fairseq_gmlm.models.length_head import MIN_LENGTH, expected_lengths, top_lengths
+from fairseq_gmlm.models.t5_common import shifted_right
 
 logger = logging.getLogger(__name__)
 
@@ -252,11 +253,6 @@ def compact(tokens: torch.Tensor, keep: torch.Tensor, pad: int) -> torch.Tensor:
     """N x T: each row's kept tokens (keep: N x T bool) moved to its front in order, padding after."""
     order = (~keep).long().argsort(dim=1, stable=True)  # kept positions first
     return tokens.gather(1, order).masked_fill(~keep.gather(1, order), pad)
-
-
-def shifted_right(targets: torch.Tensor, eos: int) -> torch.Tensor:
-    """fairseq's decoder input for TARGETS (N x T) under teacher forcing: EOS, then the targets but the last."""
-    return torch.cat([targets.new_full((targets.size(0), 1), eos), targets[:, :-1]], 1)
 
 
 def reranker_scores(reranker, src_tokens, src_lengths, sentence: torch.Tensor, candidates: torch.Tensor,

@@ -32,6 +32,7 @@ from fairseq_gmlm.models.t5_common import (
     init_t5_model,
     output_logits,
     register_sizes,
+    shifted_right,
 )
 from fairseq_gmlm.models.t5_layers import attention_bias_from_padding
 from fairseq_gmlm.precision import prepare_generation_precision
@@ -58,6 +59,13 @@ class GMLMT5Config(T5Config):
         default=False,
         metadata={"help": "the decoder's cross-attention leaves out the <length> encoder state, as PaDIR does "
                           "(encoded[:, 1:]); by default it attends to it like to any source token"},
+    )
+    shift_decoder_input: bool = field(
+        default=False,
+        metadata={"help": "the decoder's input at position i is the (corrupted) target word i-1, after a start "
+                          "symbol (EOS), as an autoregressive decoder's is: a model warm-started by --init-from-ar "
+                          "then predicts each word where its AR decoder learned to, from the word before it; the "
+                          "target's length is the input's. Beyond PaDIR; off: position i holds word i"},
     )
     init_from_ar: Optional[str] = field(
         default=None,
@@ -119,6 +127,7 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         # (checkpoints saved before these options existed lack them)
         self.position_input = str(getattr(cfg, "position_input", "none"))
         self.cross_attention_skips_length = bool(getattr(cfg, "cross_attention_skips_length", False))
+        self.shift_decoder_input = bool(getattr(cfg, "shift_decoder_input", False))
         self.encoder = build_stack(cfg, cfg.encoder_layers, bidirectional=True, cross_attention=False)
         self.decoder = build_stack(cfg, cfg.decoder_layers, bidirectional=True, cross_attention=True,
                                    positional_attention=self.position_input == "positional-attention")
@@ -175,10 +184,15 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
 
     def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut,
                logit_positions: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """prev_output_tokens: B x T right-padded decoder input (words, <mask>s, EOS). Returns B x T x V logits, or
-        with ``logit_positions`` (B x T bool) P x V: those of its P True positions only, in row-major order (training
-        scores some positions, and the output projection and softmax over V are a large share of a step's work)."""
-        x = self.embed_decoder_input(prev_output_tokens)  # B x T x C
+        """prev_output_tokens: B x T right-padded canvas (words, <mask>s, EOS), position i for target word i (with
+        --shift-decoder-input the decoder reads it shifted right by one: EOS, then the canvas but its last token).
+        Returns B x T x V logits, position i's for target word i, or with ``logit_positions`` (B x T bool) P x V:
+        those of its P True positions only, in row-major order (training scores some positions, and the output
+        projection and softmax over V are a large share of a step's work)."""
+        tokens = prev_output_tokens
+        if self.shift_decoder_input:
+            tokens = shifted_right(prev_output_tokens, self.eos, self.pad)  # B x T
+        x = self.embed_decoder_input(tokens)  # B x T x C
         length = prev_output_tokens.size(1)
         padding_bias = attention_bias_from_padding(prev_output_tokens.eq(self.pad), x.dtype)  # B x 1 x 1 x T
         self_bias = self.decoder.relative_position(length, length) + padding_bias  # B x H x T x T

@@ -149,3 +149,11 @@ def init_t5_model(model: nn.Module, cfg: T5Config, embeddings: Sequence[nn.Embed
     init_t5_weights(model, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
     if lm_head is not None:
         nn.init.normal_(lm_head.weight, std=cfg.d_model**-0.5)
+
+
+def shifted_right(targets: torch.Tensor, eos: int, pad: Optional[int] = None) -> torch.Tensor:
+    """N x T: the decoder input of an autoregressive model for TARGETS (N x T) under teacher forcing, as fairseq
+    builds it: EOS, then the targets but the last. With PAD, a position that is padding in TARGETS stays padding
+    (for a decoder that sees every position, such as gmlm_t5's with --shift-decoder-input)."""
+    shifted = torch.cat([targets.new_full((targets.size(0), 1), eos), targets[:, :-1]], 1)
+    return shifted if pad is None else shifted.masked_fill(targets.eq(pad), pad)
