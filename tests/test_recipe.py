@@ -131,7 +131,8 @@ def test_shifted_input_reads_word_i_minus_1_at_position_i_and_keeps_each_row_s_p
     _, shifted, _ = build_task_and_model(tmp_path, "--dropout", "0", "--position-input", "learned",
                                          "--shift-decoder-input")
     _, plain, _ = build_task_and_model(tmp_path / "plain", "--dropout", "0", "--position-input", "learned")
-    shifted.eval(), plain.eval()
+    shifted.eval()
+    plain.eval()
     src = torch.tensor([[5, 6, 7, shifted.eos], [8, 9, 10, shifted.eos]])
     m, eos, pad = shifted.mask_idx, shifted.eos, shifted.pad
     canvas = torch.tensor([[11, m, 12, m, eos], [13, m, eos, pad, pad]])
