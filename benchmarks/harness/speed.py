@@ -47,14 +47,13 @@ def measure(loaded: dict, configs: list, tests: dict, latency_sentences: int, la
     generators = {config.key: loaded[config.model].generator(config.flags) for config in configs}
     rows = []
     for corpus, test in tests.items():
-        dataset = loaded[configs[0].model].task.dataset(test["subset"])
         latency_ids = list(range(min(latency_sentences, test["sentences"])))
         all_ids = list(range(test["sentences"]))
         plans = [(config, "latency", latency_ids, 1) for config in configs]
         plans += [(config, "throughput", all_ids, large_batch) for config in configs if large_batch]
         for config, kind, ids, batch_size in plans:  # warm-up, untimed
             translate(loaded[config.model], generators[config.key], config, test["subset"], ids[:batch_size * 2], batch_size)
-        runs = interleaved_runs(loaded, generators, plans, test["subset"], repeats, corpus, dataset)
+        runs = interleaved_runs(loaded, generators, plans, test["subset"], repeats, corpus)
         rows += [summary(corpus, config, runs, len(latency_ids), len(all_ids), large_batch, repeats) for config in configs]
     return rows
 
@@ -81,12 +80,12 @@ def schedule(plans: list, sliced: list, repeats: int):
                     yield round_index, plans[index], sliced[index][piece]
 
 
-def interleaved_runs(loaded: dict, generators: dict, plans: list, subset: str, repeats: int, corpus: str,
-                     dataset) -> dict:
+def interleaved_runs(loaded: dict, generators: dict, plans: list, subset: str, repeats: int, corpus: str) -> dict:
     """{(config key, kind): [seconds per sentence, one per round]}, each round's time of a plan the sum of its
-    PIECES slices' (see ``schedule``); DATASET: the subset's, whose source lengths order the batches."""
+    PIECES slices' (see ``schedule``), cut from the batches SUBSET's source lengths order."""
     import torch
 
+    dataset = loaded[plans[0][0].model].task.dataset(subset)
     sliced = [pieces(id_batches(dataset, ids, batch_size), PIECES) for _, _, ids, batch_size in plans]
     runs = {(config.key, kind): [0.0] * repeats for config, kind, _, _ in plans}
     current = 0
