@@ -156,12 +156,62 @@ def test_shifted_input_never_reads_the_last_token_of_the_canvas(tmp_path):
     assert not torch.allclose(model.decode(canvas, encoder_out), model.decode(changed, encoder_out))
 
 
+# ---- the autoregressive loss beside the GMLM's ------------------------------------------------------------------
+
+@pytest.mark.parametrize("position_input", ["none", "learned", "mask-range", "positional-attention"])
+def test_causal_decoding_predicts_each_word_from_the_words_before_it_only(tmp_path, position_input):
+    """decode(causal=True), the --ar-loss-weight pass: position i reads words 0..i-1 (the target shifted right)
+    and nothing after them, through every attention over target positions (positional attention too)."""
+    _, model, _ = build_task_and_model(tmp_path, "--dropout", "0", "--position-input", position_input)
+    model.eval()
+    encoder_out = model.encode(torch.tensor([[5, 6, 7, model.eos]]))
+    target = torch.tensor([[11, 12, 13, 14, model.eos]])
+    changed = target.clone()
+    changed[0, 2] = 15  # word 2 differs: read from position 3 on
+    logits, changed_logits = (model.decode(t, encoder_out, causal=True) for t in (target, changed))
+    torch.testing.assert_close(logits[:, :3], changed_logits[:, :3])
+    assert not torch.allclose(logits[:, 3], changed_logits[:, 3])
+    bidirectional = model.decode(target, encoder_out), model.decode(changed, encoder_out)
+    assert not torch.allclose(bidirectional[0][:, 0], bidirectional[1][:, 0])  # without the mask, word 0 sees it
+
+
+def test_ar_loss_adds_the_causal_passes_smoothed_loss_on_every_real_token_with_its_weight(tmp_path):
+    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--ar-loss-weight", "0.5")
+    criterion = task.build_criterion(cfg.criterion)
+    _, _, plain_cfg = build_task_and_model(tmp_path, "--dropout", "0", words=None)
+    plain = task.build_criterion(plain_cfg.criterion)
+    model.eval()
+    sample = task.corrupt(make_sample(task, ROWS), update=3)
+    loss, sample_size, logged = criterion(model, sample)
+    plain_loss, plain_size, plain_logged = plain(model, sample)
+
+    target = sample["target"]
+    real = target.ne(task.target_dictionary.pad())
+    log_probs = torch.log_softmax(model.decode(target, model.encode(sample["net_input"]["src_tokens"]),
+                                               causal=True), -1)  # B x T x V
+    nll = -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)[real]  # R
+    smoothed = 0.9 * nll + 0.1 * -log_probs.mean(-1)[real]
+    torch.testing.assert_close(loss, plain_loss + 0.5 * smoothed.sum())
+    assert float(sample_size) == float(plain_size) + 0.5 * int(real.sum())
+    torch.testing.assert_close(logged["ar_nll_loss"], nll.sum())
+    assert "ar_nll_loss" not in plain_logged
+
+
+def test_a_negative_ar_loss_weight_is_refused_naming_the_flag(tmp_path):
+    task, _, cfg = build_task_and_model(tmp_path, "--ar-loss-weight", "-1")
+    with pytest.raises(ValueError, match="--ar-loss-weight"):
+        task.build_criterion(cfg.criterion)
+
+
 @pytest.mark.slow
-def test_shifted_warm_start_trains_and_decodes_through_the_clis(reversal_corpus, ar_checkpoint, tmp_path):
+@pytest.mark.parametrize("flags, logged", [(["--shift-decoder-input"], "'shift_decoder_input': True"),
+                                           (["--ar-loss-weight", "0.5"], "ar_nll_loss")])
+def test_a_warm_start_variant_trains_and_decodes_through_the_clis(reversal_corpus, ar_checkpoint, tmp_path, flags,
+                                                                   logged):
     data = reversal_corpus / "bin"
     log = train(data, tmp_path, *gmlm_args("--max-update", "30", "--position-input", "learned",
-                                           "--init-from-ar", ar_checkpoint, "--shift-decoder-input"))
-    assert "'shift_decoder_input': True" in log and ("num_updates 30" in log or "num_updates=30" in log)
+                                           "--init-from-ar", ar_checkpoint, *flags))
+    assert logged in log and ("num_updates 30" in log or "num_updates=30" in log)
     result = run_cli("fairseq-generate", data, "--user-dir", PLUGIN, "--task", "translation_gmlm", "--path",
                      tmp_path / "checkpoint_last.pt", "--cpu", "--iter-decode-max-iter", "2", "--batch-size", "16")
     hypotheses = [line for line in result.stdout.splitlines() if line.startswith("H-")]

@@ -13,6 +13,12 @@ masked-diffusion ELBO (MDLM: Sahoo et al., 2024; LLaDA: Nie et al., 2025); the r
 ``MIN_RATIO`` so that one nearly clean example cannot dominate a batch, and ``sample_size`` becomes the summed
 weight, so the logged loss stays a (weighted) mean per token.
 
+``--ar-loss-weight W`` adds the loss of an autoregressive model sharing every weight: one more decoder pass, on
+the clean target shifted right under a causal mask (``GMLMT5Model.decode(causal=True)``), as the ``t5_ar`` that
+``--init-from-ar`` starts from was trained; each real target token is scored with weight W and counts W in
+``sample_size``. Beyond PaDIR; multi-task training with an autoregressive objective is Hao et al., "Multi-Task
+Learning with Shared Encoder for Non-Autoregressive Machine Translation" (NAACL 2021), who share the encoder only.
+
 The length loss is a per-sentence cross-entropy summed over sentences and weighted by
 ``--length-loss-factor``; like the token loss it is divided by ``sample_size`` (the number of scored tokens),
 so its weight does not drift with the batch size and sums across workers stay exact. ``ntokens`` in the logging
@@ -52,6 +58,12 @@ class GMLMLossConfig(FairseqDataclass):
                           "1 / its noise ratio (the masked-diffusion ELBO of MDLM/LLaDA)"},
     )
     length_loss_factor: float = field(default=0.1, metadata={"help": "weight of the per-sentence length loss"})
+    ar_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "also train the decoder as the autoregressive t5_ar it can be warm-started from: the clean "
+                          "target, shifted right, under a causal mask, every real token scored, each with this weight "
+                          "against a GMLM-scored token's 1 (one more decoder pass per batch; beyond PaDIR); 0: off"},
+    )
     train_stages: int = field(
         default=1, metadata={"help": "unrolled training: stage i's output (after rejection) feeds stage i+1"}
     )
@@ -132,16 +144,19 @@ def scored_positions(kind: str, real: torch.Tensor, corruption, eos: torch.Tenso
 class GMLMLoss(FairseqCriterion):
     def __init__(self, task, label_smoothing, loss_positions, length_loss_factor, train_stages, loss_weighting,
                  train_rejecter, train_reject_k, train_reject_fraction, train_reject_threshold, train_stutter_remask,
-                 train_replacement):
+                 train_replacement, ar_loss_weight):
         super().__init__(task)
         if train_stages < 1:
             raise UsageError(f"--train-stages must be >= 1, got {train_stages}")
+        if ar_loss_weight < 0:
+            raise UsageError(f"--ar-loss-weight must be >= 0 (0: no autoregressive loss), got {ar_loss_weight}")
         if not 0.0 <= label_smoothing < 1.0:
             raise UsageError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
         self.loss_positions = str(loss_positions)
         self.loss_weighting = check_loss_weighting(str(loss_weighting))
         self.length_loss_factor = length_loss_factor
+        self.ar_loss_weight = ar_loss_weight
         self.train_stages = train_stages
         self.rejection = Rejection(str(train_rejecter), train_reject_k, train_reject_fraction, train_reject_threshold,
                                    parse_switch("--train-stutter-remask", train_stutter_remask),
@@ -183,6 +198,14 @@ class GMLMLoss(FairseqCriterion):
             loss, nll = loss + stage_loss, nll + stage_nll
             sample_size = sample_size + real.sum()
 
+        ar_nll = None
+        if self.ar_loss_weight > 0:  # the clean target under teacher forcing, as t5_ar's label_smoothed_cross_entropy
+            ar_logits = model.decode(target, output.encoder_out, logit_positions=real, causal=True)  # R x V
+            ar_loss, ar_nll = (on_positions(values, real) for values in token_losses(  # B x T each
+                ar_logits, target[real], (real.float() * self.ar_loss_weight)[real], self.label_smoothing))
+            loss, nll = loss + ar_loss, nll + ar_nll
+            sample_size = sample_size + self.ar_loss_weight * real.sum()
+
         length_loss = F.cross_entropy(output.length_logits.float(), real.sum(1), reduction="none")  # B
         per_sentence = loss.sum(1) + self.length_loss_factor * length_loss  # B
         total = per_sentence.sum() if reduce else per_sentence
@@ -199,6 +222,8 @@ class GMLMLoss(FairseqCriterion):
             "n_masked": corruption.masked.sum().data,
             "n_masked_correct": n_masked_correct.data,
         }
+        if ar_nll is not None:  # unweighted, per real token
+            logging_output["ar_nll_loss"] = ar_nll.data.sum() / self.ar_loss_weight
         return total, sample_size, logging_output
 
     @staticmethod
@@ -212,6 +237,9 @@ class GMLMLoss(FairseqCriterion):
         metrics.log_scalar("length_loss", total("length_loss") / max(nsentences, 1) / math.log(2), nsentences, round=3)
         metrics.log_scalar("acc", 100 * total("n_correct") / max(total("n_scored_first_stage"), 1), round=2)
         metrics.log_scalar("mask_acc", 100 * total("n_masked_correct") / max(total("n_masked"), 1), round=2)
+        if any("ar_nll_loss" in log for log in logging_outputs):
+            ntokens = total("ntokens")
+            metrics.log_scalar("ar_nll_loss", total("ar_nll_loss") / max(ntokens, 1) / math.log(2), ntokens, round=3)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

@@ -34,7 +34,7 @@ from fairseq_gmlm.models.t5_common import (
     register_sizes,
     shifted_right,
 )
-from fairseq_gmlm.models.t5_layers import attention_bias_from_padding
+from fairseq_gmlm.models.t5_layers import attention_bias_from_padding, causal_bias
 from fairseq_gmlm.precision import prepare_generation_precision
 
 logger = logging.getLogger(__name__)
@@ -183,18 +183,24 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         return self.length_head(encoder_out.out[:, 0])  # B x (max_target_positions + 1)
 
     def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut,
-               logit_positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+               logit_positions: Optional[torch.Tensor] = None, causal: bool = False) -> torch.Tensor:
         """prev_output_tokens: B x T right-padded canvas (words, <mask>s, EOS), position i for target word i (with
         --shift-decoder-input the decoder reads it shifted right by one: EOS, then the canvas but its last token).
         Returns B x T x V logits, position i's for target word i, or with ``logit_positions`` (B x T bool) P x V:
         those of its P True positions only, in row-major order (training scores some positions, and the output
-        projection and softmax over V are a large share of a step's work)."""
+        projection and softmax over V are a large share of a step's work).
+
+        ``causal``: decode as the ``t5_ar`` the model can be warm-started from does under teacher forcing, for
+        gmlm_loss's --ar-loss-weight: the canvas (the clean target) is read shifted right by one and position i
+        attends to positions up to i only, so it predicts word i from the words before it."""
         tokens = prev_output_tokens
-        if self.shift_decoder_input:
+        if self.shift_decoder_input or causal:
             tokens = shifted_right(prev_output_tokens, self.eos, self.pad)  # B x T
         x = self.embed_decoder_input(tokens)  # B x T x C
         length = prev_output_tokens.size(1)
         padding_bias = attention_bias_from_padding(prev_output_tokens.eq(self.pad), x.dtype)  # B x 1 x 1 x T
+        if causal:  # every attention over target positions (positional attention too) sees the left only
+            padding_bias = padding_bias + causal_bias(length, length, x.device, x.dtype)  # B x 1 x T x T
         self_bias = self.decoder.relative_position(length, length) + padding_bias  # B x H x T x T
         memory_bias = attention_bias_from_padding(self.memory_padding(encoder_out), x.dtype)  # B x 1 x 1 x (1 + S)
         positions = None

@@ -221,7 +221,8 @@ class PositionalAttention(nn.Module):
         self.attention = Attention(d_model, num_heads, d_kv, dropout)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """x: B x T x C (normed hidden states); bias: B x 1 x 1 x T padding bias; positions: 1 x T x C."""
+        """x: B x T x C (normed hidden states); bias: B x 1 x 1 x T padding bias (B x 1 x T x T with a causal
+        mask); positions: 1 x T x C."""
         normed = self.position_norm(positions).expand(x.size(0), -1, -1)  # B x T x C
         attention = self.attention
         key_value = (attention._heads(attention.k(normed)), attention._heads(attention.v(x)))  # B x H x T x D
@@ -253,7 +254,8 @@ class Block(nn.Module):
                 positions=None, padding_bias=None):
         """``cache``: this block's incremental-decoding state (see ``Stack.forward``), or None;
         ``memory_key_value``: ``memory``'s keys and values as ``memory_keys_values`` projects them, or None;
-        ``positions`` (1 x L x C) and ``padding_bias`` (B x 1 x 1 x L): for positional attention only."""
+        ``positions`` (1 x L x C) and ``padding_bias`` (B x 1 x 1 x L, or B x 1 x L x L): for positional
+        attention only."""
         x = self.self_attention(x, self_bias, cache=cache)
         if self.positional_attention is not None:
             x = self.positional_attention(x, padding_bias, positions)
@@ -302,7 +304,8 @@ class Stack(nn.Module):
         and keeps the projected memory ("memory_k", "memory_v": B x H x S x D). Without caches K = L.
         ``memory_keys_values``: the result of ``self.memory_keys_values(memory)``, for decoding one memory
         several times (non-autoregressive refinement); None: projected here.
-        ``positions`` (1 x L x C) and ``padding_bias`` (B x 1 x 1 x L): for blocks with positional attention.
+        ``positions`` (1 x L x C) and ``padding_bias`` (B x 1 x 1 x L, or B x 1 x L x L): for blocks with
+        positional attention.
         """
         x = dropped(self.dropout, x)
         for index, block in enumerate(self.blocks):
