@@ -8,6 +8,7 @@ import torch
 from conftest import PLUGIN, build_task_and_model, decoding_options
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import GMLMGenerator, Vocabulary, candidate_lengths, choose, length_groups
+from fairseq_gmlm.generation.rejecters import linear_schedule_count
 from fairseq_gmlm.models.gmlm_t5 import EncoderOut
 from fairseq_gmlm.models.length_head import top_lengths
 from test_gmlm_loss import make_sample
@@ -72,6 +73,26 @@ def test_history_length_equals_passes_used_and_passes_are_bounded(setup):
             assert torch.equal(hypo[0]["history"][-1]["tokens"][-1], hypo[0]["tokens"][-1])
     forced = generate(task, [model], sample, max_iter=3, iter_decode_force_max_iter=True)
     assert all(h[0]["steps"] == 4 for h in forced)
+
+
+def test_repredict_open_changes_only_the_words_a_pass_re_masked(setup):
+    """--repredict open (Mask-Predict's rule): between passes only the re-masked words can change, at most as many
+    as the linear schedule re-masks, and with nothing rejected (passthrough) nothing changes after the first pass.
+    Under all (PaDIR's) every word is predicted again, and with passthrough words do change."""
+    task, model, sample = setup
+    changes = {}
+    for repredict, rejecter in (("open", "linear"), ("open", "passthrough"), ("all", "passthrough")):
+        changes[repredict, rejecter] = 0
+        for hypo in generate(task, [model], sample, max_iter=4, retain_iter_history=True, repredict=repredict,
+                             rejecter=rejecter, iter_decode_force_max_iter=True):
+            history = hypo[0]["history"]
+            words = torch.tensor(len(history[0]["tokens"]) - 1)  # the canvas without EOS
+            for step, (before, after) in enumerate(zip(history, history[1:])):
+                changed = int(after["tokens"].ne(before["tokens"]).sum())
+                assert rejecter == "passthrough" or changed <= int(linear_schedule_count(words, step, 4))
+                changes[repredict, rejecter] += changed
+    assert changes["open", "passthrough"] == 0
+    assert changes["all", "passthrough"] > 0 and changes["open", "linear"] > 0
 
 
 def test_same_seed_gives_the_same_output_also_when_sampling(setup):

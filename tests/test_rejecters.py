@@ -84,6 +84,35 @@ def test_refine_step_with_logits_sum_feeds_only_predictable_words_to_the_next_pa
     assert next_input.tolist() == [[6, 6, 6, EOS], [6, EOS, PAD, PAD]]
 
 
+@pytest.mark.parametrize("repredict", ["all", "open"])
+def test_repredict_open_changes_only_the_positions_the_input_held_open_and_keeps_the_others_scores(repredict):
+    """Mask-Predict's rule (open): a word kept from an earlier pass stays, with the log-probability it was
+    predicted with; PaDIR's (all): every word takes the pass's prediction and its log-probability."""
+    vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
+    rejection = decoding_options(rejecter="passthrough", repredict=repredict).rejection
+    decoder_input = torch.tensor([[5, MASK, 6, MASK, EOS]])  # words 5 and 6 kept from the pass before
+    initial = torch.tensor([[MASK, MASK, MASK, MASK, EOS]])
+    log_probs = torch.full((1, 5, 10), -5.0)
+    log_probs[0, :4, 7] = -0.5  # this pass predicts 7 everywhere
+    tokens = torch.full_like(decoder_input, 7)
+    previous = torch.tensor([[-0.25, -3.0, -0.75, -3.0, 0.0]])
+    predicted, token_log_probs, _ = refine_step(log_probs, tokens, decoder_input, initial, 2, 4, vocab, rejection,
+                                                previous_log_probs=previous)
+    if repredict == "open":
+        assert predicted.tolist() == [[5, 7, 6, 7, EOS]]
+        assert token_log_probs[0, :4].tolist() == [-0.25, -0.5, -0.75, -0.5]
+    else:
+        assert predicted.tolist() == [[7, 7, 7, 7, EOS]]
+        assert token_log_probs[0, :4].tolist() == [-0.5] * 4
+
+
+def test_repredict_open_needs_re_masking():
+    with pytest.raises(UsageError, match="--repredict open .* --replacement initial"):
+        decoding_options(repredict="open", replacement="previous").check()
+    with pytest.raises(UsageError, match="unknown --repredict 'masked'"):
+        decoding_options(repredict="masked").check()
+
+
 def test_candidate_scores_ignore_padding():
     log_probs = torch.tensor([[-1.0, -3.0, -2.0, 0.0, 0.0], [-1.0, -3.0, -2.0, -50.0, -50.0]])
     real = torch.tensor([[True, True, True, False, False]] * 2)

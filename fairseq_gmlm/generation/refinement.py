@@ -54,6 +54,7 @@ class RefinementOptions(NamedTuple):
     reject_threshold: float
     stutter_remask: bool  # parsed from on/off
     replacement: str
+    repredict: str
     restarts: int
     length_choice: str
     length_offsets: int
@@ -197,18 +198,24 @@ def refine_step(
     vocab: Vocabulary,
     rejection: Rejection,
     summed_log_probs: Optional[torch.Tensor] = None,
+    previous_log_probs: Optional[torch.Tensor] = None,
 ):
     """One pass's bookkeeping after the decoder ran on ``decoder_input`` (N x T) and ``tokens`` (N x T) were
     chosen from its ``log_probs`` (N x T x V); ``step`` counts passes from 0, of at most ``max_step`` + 1.
+    ``previous_log_probs`` (N x T): the log-probabilities the previous pass returned, which the words kept under
+    ``rejection.repredict`` "open" carry on (needed from the second pass on).
 
     Returns (predicted, token_log_probs, next_input): the filled prediction (EOS and padding kept from the
     input), the model's log-probability of each of its tokens, and the next pass's input.
     Shared by generation and unrolled training.
     """
     editable = decoder_input.ne(vocab.pad) & decoder_input.ne(vocab.eos)  # N x T
-    predicted = torch.where(editable, tokens, decoder_input)
-    token_log_probs = log_probs.gather(-1, predicted.unsqueeze(-1)).squeeze(-1)  # N x T
     opened = open_positions(decoder_input, initial, vocab)  # N x T
+    repredicted = editable if rejection.repredict == "all" else opened  # N x T
+    predicted = torch.where(repredicted, tokens, decoder_input)
+    token_log_probs = log_probs.gather(-1, predicted.unsqueeze(-1)).squeeze(-1)  # N x T
+    if rejection.repredict == "open" and step > 0:  # a kept word keeps the score it was predicted with
+        token_log_probs = torch.where(editable & ~opened, previous_log_probs, token_log_probs)
     rejected = reject(rejection.rejecter, token_log_probs, editable, step, max_step, opened,
                       k=rejection.reject_k, fraction=rejection.reject_fraction, threshold=rejection.reject_threshold)
     if rejection.stutter_remask:
@@ -399,7 +406,7 @@ class GMLMGenerator:
                 summed = log_probs if summed is None else summed + log_probs
             new_predicted, new_log_probs, next_input = refine_step(
                 log_probs, choose(log_probs, vocab, options), current, current_initial, step, options.max_iter, vocab,
-                rejection, summed,
+                rejection, summed, token_log_probs[active],
             )
             finished = self.finished(step, new_predicted, predicted[active], current, next_input, current_initial)  # n
             predicted[active], token_log_probs[active], decoder_input[active] = new_predicted, new_log_probs, next_input

@@ -91,10 +91,17 @@ REJECTERS = {
 }
 
 
+# --repredict: which positions take a pass's new prediction. "all" (PaDIR's): every word, so a word kept from an
+# earlier pass can change; "open" (Mask-Predict's): only the positions the pass's input held open, the others
+# keeping their word and the log-probability it was predicted with.
+REPREDICTIONS = ("all", "open")
+
+
 class Rejection(NamedTuple):
-    """How a pass's predictions become the next pass's input: the rejecter (a key of REJECTERS) with its settings,
-    stutter re-masking, and the replacement (a key of REPLACEMENTS). Decoding takes them from translation_gmlm's
-    flags (--rejecter, ...), unrolled training from gmlm_loss's (--train-rejecter, ...)."""
+    """How a pass's predictions become the next pass's input: which positions are predicted anew (a name of
+    REPREDICTIONS), the rejecter (a key of REJECTERS) with its settings, stutter re-masking, and the replacement (a
+    key of REPLACEMENTS). Decoding takes them from translation_gmlm's flags (--rejecter, ...), unrolled training
+    from gmlm_loss's (--train-rejecter, ...; it re-predicts every position)."""
 
     rejecter: str
     reject_k: int
@@ -102,13 +109,14 @@ class Rejection(NamedTuple):
     reject_threshold: float
     stutter_remask: bool
     replacement: str
+    repredict: str = "all"
 
     def check(self, flag_prefix: str = "--") -> "Rejection":
         """Return self, or raise a UsageError naming the flag (``flag_prefix`` + its name) to change."""
         def flag(name):
             return flag_prefix + name.replace("_", "-")
 
-        for name, choices in (("rejecter", REJECTERS), ("replacement", REPLACEMENTS)):
+        for name, choices in (("rejecter", REJECTERS), ("replacement", REPLACEMENTS), ("repredict", REPREDICTIONS)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"unknown {flag(name)} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
         if self.reject_k < 0:
@@ -120,6 +128,10 @@ class Rejection(NamedTuple):
         if self.rejecter in ("confidence", "random") and self.replacement != "initial":
             raise UsageError(f"{flag('rejecter')} {self.rejecter} re-opens positions it rejects: use "
                              f"{flag('replacement')} initial (got {self.replacement!r})")
+        if self.repredict == "open" and self.replacement != "initial":
+            raise UsageError(f"{flag('repredict')} open predicts only the positions that hold their initial token, "
+                             f"so a rejected word must go back to it: use {flag('replacement')} initial (got "
+                             f"{self.replacement!r})")
         return self
 
 

@@ -28,7 +28,9 @@ from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import (
     LENGTH_CHOICES, STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary,
 )
-from fairseq_gmlm.generation.rejecters import CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, parse_switch, predictable
+from fairseq_gmlm.generation.rejecters import (
+    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, REPREDICTIONS, parse_switch, predictable,
+)
 from fairseq_gmlm.generation.trace import TracingGenerator
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
 from fairseq_gmlm.models.warm_start import init_from_ar
@@ -99,6 +101,12 @@ class TranslationGMLMConfig(TranslationConfig):
         default="initial",
         metadata={"help": "what a rejected position holds next pass: the previous input, the initial token "
                           "(re-masking under --decoder-init mask), or the argmax of log-probs summed over passes"},
+    )
+    repredict: ChoiceEnum(list(REPREDICTIONS)) = field(
+        default="all",
+        metadata={"help": "which positions take a pass's new prediction: every word (all, PaDIR's: a word kept from "
+                          "an earlier pass can change), or only those the pass's input held open (open, "
+                          "Mask-Predict's: a kept word stays, with the log-probability it was predicted with)"},
     )
     restarts: int = field(
         default=1,
