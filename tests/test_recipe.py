@@ -176,10 +176,8 @@ def test_causal_decoding_predicts_each_word_from_the_words_before_it_only(tmp_pa
 
 
 def test_ar_loss_adds_the_causal_passes_smoothed_loss_on_every_real_token_with_its_weight(tmp_path):
-    task, model, cfg = build_task_and_model(tmp_path, "--dropout", "0", "--ar-loss-weight", "0.5")
-    criterion = task.build_criterion(cfg.criterion)
-    _, _, plain_cfg = build_task_and_model(tmp_path, "--dropout", "0", words=None)
-    plain = task.build_criterion(plain_cfg.criterion)
+    task, model, _ = build_task_and_model(tmp_path, "--dropout", "0")
+    criterion, plain = gmlm_loss(task, ar_loss_weight=0.5), gmlm_loss(task)
     model.eval()
     sample = task.corrupt(make_sample(task, ROWS), update=3)
     loss, sample_size, logged = criterion(model, sample)
@@ -198,7 +196,7 @@ def test_ar_loss_adds_the_causal_passes_smoothed_loss_on_every_real_token_with_i
 
 
 def test_a_negative_ar_loss_weight_is_refused_naming_the_flag(tmp_path):
-    task, _, cfg = build_task_and_model(tmp_path, "--ar-loss-weight", "-1")
+    task, _, cfg = build_task_and_model(tmp_path, "--ar-loss-weight", "-1")  # as fairseq-train parses it
     with pytest.raises(ValueError, match="--ar-loss-weight"):
         task.build_criterion(cfg.criterion)
 

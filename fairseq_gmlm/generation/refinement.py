@@ -406,7 +406,7 @@ class GMLMGenerator:
                 summed = log_probs if summed is None else summed + log_probs
             new_predicted, new_log_probs, next_input = refine_step(
                 log_probs, choose(log_probs, vocab, options), current, current_initial, step, options.max_iter, vocab,
-                rejection, summed, token_log_probs[active],
+                rejection, summed, token_log_probs[active] if options.repredict == "open" else None,
             )
             finished = self.finished(step, new_predicted, predicted[active], current, next_input, current_initial)  # n
             predicted[active], token_log_probs[active], decoder_input[active] = new_predicted, new_log_probs, next_input
