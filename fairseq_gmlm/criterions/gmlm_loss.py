@@ -201,9 +201,9 @@ class GMLMLoss(FairseqCriterion):
         ar_nll = None
         if self.ar_loss_weight > 0:  # the clean target under teacher forcing, as t5_ar's label_smoothed_cross_entropy
             ar_logits = model.decode(target, output.encoder_out, logit_positions=real, causal=True)  # R x V
-            ar_loss, ar_nll = (on_positions(values, real) for values in token_losses(  # B x T each
-                ar_logits, target[real], (real.float() * self.ar_loss_weight)[real], self.label_smoothing))
-            loss, nll = loss + ar_loss, nll + ar_nll
+            ar_loss, ar_nll = (on_positions(values, real) for values in token_losses(  # B x T each, unweighted
+                ar_logits, target[real], real[real], self.label_smoothing))
+            loss, nll = loss + self.ar_loss_weight * ar_loss, nll + self.ar_loss_weight * ar_nll
             sample_size = sample_size + self.ar_loss_weight * real.sum()
 
         length_loss = F.cross_entropy(output.length_logits.float(), real.sum(1), reduction="none")  # B
@@ -223,7 +223,7 @@ class GMLMLoss(FairseqCriterion):
             "n_masked_correct": n_masked_correct.data,
         }
         if ar_nll is not None:  # unweighted, per real token
-            logging_output["ar_nll_loss"] = ar_nll.data.sum() / self.ar_loss_weight
+            logging_output["ar_nll_loss"] = ar_nll.data.sum()
         return total, sample_size, logging_output
 
     @staticmethod
