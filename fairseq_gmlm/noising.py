@@ -23,7 +23,7 @@ from fairseq_gmlm.errors import UsageError
 
 _MASK32 = 0xFFFFFFFF
 STREAMS = {"ratio": 1, "random_prob": 2, "keep_prob": 3, "noise": 4, "fate": 5, "random_token": 6, "glance": 7,
-           "neighbour": 8}
+           "neighbour": 8, "predicted": 9}
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +128,20 @@ def corrupt(
         tokens = torch.where(copied & has_neighbour, neighbour, tokens).masked_fill(alone, mask)
         masked = masked | alone
     return Corruption(tokens=tokens, noised=noised, masked=masked, ratio=ratio)
+
+
+def with_predictions(
+    corruption: Corruption, predicted: torch.Tensor, keys: torch.Tensor, *, prob: float
+) -> Corruption:
+    """CORRUPTION with a share PROB of its noised positions (drawn per position, whatever they became) holding
+    PREDICTED instead: the model's own words from a first pass without gradient (B x T, see
+    ``TranslationGMLMTask.first_pass``). The input then holds the errors refinement meets in decoding, plausible
+    wrong words and repeats, rather than uniformly random ones, for the loss to correct (SMART: Ghazvininejad et
+    al., 2020; CMLMC: Huang et al., ICLR 2022). The chosen positions stay noised (scored) and are no longer masked.
+    """
+    chosen = corruption.noised & (uniform(keys, "predicted", predicted.size(1)) < prob)  # B x T
+    return corruption._replace(tokens=torch.where(chosen, predicted, corruption.tokens),
+                               masked=corruption.masked & ~chosen)
 
 
 def fully_masked(target: torch.Tensor, *, pad: int, eos: int, mask: int) -> torch.Tensor:

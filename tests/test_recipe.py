@@ -1,6 +1,6 @@
 """The translating recipe: warm start from t5_ar (--init-from-ar), decoder position inputs (--position-input,
---encoder-positions), the shifted decoder input (--shift-decoder-input), glancing training (--glancing-ratio) and
-the EOS position in the token loss."""
+--encoder-positions), the shifted decoder input (--shift-decoder-input), the model's own predictions in the input
+(--predicted-token-prob), glancing training (--glancing-ratio) and the EOS position in the token loss."""
 
 import re
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import BIN, PLUGIN, TRAIN, build_task_and_model, gmlm_args, gmlm_loss, run_cli, train
-from test_gmlm_loss import ROWS, make_sample
+from test_gmlm_loss import LONG_ROWS, ROWS, make_sample
 
 from fairseq_gmlm import noising
 from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
@@ -203,7 +203,8 @@ def test_a_negative_ar_loss_weight_is_refused_naming_the_flag(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("flags, logged", [(["--shift-decoder-input"], "'shift_decoder_input': True"),
-                                           (["--ar-loss-weight", "0.5"], "ar_nll_loss")])
+                                           (["--ar-loss-weight", "0.5"], "ar_nll_loss"),
+                                           (["--predicted-token-prob", "0.5"], "'predicted_token_prob': 0.5")])
 def test_a_warm_start_variant_trains_and_decodes_through_the_clis(reversal_corpus, ar_checkpoint, tmp_path, flags,
                                                                    logged):
     data = reversal_corpus / "bin"
@@ -214,6 +215,54 @@ def test_a_warm_start_variant_trains_and_decodes_through_the_clis(reversal_corpu
                      tmp_path / "checkpoint_last.pt", "--cpu", "--iter-decode-max-iter", "2", "--batch-size", "16")
     hypotheses = [line for line in result.stdout.splitlines() if line.startswith("H-")]
     assert len(hypotheses) == 100
+
+
+# ---- the model's own predictions in the input (--predicted-token-prob) ------------------------------------------
+
+def test_predictions_replace_a_share_of_the_noised_words_and_nothing_else():
+    target = torch.randint(10, 90, (64, 30))
+    target[:, -1] = 2
+    corruption = noising.corrupt(target, noising.example_keys(torch.arange(64), 1, 3), pad=1, eos=2, mask=9,
+                                 random_low=10, random_high=90, mask_ratio=0.6, random_prob=0.1, keep_prob=0.1)
+    predicted = torch.full_like(target, 95)  # a word the corruption never writes
+    keys = noising.example_keys(torch.arange(64), 1, 3)
+    half = noising.with_predictions(corruption, predicted, keys, prob=0.5)
+    chosen = half.tokens.eq(95)
+    assert not (chosen & ~corruption.noised).any()  # only noised positions
+    assert abs(chosen.sum().item() / corruption.noised.sum().item() - 0.5) < 0.05
+    assert torch.equal(half.tokens[~chosen], corruption.tokens[~chosen])
+    assert torch.equal(half.masked, corruption.masked & ~chosen) and torch.equal(half.noised, corruption.noised)
+    everything = noising.with_predictions(corruption, predicted, keys, prob=1.0)
+    assert torch.equal(everything.tokens.eq(95), corruption.noised) and not everything.masked.any()
+    assert torch.equal(noising.with_predictions(corruption, predicted, keys, prob=0.0).tokens, corruption.tokens)
+
+
+def test_the_predictions_come_from_a_pass_over_the_target_with_its_noised_words_masked(tmp_path):
+    task, model, _ = build_task_and_model(tmp_path, "--dropout", "0", "--mask-ratio", "0.6",
+                                          "--predicted-token-prob", "1")
+    inputs = []
+    decode = model.decode
+    model.decode = lambda tokens, *args, **kwargs: inputs.append(tokens.clone()) or decode(tokens, *args, **kwargs)
+    sample = task.corrupt(make_sample(task, LONG_ROWS), update=3, model=model)
+    target, corruption = sample["target"], sample["corruption"]
+    assert len(inputs) == 1 and torch.equal(inputs[0], target.masked_fill(corruption.noised, task.vocab.mask))
+    expected = task.first_pass(model, sample, inputs[0])  # the same weights, no dropout: the same argmax
+    assert corruption.noised.any() and not corruption.masked.any()
+    tokens = sample["net_input"]["prev_output_tokens"]
+    assert torch.equal(tokens[corruption.noised], expected[corruption.noised])
+    assert torch.equal(tokens[~corruption.noised], target[~corruption.noised])
+    assert not tokens.eq(task.vocab.mask).any()
+    unseen = task.corrupt(make_sample(task, LONG_ROWS), update=3)  # validation: no model, the random corruption
+    assert torch.equal(unseen["corruption"].noised, corruption.noised) and unseen["corruption"].masked.any()
+
+
+def test_predicted_tokens_out_of_range_or_beside_glancing_are_refused_naming_the_flags(tmp_path):
+    from fairseq_gmlm.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^--predicted-token-prob must be in \[0, 1\] \(0 = off\), got 1.5$"):
+        build_task_and_model(tmp_path, "--predicted-token-prob", "1.5")
+    with pytest.raises(UsageError, match="^--glancing-ratio replaces the random corruption, so --predicted-token-prob"):
+        build_task_and_model(tmp_path, "--predicted-token-prob", "0.2", "--glancing-ratio", "0.5")
 
 
 # ---- glancing ---------------------------------------------------------------------------------------------------

@@ -60,6 +60,13 @@ class TranslationGMLMConfig(TranslationConfig):
                                        "(left or right), so that training shows the model stutters to repair (measured "
                                        "worse: docs/training.md)"}
     )
+    predicted_token_prob: float = field(
+        default=0.0,
+        metadata={"help": "share of noised tokens replaced by the model's own prediction: a first pass without "
+                          "gradient reads the target with every noised token masked, and a share of the noised "
+                          "positions (drawn per position) take its argmax words, so the input holds the errors "
+                          "refinement has to correct (SMART, CMLMC); costs that pass per update. 0: off"},
+    )
     glancing_ratio: float = field(
         default=0.0,
         metadata={"help": "glancing training (GLAT): instead of the random corruption above, a first pass without "
@@ -169,6 +176,11 @@ class TranslationGMLMTask(TranslationTask):
                              f"got {cfg.upsample_primary}")
         if not 0.0 <= cfg.glancing_ratio <= 1.0:
             raise UsageError(f"--glancing-ratio must be in [0, 1] (0 = off), got {cfg.glancing_ratio}")
+        if not 0.0 <= cfg.predicted_token_prob <= 1.0:
+            raise UsageError(f"--predicted-token-prob must be in [0, 1] (0 = off), got {cfg.predicted_token_prob}")
+        if cfg.glancing_ratio > 0 and cfg.predicted_token_prob > 0:
+            raise UsageError("--glancing-ratio replaces the random corruption, so --predicted-token-prob would be "
+                             "ignored: set one of them to 0")
         if cfg.glancing_ratio > 0 and cfg.neighbour_copy_prob > 0:
             raise UsageError("--glancing-ratio replaces the random corruption, so --neighbour-copy-prob would be "
                              "ignored: set one of them to 0")
@@ -278,7 +290,8 @@ class TranslationGMLMTask(TranslationTask):
 
     def corrupt(self, sample, update: int, model=None):
         """Add ``sample["corruption"]`` and make it the decoder input: glancing when MODEL is given and
-        --glancing-ratio > 0 (training), else the random corruption."""
+        --glancing-ratio > 0 (training), else the random corruption, with --predicted-token-prob of its noised
+        words MODEL's own predictions when MODEL is given."""
         target = sample["target"]
         keys = noising.example_keys(sample["id"], self.cfg.seed, update)
         if model is not None and self.cfg.glancing_ratio > 0:
@@ -292,19 +305,26 @@ class TranslationGMLMTask(TranslationTask):
                 mask_ratio=self.mask_ratio, random_prob=self.random_token_prob, keep_prob=self.keep_prob,
                 neighbour_prob=self.cfg.neighbour_copy_prob,
             )
+            if model is not None and self.cfg.predicted_token_prob > 0:
+                canvas = target.masked_fill(corruption.noised, self.vocab.mask)  # B x T
+                predicted = self.first_pass(model, sample, canvas)
+                corruption = noising.with_predictions(corruption, predicted, keys, prob=self.cfg.predicted_token_prob)
         sample["corruption"] = corruption
         sample["net_input"]["prev_output_tokens"] = corruption.tokens
         return sample
 
-    def first_pass(self, model, sample) -> torch.Tensor:
-        """Glancing's first parallel pass, without gradient: B x T argmax predictions from the fully masked
-        target (in training mode, dropout included, as the pass that follows)."""
+    def first_pass(self, model, sample, canvas: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """A parallel pass without gradient over CANVAS (B x T; default the fully masked target, glancing's), in
+        training mode, dropout included, as the pass that follows. Returns B x T: the argmax word at each
+        ``<mask>`` of CANVAS (only those are projected onto the vocabulary), CANVAS's token elsewhere."""
         vocab, net_input = self.vocab, sample["net_input"]
-        canvas = noising.fully_masked(sample["target"], pad=vocab.pad, eos=vocab.eos, mask=vocab.mask)
+        if canvas is None:
+            canvas = noising.fully_masked(sample["target"], pad=vocab.pad, eos=vocab.eos, mask=vocab.mask)
+        masked = canvas.eq(vocab.mask)  # B x T
         with torch.no_grad():
             encoder_out = model.encode(net_input["src_tokens"], net_input["src_lengths"])
-            logits = model.decode(canvas, encoder_out)  # B x T x V
-            return predictable(logits, vocab.never_predicted).argmax(-1)
+            logits = model.decode(canvas, encoder_out, masked)  # P x V
+            return canvas.masked_scatter(masked, predictable(logits, vocab.never_predicted).argmax(-1))
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         model.train()
