@@ -65,7 +65,8 @@ class TranslationGMLMConfig(TranslationConfig):
         metadata={"help": "share of noised tokens replaced by the model's own prediction: a first pass without "
                           "gradient reads the target with every noised token masked, and a share of the noised "
                           "positions (drawn per position) take its argmax words, so the input holds the errors "
-                          "refinement has to correct (SMART, CMLMC); costs that pass per update. 0: off"},
+                          "refinement has to correct (SMART, CMLMC); costs that pass per update (measured worse at the "
+                          "recipe's budget: docs/training.md). 0: off"},
     )
     glancing_ratio: float = field(
         default=0.0,
