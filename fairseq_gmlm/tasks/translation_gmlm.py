@@ -179,12 +179,11 @@ class TranslationGMLMTask(TranslationTask):
             raise UsageError(f"--glancing-ratio must be in [0, 1] (0 = off), got {cfg.glancing_ratio}")
         if not 0.0 <= cfg.predicted_token_prob <= 1.0:
             raise UsageError(f"--predicted-token-prob must be in [0, 1] (0 = off), got {cfg.predicted_token_prob}")
-        if cfg.glancing_ratio > 0 and cfg.predicted_token_prob > 0:
-            raise UsageError("--glancing-ratio replaces the random corruption, so --predicted-token-prob would be "
-                             "ignored: set one of them to 0")
-        if cfg.glancing_ratio > 0 and cfg.neighbour_copy_prob > 0:
-            raise UsageError("--glancing-ratio replaces the random corruption, so --neighbour-copy-prob would be "
-                             "ignored: set one of them to 0")
+        for flag, value in (("--predicted-token-prob", cfg.predicted_token_prob),
+                            ("--neighbour-copy-prob", cfg.neighbour_copy_prob)):
+            if cfg.glancing_ratio > 0 and value > 0:
+                raise UsageError(f"--glancing-ratio replaces the random corruption, so {flag} would be ignored: set "
+                                 f"one of them to 0")
         mask, length = tgt_dict.index(MASK_SYMBOL), tgt_dict.index(LENGTH_SYMBOL)
         self.vocab = Vocabulary(
             pad=tgt_dict.pad(), eos=tgt_dict.eos(), mask=mask,
