@@ -72,7 +72,8 @@ class TranslationGMLMConfig(TranslationConfig):
         default=0.0,
         metadata={"help": "glancing training (GLAT): instead of the random corruption above, a first pass without "
                           "gradient on the fully masked target; floor(ratio x its wrong words) reference words are "
-                          "revealed, the rest masked and scored. 0: off"},
+                          "revealed, the rest masked and scored; it never shows a wrong input word, so decode its model in one "
+                          "pass or with --repredict open (measured at the recipe's budget: docs/training.md). 0: off"},
     )
     upsample_primary: int = field(
         default=1,  # fairseq's -1 breaks training on several shards (train, train1, ...): defect 10 of fairseq-fixes.md
