@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,35 @@ def test_every_stage_writes_its_files(pipeline):
     # through, is its last state alone
     assert averaged.pop("teacher") == "checkpoint_last.pt"
     assert all(re.fullmatch(r"checkpoint(_\d+_\d+|\d+)\.pt, checkpoint_last\.pt", states) for states in averaged.values())
+
+
+@pytest.mark.parametrize("kind", ["t5_ar", "gmlm", "ar", "cmlm"])
+def test_every_system_is_built_with_the_layer_counts_given_in_place_of_the_presets(tmp_path, kind):
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    from benchmarks.harness.training import system_flags
+    from fairseq_gmlm.cli import PLUGIN
+
+    for lang in ("src", "tgt"):
+        (tmp_path / f"dict.{lang}.txt").write_text("".join(f"w{i} {1000 - i}\n" for i in range(24)))
+    flags = system_flags(kind, "gmlm_t5_tiny", {"encoder_layers": 3, "decoder_layers": 1})  # the preset has 2 + 2
+    args = options.parse_args_and_arch(options.get_training_parser(), [
+        str(tmp_path), "--user-dir", PLUGIN, *flags, "--source-lang", "src", "--target-lang", "tgt", "--cpu"])
+    cfg = convert_namespace_to_omegaconf(args)
+    model = tasks.setup_task(cfg.task).build_model(cfg.model)
+    # gmlm_t5: encoder.blocks.N.*, t5_ar: encoder.stack.blocks.N.*, fairseq's transformer and cmlm: encoder.layers.N.*
+    block = re.compile(r"(encoder|decoder)\.(?:stack\.)?(?:blocks|layers)\.(\d+)\.")
+    blocks = {match.groups() for match in map(block.match, model.state_dict()) if match}
+    assert Counter(side for side, _ in blocks) == {"encoder": 3, "decoder": 1}
+
+
+def test_layer_counts_below_one_are_refused_naming_the_flag():
+    from benchmarks.harness.run import parse_args
+
+    with pytest.raises(SystemExit, match="--decoder-layers must be >= 1, got 0"):
+        parse_args(["--work", "w", "--decoder-layers", "0"])
+    assert parse_args(["--work", "w", "--encoder-layers", "4"]).encoder_layers == 4
 
 
 @pytest.mark.slow

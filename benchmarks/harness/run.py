@@ -6,8 +6,9 @@
 
 from the repository root (``python scripts/run_benchmark.py`` runs the same).
 
-Every model has gmlm_t5's shape (--arch) and the union's vocabulary. Training runs two jobs side by side with
---train-threads threads each, in two chains (A = --ar-minutes, W = --minutes):
+Every model has gmlm_t5's shape (--arch; --encoder-layers and --decoder-layers replace its layer counts) and the
+union's vocabulary. Training runs two jobs side by side with --train-threads threads each, in two chains
+(A = --ar-minutes, W = --minutes):
   chain 1  teacher t5_ar for A min -> distil the training set with it -> GMLM warm-started from it for W min
            (the recipe's raw targets) -> AR baseline: the teacher trained on for W min more (it resumes the
            teacher's last state, so it passes through it and keeps training as long as the GMLM fine-tunes)
@@ -83,6 +84,10 @@ def parse_args(argv=None):
                              "each train --ar-minutes + --minutes")
     parser.add_argument("--tiny", action="store_true", help="toy run: sliced corpora, tiny models, few updates")
     parser.add_argument("--arch", help="gmlm_t5 preset whose shape every model takes (default gmlm_t5_mini; tiny: gmlm_t5_tiny)")
+    for side in ("encoder", "decoder"):
+        parser.add_argument(f"--{side}-layers", type=int,
+                            help=f"{side} blocks of every model, in place of the --arch preset's (docs/training.md, "
+                                 "\"Model shape at the recipe's budget\")")
     parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
     parser.add_argument("--max-update", type=int,
                         help="updates of the teacher and the GMLM's fine-tuning on top of the time budget, twice as many "
@@ -143,8 +148,8 @@ def fill_defaults(args):
             setattr(args, name, value)
     if args.gpu and not (args.fp16 or args.bf16):
         args.bf16 = True
-    for name in ("threads", "train_threads", "jobs"):
-        if getattr(args, name) < 1:
+    for name in ("threads", "train_threads", "jobs", "encoder_layers", "decoder_layers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.save_every == 0 and args.average_last > 1:
         raise SystemExit(f"--average-last {args.average_last} averages saved states, and --save-every 0 saves only the "
@@ -172,11 +177,17 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), avera
     import torch
 
     minutes, max_update = budgets(args)[name]
-    flags = training.system_flags(kind, args.arch) + training.common_flags(
+    flags = training.system_flags(kind, args.arch, layers(args)) + training.common_flags(
         minutes, max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(), save_every=args.save_every,
         keep=args.average_last, dropout=args.dropout, batch_scale=batch_scale(args, name))
     return training.train(name, data_bin, args.work / "models" / name, training.with_flags(flags, extra_flags),
                           average_last or args.average_last, resume, minutes_left=args.minutes)
+
+
+def layers(args) -> dict:
+    """The layer counts given on the command line, which replace the --arch preset's in every model."""
+    given = {name: getattr(args, name) for name in ("encoder_layers", "decoder_layers")}
+    return {name: count for name, count in given.items() if count is not None}
 
 
 def batch_scale(args, name: str) -> float:
@@ -309,6 +320,7 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
     models = {name: {"checkpoint": str(path), "budget": budget_text(args, name), "updates": training.updates_of(path),
                      "parameters": parameter_count(path)} for name, path in checkpoints.items()}
     return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny, "arch": args.arch,
+            "layers": layers(args),
             "machine": timing["machine"], "corpora": info["corpora"], "train_pairs": info["train_pairs"],
             "tables": report.merge(scores["test"], timing["rows"]), "valid": scores["valid"],
             "profile": timing["profile"],

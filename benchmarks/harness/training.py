@@ -28,8 +28,9 @@ logger = logging.getLogger("benchmark.training")
 MAX_TOKENS = 4096  # tokens per update at batch scale 1 (common_flags)
 
 
-def gmlm_shape(arch: str) -> dict:
-    """d_model, heads, d_ff and layer counts of a gmlm_t5 preset (its config's defaults where it sets none)."""
+def gmlm_shape(arch: str, layers: dict = None) -> dict:
+    """d_model, heads, d_ff and layer counts of a gmlm_t5 preset (its config's defaults where it sets none).
+    LAYERS: layer counts that replace the preset's, e.g. {"encoder_layers": 4, "decoder_layers": 2}."""
     from fairseq_gmlm.models.gmlm_t5 import ARCHITECTURES, GMLMT5Config
 
     if arch not in ARCHITECTURES:
@@ -37,6 +38,7 @@ def gmlm_shape(arch: str) -> dict:
     defaults = GMLMT5Config()
     shape = {name: ARCHITECTURES[arch].get(name, getattr(defaults, name))
              for name in ("d_model", "num_heads", "d_kv", "d_ff", "encoder_layers", "decoder_layers")}
+    shape.update(layers or {})
     if shape["num_heads"] * shape["d_kv"] != shape["d_model"]:
         raise SystemExit(f"--arch {arch}: heads x d_kv != d_model, fairseq's transformer cannot match its shape")
     return shape
@@ -100,9 +102,11 @@ def with_flags(flags, extra) -> list:
     return words(merged.items())
 
 
-def system_flags(kind: str, arch: str) -> list:
-    """Task, model and criterion of one system: 'ar', 'cmlm' or 'gmlm'."""
-    shape = gmlm_shape(arch)
+def system_flags(kind: str, arch: str, layers: dict = None) -> list:
+    """Task, model and criterion of one system: 'ar', 'cmlm', 'gmlm' or 't5_ar'; LAYERS as in :func:`gmlm_shape`."""
+    shape = gmlm_shape(arch, layers)
+    preset_overrides = [word for name, count in (layers or {}).items()
+                        for word in (f"--{name.replace('_', '-')}", str(count))]
     if kind == "ar":
         return ["--task", "translation", "--arch", "transformer", *stock_shape_flags(shape),
                 "--criterion", "label_smoothed_cross_entropy"]
@@ -110,9 +114,9 @@ def system_flags(kind: str, arch: str) -> list:
         return ["--task", "translation_lev", "--noise", "random_mask", "--arch", "cmlm_transformer",
                 *stock_shape_flags(shape), "--apply-bert-init", "--criterion", "nat_loss", "--length-loss-factor", "0.1"]
     if kind == "gmlm":
-        return ["--task", "translation_gmlm", "--arch", arch, "--criterion", "gmlm_loss"]
+        return ["--task", "translation_gmlm", "--arch", arch, *preset_overrides, "--criterion", "gmlm_loss"]
     if kind == "t5_ar":
-        return ["--task", "translation", "--arch", arch.replace("gmlm_t5", "t5_ar"),
+        return ["--task", "translation", "--arch", arch.replace("gmlm_t5", "t5_ar"), *preset_overrides,
                 "--criterion", "label_smoothed_cross_entropy"]
     raise ValueError(f"unknown system kind {kind!r}")
 
