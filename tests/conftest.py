@@ -117,9 +117,15 @@ def ar_checkpoint(reversal_corpus, tmp_path_factory):
 
 
 def build_task_and_model(data_dir: Path, *extra_args, arch: str = "gmlm_t5_tiny", words: int = 24, seed: int = 1):
-    """Parse a real fairseq-train command line and build the task and an untrained model in-process.
+    """Parse a real fairseq-train command line and build the task and an untrained gmlm_t5 model in-process.
 
     DATA_DIR gets a dictionary of WORDS symbols w0, w1, ...; words=None keeps the dictionary already there."""
+    return build_from_flags(data_dir, ["--task", "translation_gmlm", "--arch", arch, "--criterion", "gmlm_loss",
+                                       "--seed", str(seed), *map(str, extra_args)], words, seed)
+
+
+def build_from_flags(data_dir: Path, flags: list, words: int = 24, seed: int = 1):
+    """build_task_and_model for any task, model and criterion FLAGS: (task, untrained model, cfg)."""
     import torch
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
@@ -129,8 +135,7 @@ def build_task_and_model(data_dir: Path, *extra_args, arch: str = "gmlm_t5_tiny"
         (data_dir / f"dict.{lang}.txt").write_text("".join(f"w{i} {1000 - i}\n" for i in range(words)))
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, [
-        str(data_dir), "--user-dir", PLUGIN, "--task", "translation_gmlm", "--arch", arch, "--criterion", "gmlm_loss",
-        "--source-lang", "src", "--target-lang", "tgt", "--cpu", "--seed", str(seed), *map(str, extra_args),
+        str(data_dir), "--user-dir", PLUGIN, "--source-lang", "src", "--target-lang", "tgt", "--cpu", *flags,
     ])
     cfg = convert_namespace_to_omegaconf(args)
     torch.manual_seed(seed)

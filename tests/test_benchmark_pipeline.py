@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, write_reversal_corpus
+from conftest import ROOT, build_from_flags, write_reversal_corpus
 
 pytest.importorskip("matplotlib")
 from benchmarks.harness.profile import profiled_keys  # noqa: E402
@@ -70,19 +70,10 @@ def test_every_stage_writes_its_files(pipeline):
 
 @pytest.mark.parametrize("kind", ["t5_ar", "gmlm", "ar", "cmlm"])
 def test_every_system_is_built_with_the_layer_counts_given_in_place_of_the_presets(tmp_path, kind):
-    from fairseq import options, tasks
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-
     from benchmarks.harness.training import system_flags
-    from fairseq_gmlm.cli import PLUGIN
 
-    for lang in ("src", "tgt"):
-        (tmp_path / f"dict.{lang}.txt").write_text("".join(f"w{i} {1000 - i}\n" for i in range(24)))
     flags = system_flags(kind, "gmlm_t5_tiny", {"encoder_layers": 3, "decoder_layers": 1})  # the preset has 2 + 2
-    args = options.parse_args_and_arch(options.get_training_parser(), [
-        str(tmp_path), "--user-dir", PLUGIN, *flags, "--source-lang", "src", "--target-lang", "tgt", "--cpu"])
-    cfg = convert_namespace_to_omegaconf(args)
-    model = tasks.setup_task(cfg.task).build_model(cfg.model)
+    _, model, _ = build_from_flags(tmp_path, flags)
     # gmlm_t5: encoder.blocks.N.*, t5_ar: encoder.stack.blocks.N.*, fairseq's transformer and cmlm: encoder.layers.N.*
     block = re.compile(r"(encoder|decoder)\.(?:stack\.)?(?:blocks|layers)\.(\d+)\.")
     blocks = {match.groups() for match in map(block.match, model.state_dict()) if match}
@@ -90,11 +81,12 @@ def test_every_system_is_built_with_the_layer_counts_given_in_place_of_the_prese
 
 
 def test_layer_counts_below_one_are_refused_naming_the_flag():
-    from benchmarks.harness.run import parse_args
+    from benchmarks.harness.run import layers, parse_args
 
     with pytest.raises(SystemExit, match="--decoder-layers must be >= 1, got 0"):
         parse_args(["--work", "w", "--decoder-layers", "0"])
-    assert parse_args(["--work", "w", "--encoder-layers", "4"]).encoder_layers == 4
+    # a count not given keeps the preset's: it is left out, not passed on as None
+    assert layers(parse_args(["--work", "w", "--encoder-layers", "4"])) == {"encoder_layers": 4}
 
 
 @pytest.mark.slow
