@@ -80,13 +80,17 @@ def test_every_system_is_built_with_the_layer_counts_given_in_place_of_the_prese
     assert Counter(side for side, _ in blocks) == {"encoder": 3, "decoder": 1}
 
 
-def test_layer_counts_below_one_are_refused_naming_the_flag():
+def test_layer_counts_default_to_4_plus_2_on_cpu_and_below_one_are_refused():
     from benchmarks.harness.run import layers, parse_args
 
     with pytest.raises(SystemExit, match="--decoder-layers must be >= 1, got 0"):
         parse_args(["--work", "w", "--decoder-layers", "0"])
-    # a count not given keeps the preset's: it is left out, not passed on as None
-    assert layers(parse_args(["--work", "w", "--encoder-layers", "4"])) == {"encoder_layers": 4}
+    # the CPU run's default shape is 4 + 2 (measured); a count given replaces it; the tiny and GPU presets keep their
+    # arch's counts, which are left out, not passed on as None
+    assert layers(parse_args(["--work", "w"])) == {"encoder_layers": 4, "decoder_layers": 2}
+    assert layers(parse_args(["--work", "w", "--encoder-layers", "3"])) == {"encoder_layers": 3, "decoder_layers": 2}
+    assert layers(parse_args(["--work", "w", "--tiny"])) == {}
+    assert layers(parse_args(["--work", "w", "--gpu"])) == {}
 
 
 @pytest.mark.slow
