@@ -132,9 +132,10 @@ def fill_defaults(args):
     # benchmark's 38 minutes go": 24 + 14 reached 35% of the AR baseline, 13 + 25 52%, 8 + 30 56%); 8 + 30 would
     # leave CMLM a teacher of 4 BLEU to distil from. Under the later recipe 8.7 + 37.3 was level with 13 + 33
     # ("Teacher or fine-tuning under the recipe").
-    # 4 encoder + 2 decoder blocks, not the preset's 3 + 3: every system of ours gained BLEU in the benchmark at 4 + 2
-    # (2026-12-05: AR beam 4 +4.28, the GMLM +2.04 on LibreOffice-help test), so each is at the better shape measured
-    # for it (benchmarks/ANALYSIS.md; docs/training.md, "Model shape at the recipe's budget").
+    # 4 encoder + 2 decoder blocks, not the preset's 3 + 3: the AR baseline and the warm-started GMLM both gained BLEU
+    # in the benchmark at 4 + 2 (2026-12-05: AR beam 4 +4.28, the GMLM +2.04 on LibreOffice-help test; the GMLM from
+    # scratch and CMLM lost 0.3 and 0.9), so the pair compared is at the better shape measured for each
+    # (benchmarks/ANALYSIS.md; docs/training.md, "Model shape at the recipe's budget").
     full = {"arch": "gmlm_t5_mini", "encoder_layers": 4, "decoder_layers": 2, "vocab_size": 3000, "max_update": 0,
             "average_last": 1, "save_every": 100, "latency_sentences": 200, "large_batch": 128, "repeats": 3,
             "ar_minutes": 13.0, "minutes": 33.0}
