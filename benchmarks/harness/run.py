@@ -86,8 +86,8 @@ def parse_args(argv=None):
     parser.add_argument("--arch", help="gmlm_t5 preset whose shape every model takes (default gmlm_t5_mini; tiny: gmlm_t5_tiny)")
     for side in ("encoder", "decoder"):
         parser.add_argument(f"--{side}-layers", type=int,
-                            help=f"{side} blocks of every model, in place of the --arch preset's (full CPU run: "
-                                 f"{dict(encoder=4, decoder=2)[side]}; docs/training.md, "
+                            help=f"{side} blocks of every model, in place of the --arch preset's (full CPU run: 4 encoder + "
+                                 "2 decoder; docs/training.md, "
                                  "\"Model shape at the recipe's budget\")")
     parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
     parser.add_argument("--max-update", type=int,
@@ -145,8 +145,8 @@ def fill_defaults(args):
     # gmlm_t5_small state with its optimiser is about 0.7 GB), 20 batch-1 sentences. It does not fit yet: on an H200
     # (2026-12-04) it took 9.9 minutes before timing, 3.8 of them distilling (docs/benchmark.md, "The GPU variant").
     # gmlm_t5_small keeps its own layer counts (the 4 + 2 measurement was at gmlm_t5_mini's width).
-    gpu = dict(full, arch="gmlm_t5_small", encoder_layers=None, decoder_layers=None, ar_minutes=0.75, minutes=0.75, save_every=0, latency_sentences=20,
-               jobs=4, train_threads=2, distill_max_tokens=32000)
+    gpu = dict(full, arch="gmlm_t5_small", encoder_layers=None, decoder_layers=None, ar_minutes=0.75, minutes=0.75,
+               save_every=0, latency_sentences=20, jobs=4, train_threads=2, distill_max_tokens=32000)
     if args.tiny and args.gpu:
         raise SystemExit("--tiny and --gpu are two presets: give one")
     common = {"jobs": 2, "train_threads": 1}
