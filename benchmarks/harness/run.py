@@ -84,11 +84,10 @@ def parse_args(argv=None):
                              "each train --ar-minutes + --minutes")
     parser.add_argument("--tiny", action="store_true", help="toy run: sliced corpora, tiny models, few updates")
     parser.add_argument("--arch", help="gmlm_t5 preset whose shape every model takes (default gmlm_t5_mini; tiny: gmlm_t5_tiny)")
-    for side in ("encoder", "decoder"):
-        parser.add_argument(f"--{side}-layers", type=int,
-                            help=f"{side} blocks of every model, in place of the --arch preset's (full CPU run: 4 encoder + "
-                                 "2 decoder; docs/training.md, "
-                                 "\"Model shape at the recipe's budget\")")
+    for name in training.LAYER_COUNTS:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int,
+                            help=f"{name.split('_')[0]} blocks of every model, in place of the --arch preset's (full CPU "
+                                 "run: 4 encoder + 2 decoder; docs/training.md, \"Model shape at the recipe's budget\")")
     parser.add_argument("--vocab-size", type=int, help="joint sentencepiece pieces (default 3000; tiny: 300)")
     parser.add_argument("--max-update", type=int,
                         help="updates of the teacher and the GMLM's fine-tuning on top of the time budget, twice as many "
@@ -155,7 +154,7 @@ def fill_defaults(args):
             setattr(args, name, value)
     if args.gpu and not (args.fp16 or args.bf16):
         args.bf16 = True
-    for name in ("threads", "train_threads", "jobs", "encoder_layers", "decoder_layers"):
+    for name in ("threads", "train_threads", "jobs", *training.LAYER_COUNTS):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.save_every == 0 and args.average_last > 1:
@@ -193,8 +192,7 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), avera
 
 def layers(args) -> dict:
     """The layer counts given on the command line, which replace the --arch preset's in every model."""
-    given = {name: getattr(args, name) for name in ("encoder_layers", "decoder_layers")}
-    return {name: count for name, count in given.items() if count is not None}
+    return {name: getattr(args, name) for name in training.LAYER_COUNTS if getattr(args, name) is not None}
 
 
 def batch_scale(args, name: str) -> float:

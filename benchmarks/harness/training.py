@@ -26,6 +26,7 @@ logger = logging.getLogger("benchmark.training")
 
 
 MAX_TOKENS = 4096  # tokens per update at batch scale 1 (common_flags)
+LAYER_COUNTS = ("encoder_layers", "decoder_layers")  # the counts of a preset that a benchmark may replace
 
 
 def gmlm_shape(arch: str, layers: dict = None) -> dict:
@@ -37,7 +38,7 @@ def gmlm_shape(arch: str, layers: dict = None) -> dict:
         raise SystemExit(f"--arch {arch}: not a gmlm_t5 preset (choose from {', '.join(ARCHITECTURES)})")
     defaults = GMLMT5Config()
     shape = {name: ARCHITECTURES[arch].get(name, getattr(defaults, name))
-             for name in ("d_model", "num_heads", "d_kv", "d_ff", "encoder_layers", "decoder_layers")}
+             for name in ("d_model", "num_heads", "d_kv", "d_ff", *LAYER_COUNTS)}
     shape.update(layers or {})
     if shape["num_heads"] * shape["d_kv"] != shape["d_model"]:
         raise SystemExit(f"--arch {arch}: heads x d_kv != d_model, fairseq's transformer cannot match its shape")
@@ -105,8 +106,7 @@ def with_flags(flags, extra) -> list:
 def system_flags(kind: str, arch: str, layers: dict = None) -> list:
     """Task, model and criterion of one system: 'ar', 'cmlm', 'gmlm' or 't5_ar'; LAYERS as in :func:`gmlm_shape`."""
     shape = gmlm_shape(arch, layers)
-    preset_overrides = [word for name, count in (layers or {}).items()
-                        for word in (f"--{name.replace('_', '-')}", str(count))]
+    preset_overrides = words((f"--{name.replace('_', '-')}", str(count)) for name, count in (layers or {}).items())
     if kind == "ar":
         return ["--task", "translation", "--arch", "transformer", *stock_shape_flags(shape),
                 "--criterion", "label_smoothed_cross_entropy"]
