@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from fairseq_gmlm.generation.refinement import Vocabulary, candidate_lengths, initial_tokens
 from fairseq_gmlm.generation.rejecters import (
-    candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
+    candidate_scores, cosine_schedule_count, linear_schedule_count, reject, reject_lowest, replace, stutter,
 )
 from fairseq_gmlm.models.length_head import MIN_LENGTH, top_lengths
 from fairseq_gmlm.models.t5_layers import relative_position_bucket
@@ -181,6 +181,18 @@ def test_linear_schedule_rejects_fewer_each_pass_and_none_after_the_last(lengths
     for step, count in enumerate(counts):
         expected = [math.floor(n * (max_step - step) / (max_step + 1)) for n in lengths]
         assert count.tolist() == expected
+
+
+@FEW
+@given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=6), max_step=st.integers(0, 12))
+def test_cosine_schedule_rejects_fewer_each_pass_at_least_the_linear_count_and_none_after_the_last(lengths, max_step):
+    num_editable = torch.tensor(lengths)
+    counts = [cosine_schedule_count(num_editable, step, max_step) for step in range(max_step + 1)]
+    for earlier, later in zip(counts, counts[1:]):
+        assert (later <= earlier).all()
+    assert (counts[0] <= num_editable).all() and not counts[-1].any()
+    for step, count in enumerate(counts):
+        assert (count >= linear_schedule_count(num_editable, step, max_step)).all()
 
 
 @FEW

@@ -7,7 +7,7 @@ from conftest import decoding_options
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import Vocabulary, refine_step
 from fairseq_gmlm.generation.rejecters import (
-    REJECTERS, candidate_scores, linear_schedule_count, reject, reject_lowest, replace, stutter,
+    REJECTERS, candidate_scores, cosine_schedule_count, linear_schedule_count, reject, reject_lowest, replace, stutter,
 )
 
 BOS, PAD, EOS, MASK, LENGTH = 0, 1, 2, 8, 9
@@ -21,6 +21,14 @@ def test_linear_schedule_rejects_nothing_after_the_last_pass():
     lengths = torch.tensor([10, 3])
     # 5 passes (max_iter 4): after pass t reject floor(L * (4 - t) / 5)
     assert [linear_schedule_count(lengths, t, 4).tolist() for t in range(5)] == [[8, 2], [6, 1], [4, 1], [2, 0], [0, 0]]
+
+
+def test_cosine_schedule_keeps_more_masked_early_and_rejects_nothing_after_the_last_pass():
+    lengths = torch.tensor([20, 3])
+    # 5 passes: floor(L * cos(pi/2 * (t + 1) / 5)) = 95%, 81%, 59%, 31% of L, then 0
+    assert [cosine_schedule_count(lengths, t, 4).tolist() for t in range(5)] == [[19, 2], [16, 2], [11, 1], [6, 0], [0, 0]]
+    rejected = reject("cosine", scores, editable, 0, 4)
+    assert rejected.tolist() == reject_lowest(scores, editable, torch.tensor([4, 2])).tolist()
 
 
 def test_reject_lowest_picks_the_least_confident_editable_tokens_only():
