@@ -17,7 +17,7 @@ VOCAB = Vocabulary(pad=1, eos=2, mask=8, random_low=3, random_high=8, never_pred
 
 
 @pytest.mark.parametrize("field, value, flag, choices", [
-    ("rejecter", "best", "--rejecter", "passthrough, linear, bottom-k, bottom-fraction, confidence, random"),
+    ("rejecter", "best", "--rejecter", "passthrough, linear, cosine, bottom-k, bottom-fraction, confidence, random"),
     ("replacement", "mask", "--replacement", "previous, initial, logits-sum"),
     ("candidate_score", "max", "--candidate-score", "mean, sum"),
     ("stop_rule", "never", "--stop-rule", "input, prediction"),
