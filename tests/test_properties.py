@@ -5,6 +5,7 @@ Examples stay small and few so the module runs in seconds."""
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -170,29 +171,19 @@ def test_reject_lowest_rejects_count_editable_positions_none_better_than_a_kept_
             assert scores[row][rejected[row]].max() <= scores[row][kept].min()
 
 
+@pytest.mark.parametrize("schedule", [linear_schedule_count, cosine_schedule_count])
 @FEW
 @given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=6), max_step=st.integers(0, 12))
-def test_linear_schedule_rejects_fewer_each_pass_and_none_after_the_last(lengths, max_step):
+def test_schedules_reject_fewer_each_pass_and_none_after_the_last(schedule, lengths, max_step):
+    """Linear: exactly floor(L * (max_step - step) / (max_step + 1)); cosine: never fewer than that."""
     num_editable = torch.tensor(lengths)
-    counts = [linear_schedule_count(num_editable, step, max_step) for step in range(max_step + 1)]
+    counts = [schedule(num_editable, step, max_step) for step in range(max_step + 1)]
     for earlier, later in zip(counts, counts[1:]):
         assert (later <= earlier).all()
     assert (counts[0] <= num_editable).all() and not counts[-1].any()
     for step, count in enumerate(counts):
-        expected = [math.floor(n * (max_step - step) / (max_step + 1)) for n in lengths]
-        assert count.tolist() == expected
-
-
-@FEW
-@given(lengths=st.lists(st.integers(0, 60), min_size=1, max_size=6), max_step=st.integers(0, 12))
-def test_cosine_schedule_rejects_fewer_each_pass_at_least_the_linear_count_and_none_after_the_last(lengths, max_step):
-    num_editable = torch.tensor(lengths)
-    counts = [cosine_schedule_count(num_editable, step, max_step) for step in range(max_step + 1)]
-    for earlier, later in zip(counts, counts[1:]):
-        assert (later <= earlier).all()
-    assert (counts[0] <= num_editable).all() and not counts[-1].any()
-    for step, count in enumerate(counts):
-        assert (count >= linear_schedule_count(num_editable, step, max_step)).all()
+        linear = torch.tensor([math.floor(n * (max_step - step) / (max_step + 1)) for n in lengths])
+        assert (count == linear).all() if schedule is linear_schedule_count else (count >= linear).all()
 
 
 @FEW

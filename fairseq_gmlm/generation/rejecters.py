@@ -47,7 +47,7 @@ def cosine_schedule_count(num_editable: torch.Tensor, step: int, max_step: int) 
     re-mask floor(L * cos(pi/2 * (step + 1) / (max_step + 1))) tokens: more than the linear schedule early on
     (5 passes: 95%, 80%, 58%, 30% of L against 80%, 60%, 40%, 20%), nothing after the last pass."""
     share = math.cos(math.pi / 2 * (step + 1) / (max_step + 1))
-    return (num_editable.double() * share).floor().long().clamp(min=0) if step < max_step else torch.zeros_like(num_editable)
+    return (num_editable.double() * share).floor().long() if step < max_step else torch.zeros_like(num_editable)
 
 
 def _passthrough(scores, editable, opened, step, max_step, **unused) -> torch.Tensor:
