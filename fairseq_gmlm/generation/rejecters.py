@@ -45,7 +45,8 @@ def linear_schedule_count(num_editable: torch.Tensor, step: int, max_step: int) 
 def cosine_schedule_count(num_editable: torch.Tensor, step: int, max_step: int) -> torch.Tensor:
     """MaskGIT's schedule (Chang et al., CVPR 2022): after pass ``step`` (0-based) of ``max_step`` + 1 passes,
     re-mask floor(L * cos(pi/2 * (step + 1) / (max_step + 1))) tokens: more than the linear schedule early on
-    (5 passes: 95%, 80%, 58%, 30% of L against 80%, 60%, 40%, 20%), nothing after the last pass."""
+    (5 passes: 95%, 81%, 59%, 31% of L against 80%, 60%, 40%, 20%), nothing after the last pass. On the recipe's
+    model it lost to the linear one (docs/decoding.md, "The defaults on the recipe's model")."""
     share = math.cos(math.pi / 2 * (step + 1) / (max_step + 1))
     return (num_editable.double() * share).floor().long() if step < max_step else torch.zeros_like(num_editable)
 

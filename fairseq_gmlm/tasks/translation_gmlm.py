@@ -91,7 +91,8 @@ class TranslationGMLMConfig(TranslationConfig):
     rejecter: ChoiceEnum(list(REJECTERS)) = field(
         default="linear",
         metadata={"help": "which predictions to reject after a pass: keep all (passthrough), Mask-Predict's "
-                          "linear schedule, MaskGIT's cosine schedule (more re-masked early), the k lowest (bottom-k), a fraction (bottom-fraction), or those below "
+                          "linear schedule, MaskGIT's cosine schedule (more re-masked early), the k lowest (bottom-k), "
+                          "a fraction (bottom-fraction), or those below "
                           "--reject-threshold (confidence: passes adapt per sentence, up to --iter-decode-max-iter + 1)"},
     )
     reject_k: int = field(default=1, metadata={"help": "tokens rejected per pass by --rejecter bottom-k"})
