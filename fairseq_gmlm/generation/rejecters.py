@@ -3,9 +3,10 @@
 After each decoder pass every position holds a fresh prediction; a rejecter chooses which predictions not to
 keep, and a replacement scheme says what the rejected positions hold in the next pass's input. PaDIR (Li et
 al., ICML 2024) keeps everything ("passthrough") and re-masks stutters; Mask-Predict (Ghazvininejad et al.,
-2019) rejects the least confident tokens on a linear schedule; Fast-dLLM (Wu et al., 2025) keeps every
-prediction above a confidence threshold, so the number of passes adapts per sentence; "random" commits open
-positions in a random order (the sampler the theory assumes: unbiased where confidence ordering is not).
+2019) rejects the least confident tokens on a linear schedule, MaskGIT (Chang et al., 2022) on a cosine one;
+Fast-dLLM (Wu et al., 2025) keeps every prediction above a confidence threshold, so the number of passes adapts
+per sentence; "random" commits open positions in a random order (the sampler the theory assumes: unbiased where
+confidence ordering is not).
 
 Shapes: N candidates, T target length, V vocabulary. ``editable`` (N x T bool) marks positions the decoder may
 change: the real tokens, not EOS and not padding. ``opened`` (N x T bool) marks the editable positions that
@@ -55,12 +56,12 @@ def _passthrough(scores, editable, opened, step, max_step, **unused) -> torch.Te
     return torch.zeros_like(editable)
 
 
-def _linear(scores, editable, opened, step, max_step, **unused) -> torch.Tensor:
-    return reject_lowest(scores, editable, linear_schedule_count(editable.sum(1), step, max_step))
-
-
-def _cosine(scores, editable, opened, step, max_step, **unused) -> torch.Tensor:
-    return reject_lowest(scores, editable, cosine_schedule_count(editable.sum(1), step, max_step))
+def scheduled(schedule_count):
+    """The rejecter that re-masks the ``schedule_count(L, step, max_step)`` least confident editable words of each
+    row (L: its editable words): Mask-Predict's with the linear schedule, MaskGIT's with the cosine one."""
+    def rejecter(scores, editable, opened, step, max_step, **unused) -> torch.Tensor:
+        return reject_lowest(scores, editable, schedule_count(editable.sum(1), step, max_step))
+    return rejecter
 
 
 def _bottom_k(scores, editable, opened, step, max_step, k, **unused) -> torch.Tensor:
@@ -96,8 +97,8 @@ def _confidence(scores, editable, opened, step, max_step, threshold, **unused) -
 # --rejecter NAME -> function(scores, editable, opened, step, max_step, k=, fraction=, threshold=) -> N x T bool
 REJECTERS = {
     "passthrough": _passthrough,
-    "linear": _linear,
-    "cosine": _cosine,
+    "linear": scheduled(linear_schedule_count),
+    "cosine": scheduled(cosine_schedule_count),
     "bottom-k": _bottom_k,
     "bottom-fraction": _bottom_fraction,
     "confidence": _confidence,
