@@ -92,8 +92,8 @@ class TranslationGMLMConfig(TranslationConfig):
         default="linear",
         metadata={"help": "which predictions to reject after a pass: keep all (passthrough), Mask-Predict's "
                           "linear schedule, MaskGIT's cosine schedule (more re-masked early), the k lowest (bottom-k), "
-                          "a fraction (bottom-fraction), or those below "
-                          "--reject-threshold (confidence: passes adapt per sentence, up to --iter-decode-max-iter + 1)"},
+                          "a fraction (bottom-fraction), or those below --reject-threshold (confidence: passes adapt "
+                          "per sentence, up to --iter-decode-max-iter + 1)"},
     )
     reject_k: int = field(default=1, metadata={"help": "tokens rejected per pass by --rejecter bottom-k"})
     reject_fraction: float = field(default=0.1, metadata={"help": "share rejected by --rejecter bottom-fraction"})
