@@ -1,9 +1,10 @@
 import torch
 
-from conftest import build_task_and_model
+from conftest import build_from_flags, build_task_and_model
 import pytest
 
-from fairseq_gmlm.models.t5_layers import bidirectional_from_causal, bucket_grid, relative_position_bucket
+from fairseq_gmlm.models.t5_layers import (bidirectional_from_causal, bucket_grid, diverse_relative_bias,
+                                          preferred_offsets, relative_position_bucket)
 
 
 def buckets(offsets, bidirectional):
@@ -196,6 +197,44 @@ def test_relative_attention_init_std_sets_the_spread_of_both_position_tables(tmp
             assert 4.0 < table.std().item() < 6.0
         assert 1.6 < default_table.std().item() < 2.4  # the default, 2.0
     torch.testing.assert_close(model.embed_tokens.weight, default.embed_tokens.weight)  # only the tables change
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("num_buckets,max_distance", BUCKET_SHAPES, ids=BUCKET_SHAPE_IDS)
+def test_diverse_table_peaks_each_head_at_its_own_offset(bidirectional, num_buckets, max_distance):
+    table = diverse_relative_bias(4, bidirectional, num_buckets, max_distance)  # buckets x 4
+    offsets = preferred_offsets(4, bidirectional)
+    assert offsets == ([-1, 1, 0, -2] if bidirectional else [-1, 0, -2, -4])
+    for head, offset in enumerate(offsets):
+        peak = relative_position_bucket(torch.tensor(offset), bidirectional, num_buckets, max_distance).item()
+        assert table[peak, head] == 3.0 and (table[:, head] < 3.0).sum() == num_buckets - 1
+        near = relative_position_bucket(torch.tensor(offset - 1), bidirectional, num_buckets, max_distance).item()
+        assert table[near, head] == (3.0 if near == peak else 2.0)  # one word farther left: a log bucket shares it
+    assert len({tuple(column.tolist()) for column in table.t()}) == 4  # no two heads alike
+    assert table.min() == -3.0  # far buckets get the floor
+    torch.manual_seed(0)
+    first = diverse_relative_bias(4, bidirectional, num_buckets, max_distance)
+    torch.manual_seed(1)
+    assert torch.equal(first, diverse_relative_bias(4, bidirectional, num_buckets, max_distance))  # no random draw
+
+
+def test_preferred_offsets_alternate_sides_and_double_for_more_heads():
+    assert preferred_offsets(8, True) == [-1, 1, 0, -2, 2, -4, 4, -8]
+    assert preferred_offsets(8, False) == [-1, 0, -2, -4, -8, -16, -32, -64]
+
+
+@pytest.mark.parametrize("arch", ["gmlm_t5_tiny", "t5_ar_tiny"])
+def test_relative_attention_init_diverse_starts_both_tables_from_the_deterministic_table(tmp_path, arch):
+    flags = ("--relative-attention-init", "diverse")
+    if arch == "t5_ar_tiny":
+        _, model, _ = build_from_flags(tmp_path, ["--task", "translation", "--arch", arch, *flags])
+    else:
+        _, model, _ = build_task_and_model(tmp_path, *flags, arch=arch)
+    for name, bidirectional in (("encoder", True), ("decoder", arch == "gmlm_t5_tiny")):
+        stack = getattr(model, name)
+        table = getattr(stack, "stack", stack).relative_position.relative_attention_bias.weight  # 32 x 4
+        torch.testing.assert_close(table.detach(), diverse_relative_bias(4, bidirectional, 32, 128))
+        assert table.requires_grad  # a starting point, still trained
 
 
 @pytest.mark.parametrize("query_length,key_length,offset,bidirectional", [(7, 7, 0, True), (1, 9, 8, False), (3, 40, 5, True)])

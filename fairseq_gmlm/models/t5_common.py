@@ -46,6 +46,12 @@ class T5Config(FairseqDataclass):
         metadata={"help": "std of the initial relative position biases when training from scratch (T5 uses "
                           "d_model^-0.5, which leaves a from-scratch NAT decoder nearly blind to positions)"},
     )
+    relative_attention_init: ChoiceEnum(["normal", "diverse"]) = field(
+        default="normal",
+        metadata={"help": "how the relative position tables start when training from scratch: normal (a random "
+                          "draw at --relative-attention-init-std) or diverse (no draw: each head prefers its own "
+                          "offset, -1, +1, 0, -2, ...; see docs/training.md)"},
+    )
     tie_output_projection: bool = field(
         default=False, metadata={"help": "output projection = token embedding (scaled by d_model^-0.5)"}
     )
@@ -146,7 +152,8 @@ def init_t5_model(model: nn.Module, cfg: T5Config, embeddings: Sequence[nn.Embed
     for embedding in {id(embedding): embedding for embedding in embeddings}.values():
         nn.init.normal_(embedding.weight, std=1.0)
     # (checkpoints saved before the option existed lack it; their weights replace the init anyway)
-    init_t5_weights(model, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None))
+    init_t5_weights(model, cfg.d_model, relative_bias_std=getattr(cfg, "relative_attention_init_std", None),
+                    relative_bias_init=str(getattr(cfg, "relative_attention_init", "normal")))
     if lm_head is not None:
         nn.init.normal_(lm_head.weight, std=cfg.d_model**-0.5)
 

@@ -71,6 +71,35 @@ def bidirectional_from_causal(table: torch.Tensor, num_buckets: int = 32, max_di
     return torch.cat([left_values, left_values]).to(table.dtype)  # right bucket half + j mirrors left j
 
 
+def preferred_offsets(num_heads: int, bidirectional: bool) -> List[int]:
+    """Each head's preferred ``key_position - query_position`` under ``diverse_relative_bias``: the word to the
+    left, (bidirectional) the word to the right, the word itself, then farther offsets in doubling steps (a
+    bidirectional table alternates left and right): -1, +1, 0, -2, +2, -4, +4, ...; causal: -1, 0, -2, -4, -8, ..."""
+    if bidirectional:
+        offsets = [-1, 1, 0] + [sign * 2**k for k in range(1, num_heads) for sign in (-1, 1)]
+    else:
+        offsets = [-1, 0] + [-(2**k) for k in range(1, num_heads)]
+    return offsets[:num_heads]
+
+
+def diverse_relative_bias(num_heads: int, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128,
+                          peak: float = 3.0) -> torch.Tensor:
+    """A deterministic relative-bias table, num_buckets x H, whose heads each look at their own offset.
+
+    Head h prefers offset o_h (``preferred_offsets``): its entry for a bucket is ``peak - |r - o_h|`` floored at
+    ``-peak``, r the bucket's offset nearest 0. From the first update every head is position-selective, and
+    the heads differ, as in a random draw at std 2.0 but without the draw's lottery (docs/training.md).
+    A bucket no offset reaches (odd shapes) gets the floor.
+    """
+    offsets = sorted(range(-max_distance - 1, max_distance + 2), key=abs)  # 0, -1, 1, -2, ...
+    ids = relative_position_bucket(torch.tensor(offsets), bidirectional, num_buckets, max_distance).tolist()
+    nearest = torch.full((num_buckets,), float("inf"))  # bucket -> its offset nearest 0
+    for bucket, offset in reversed(list(zip(ids, offsets))):  # nearest 0 last: it wins the bucket
+        nearest[bucket] = offset
+    preferred = torch.tensor(preferred_offsets(num_heads, bidirectional), dtype=torch.float)  # H
+    return (peak - (nearest[:, None] - preferred[None, :]).abs()).clamp(min=-peak)  # num_buckets x H
+
+
 class RelativePositionBias(nn.Module):
     """One learned scalar per (bucket, head), shared by all layers of a stack."""
 
@@ -319,14 +348,16 @@ class Stack(nn.Module):
         return tuple(block.memory_keys_values(memory) for block in self.blocks)
 
 
-def init_t5_weights(module: nn.Module, d_model: int, factor: float = 1.0, relative_bias_std: Optional[float] = None) -> None:
+def init_t5_weights(module: nn.Module, d_model: int, factor: float = 1.0, relative_bias_std: Optional[float] = None,
+                    relative_bias_init: str = "normal") -> None:
     """T5's initialisation (Mesh TensorFlow): the 1/sqrt(D) attention scale lives in the query weights.
 
     ``relative_bias_std`` overrides the std of the relative position tables (T5: d_model^-0.5). Training from
     scratch with a bidirectional decoder, positions are known only through these biases; from T5's tiny
     initial values Adam's bounded steps take thousands of updates to make attention position-selective, and
     a small model stalls at predicting the sentence edges (a tiny model on sequence reversal: 48% token
-    accuracy after 1500 updates with T5's std, 98% after 300 with std 2.0).
+    accuracy after 1500 updates with T5's std, 98% after 300 with std 2.0). ``relative_bias_init="diverse"``
+    starts them from ``diverse_relative_bias`` instead of a random draw.
     """
     for sub in module.modules():
         if isinstance(sub, Attention):
@@ -340,6 +371,10 @@ def init_t5_weights(module: nn.Module, d_model: int, factor: float = 1.0, relati
                 if hasattr(sub, name):
                     nn.init.normal_(getattr(sub, name).weight, std=factor * d_model**-0.5)
             nn.init.normal_(sub.wo.weight, std=factor * sub.wo.in_features**-0.5)
+        elif isinstance(sub, RelativePositionBias) and relative_bias_init == "diverse":
+            table = sub.relative_attention_bias.weight  # num_buckets x H
+            with torch.no_grad():
+                table.copy_(diverse_relative_bias(table.size(1), sub.bidirectional, sub.num_buckets, sub.max_distance))
         elif isinstance(sub, RelativePositionBias):
             std = relative_bias_std if relative_bias_std is not None else factor * d_model**-0.5
             nn.init.normal_(sub.relative_attention_bias.weight, std=std)
