@@ -62,7 +62,8 @@ python -m fairseq_gmlm.cli.prepare_data --raw data/ding-de-en data/lohelp-de-en 
   > "$WORK/prepare.log" 2>&1 || { tail -20 "$WORK/prepare.log"; exit 1; }
 
 echo "== 2/5 train the autoregressive t5_ar_$SIZE for $AR_MINUTES minutes (the GMLM's warm start)"
-train ar "$AR_MINUTES" --task translation --arch "t5_ar_$SIZE" --criterion label_smoothed_cross_entropy --lr 1e-3
+train ar "$AR_MINUTES" --task translation --arch "t5_ar_$SIZE" --criterion label_smoothed_cross_entropy --lr 1e-3 \
+  --relative-attention-init diverse
 
 echo "== 3/5 warm-start gmlm_t5_$SIZE from it and fine-tune for $GMLM_MINUTES minutes"
 train gmlm "$GMLM_MINUTES" --task translation_gmlm --arch "gmlm_t5_$SIZE" --criterion gmlm_loss \

@@ -78,6 +78,10 @@ def test_the_ar_twin_continues_the_teacher_and_warm_variants_start_from_it(ablat
     for twin in ("ar_twin", "ar_twin_dropout0"):
         assert commands[twin][0] == f"cp {work}/models/teacher/checkpoint_last.pt {work}/models/{twin}/checkpoint_last.pt"
     assert all(len(commands[name]) == 1 for name in ["teacher", *VARIANTS])
+    # the teacher and its twins start their relative-position tables head-diverse (the recipe's teacher); a GMLM
+    # variant's tables come from the teacher or, from scratch, the random draw
+    assert all("--relative-attention-init diverse" in commands[name][-1] for name in ("teacher", "ar_twin", "ar_twin_dropout0"))
+    assert not any("--relative-attention-init" in commands[name][-1] for name in VARIANTS)
     assert record["trained_threads"] == {name: 1 for name in record["updates"]}
 
 

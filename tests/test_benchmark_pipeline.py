@@ -214,6 +214,8 @@ def test_the_budget_rule_gives_no_system_fewer_updates_than_the_warm_started_gml
     assert all(models[name]["updates"] >= warm_start for name in ("ar", "gmlm_scratch", "cmlm"))
     commands = {name: (work / "models" / name / "command.txt").read_text() for name in MODELS}
     teacher = commands["teacher"].split()
+    assert teacher[teacher.index("--relative-attention-init") + 1] == "diverse"  # the recipe's teacher tables
+    assert "--relative-attention-init" not in commands["gmlm_scratch"]
     assert "--init-from-ar" in commands["gmlm"] and "--init-from-ar" not in commands["gmlm_scratch"]
     assert commands["gmlm"].split()[commands["gmlm"].split().index("--init-from-ar") + 1].endswith("models/teacher/final.pt")
     # the AR baseline is the teacher trained on: its command.txt copies the teacher's last state in, then trains with

@@ -168,8 +168,13 @@ def base_flags(args, kind: str, minutes: float, max_update: int = None) -> list:
         save_every=100 if not args.tiny else 10, keep=args.keep_states, dropout=args.dropout)
 
 
+def teacher_flags(args, minutes: float, max_update: int) -> list:
+    """t5_ar's flags with the teacher's recipe (training.TEACHER_RECIPE), for the teacher and the twins it resumes."""
+    return base_flags(args, "t5_ar", minutes, max_update) + training.TEACHER_RECIPE
+
+
 def train_teacher(args, data_bin: str) -> Path:
-    flags = base_flags(args, "t5_ar", args.ar_minutes, args.ar_max_update)
+    flags = teacher_flags(args, args.ar_minutes, args.ar_max_update)
     return training.train("teacher", data_bin, args.work / "models" / "teacher", flags, 1)
 
 
@@ -187,7 +192,7 @@ def train_twin(args, data_bin: str, teacher_dir: Path, name: str = "ar_twin", fl
     """The teacher trained on with FLAGS: a copy of its last state resumed with a budget of --ar-minutes + --minutes
     (fairseq counts the training time saved in the checkpoint), and of --ar-max-update + --max-update updates where
     both limit the updates."""
-    twin = training.with_flags(base_flags(args, "t5_ar", args.ar_minutes + args.minutes, twin_max_update(args)), flags)
+    twin = training.with_flags(teacher_flags(args, args.ar_minutes + args.minutes, twin_max_update(args)), flags)
     return training.train(name, data_bin, args.work / "models" / name, twin, 1,
                           resume=teacher_dir / "checkpoint_last.pt", minutes_left=args.minutes)
 

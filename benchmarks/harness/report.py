@@ -138,10 +138,12 @@ def training_lines(result: dict) -> list:
     # runs before 2026-12-04 trained the GMLM from scratch with the GMLM's recipe and recorded no AR recipe
     scratch = plan.get("scratch_recipe", plan["gmlm_recipe"])
     ar = f" (`{' '.join(plan['ar_recipe'])}`)" if "ar_recipe" in plan else ""
+    # runs before 2026-12-05 trained the teacher with the model's defaults and recorded no teacher recipe
+    teacher = f", `{' '.join(plan['teacher_recipe'])}`" if plan.get("teacher_recipe") else ""
     return ["", "## Training", "",
             f"{jobs_text(plan.get('jobs', 2))}, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. "
             f"The teacher "
-            f"(t5_ar) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
+            f"(t5_ar{teacher}) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
             f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "
             f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min "
             f"more{ar}, {total:g} min in all; the GMLM from scratch (the same data, `{' '.join(scratch)}`) and CMLM "

@@ -57,9 +57,9 @@ GMLM_RECIPE = ["--position-input", "learned", "--mask-ratio", "0.5:1"]
 # beat 3e-3 (all 2026-12-04; 5e-3 was level with 4e-3 that evening). The teacher keeps inverse_sqrt at 1e-3:
 # budget_linear at 2e-3 gave a better teacher but not a better GMLM from it (docs/training.md, "The teacher").
 PEAK_LR = {"gmlm": ["--lr", "3e-3"], "gmlm_scratch": ["--lr", "2e-3"], "ar": ["--lr", "4e-3"]}
-# What each budget_linear model adds to its kind's flags (training.py), as trained and as results.json records it.
-RECIPES = {"gmlm": GMLM_RECIPE + PEAK_LR["gmlm"], "gmlm_scratch": GMLM_RECIPE + PEAK_LR["gmlm_scratch"],
-           "ar": PEAK_LR["ar"]}
+# What each model adds to its kind's flags (training.py), as trained and as results.json records it.
+RECIPES = {"teacher": training.TEACHER_RECIPE, "gmlm": GMLM_RECIPE + PEAK_LR["gmlm"],
+           "gmlm_scratch": GMLM_RECIPE + PEAK_LR["gmlm_scratch"], "ar": training.TEACHER_RECIPE + PEAK_LR["ar"]}
 # Tokens per update as a share of training.MAX_TOKENS (4096), the warm-up scaled to the same tokens; measured side by
 # side at equal minutes from the benchmark's teacher (docs/training.md, "Batch size at equal minutes", 2026-12-04): at
 # 2048 the warm-started GMLM gained 1.14 BLEU on LibreOffice-help test (chrF on all four sets; 8192 lost 3.50) and the
@@ -226,7 +226,7 @@ def train_all(args, info: dict, progress: Progress) -> dict:
         scratch = pool.submit(train_model, args, "gmlm_scratch", "gmlm", data_bin,
                               RECIPES["gmlm_scratch"] + SCHEDULE)
         # The AR baseline resumes the teacher's last state, so the teacher is never an average.
-        teacher = train_model(args, "teacher", "t5_ar", data_bin, average_last=1)
+        teacher = train_model(args, "teacher", "t5_ar", data_bin, RECIPES["teacher"], average_last=1)
         progress.stage(3, "distill the training set with the teacher (beam 4)")
         distilled = training.distill(args.work, data_bin, teacher, args.src, args.tgt, args.cpu,
                                      args.distill_max_tokens)
@@ -332,7 +332,7 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
             "models": models, "commands": commands,
             "training": {"ar_minutes": args.ar_minutes, "minutes": args.minutes, "train_threads": args.train_threads,
                          "jobs": args.jobs,
-                         "dropout": args.dropout, "gmlm_recipe": RECIPES["gmlm"],
+                         "dropout": args.dropout, "teacher_recipe": RECIPES["teacher"], "gmlm_recipe": RECIPES["gmlm"],
                          "scratch_recipe": RECIPES["gmlm_scratch"], "ar_recipe": RECIPES["ar"], "schedule": SCHEDULE,
                          "max_tokens": {name: round(training.MAX_TOKENS * batch_scale(args, name))
                                         for name in budgets(args)},
