@@ -142,8 +142,8 @@ def training_lines(result: dict) -> list:
     teacher = f", `{' '.join(plan['teacher_recipe'])}`" if plan.get("teacher_recipe") else ""
     return ["", "## Training", "",
             f"{jobs_text(plan.get('jobs', 2))}, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. "
-            f"The teacher "
-            f"(t5_ar{teacher}) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); the GMLM starts from it "
+            f"The teacher (t5_ar{teacher}) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); "
+            f"the GMLM starts from it "
             f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "
             f"original pairs. The AR baseline is the teacher's last state trained on for {plan['minutes']:g} min "
             f"more{ar}, {total:g} min in all; the GMLM from scratch (the same data, `{' '.join(scratch)}`) and CMLM "
