@@ -91,10 +91,10 @@ def diverse_relative_bias(num_heads: int, bidirectional: bool, num_buckets: int 
     the heads differ, as in a random draw at std 2.0 but without the draw's lottery (docs/training.md).
     A bucket no offset reaches (odd shapes) gets the floor.
     """
-    offsets = sorted(range(-max_distance - 1, max_distance + 2), key=abs)  # 0, -1, 1, -2, ...
+    offsets = sorted(range(-max_distance - 1, max_distance + 2), key=abs, reverse=True)  # farthest first
     ids = relative_position_bucket(torch.tensor(offsets), bidirectional, num_buckets, max_distance).tolist()
-    nearest = torch.full((num_buckets,), float("inf"))  # bucket -> its offset nearest 0
-    for bucket, offset in reversed(list(zip(ids, offsets))):  # nearest 0 last: it wins the bucket
+    nearest = torch.full((num_buckets,), float("inf"))  # bucket -> its offset nearest 0, written last
+    for bucket, offset in zip(ids, offsets):
         nearest[bucket] = offset
     preferred = torch.tensor(preferred_offsets(num_heads, bidirectional), dtype=torch.float)  # H
     return (peak - (nearest[:, None] - preferred[None, :]).abs()).clamp(min=-peak)  # num_buckets x H
