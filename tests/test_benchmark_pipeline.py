@@ -290,6 +290,16 @@ def test_speedups_are_relative_to_ar_beam4_at_the_same_batch_size_when_merged():
     assert rows[0]["latency_speedup"] == rows[0]["throughput_speedup"] == 1.0
 
 
+def test_the_figure_draws_only_timed_systems_in_table_order():
+    from benchmarks.harness.report import timed_systems
+
+    rows = [{"system": "AR", "passes": None, "latency_ms": 30.0}, {"system": "teacher", "passes": None},
+            {"system": "GMLM", "passes": 1, "latency_ms": 5.0}, {"system": "GMLM", "passes": 5, "latency_ms": 12.0}]
+    systems = timed_systems(rows)
+    assert list(systems) == ["AR", "GMLM"]  # the scored-only teacher gets no legend entry
+    assert [row["passes"] for row in systems["GMLM"]] == [1, 5]
+
+
 def test_distill_names_the_flag_when_data_has_no_dictionary(tmp_path):
     from fairseq_gmlm.cli import distill
 

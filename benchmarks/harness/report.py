@@ -173,27 +173,39 @@ def jobs_text(jobs: int) -> str:
             "baseline and CMLM beside it)")
 
 
+def timed_systems(rows: list) -> dict:
+    """{system: its rows with a batch-1 latency}, in the table's order; systems scored but not timed (the teacher)
+    are left out, so the figure's legend names only what it draws."""
+    systems = {}
+    for row in rows:
+        if "latency_ms" in row:
+            systems.setdefault(row["system"], []).append(row)
+    return systems
+
+
 def plot(tables: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 4.5), squeeze=False)
+    figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 5.5), squeeze=False)
+    legend = {}  # one legend for all panels, below them, so that it hides no point
     for axis, (corpus, rows) in zip(axes[0], tables.items()):
-        for system in dict.fromkeys(row["system"] for row in rows):
-            points = [row for row in rows if row["system"] == system and "latency_ms" in row]
-            autoregressive = points and points[0]["passes"] is None
-            axis.plot([row["latency_ms"] for row in points], [row["bleu"] for row in points],
-                      marker="*" if autoregressive else "o", markersize=14 if autoregressive else 6,
-                      linestyle="none" if autoregressive else "-", label=system)
+        for system, points in timed_systems(rows).items():
+            autoregressive = points[0]["passes"] is None
+            (line,) = axis.plot([row["latency_ms"] for row in points], [row["bleu"] for row in points],
+                                marker="*" if autoregressive else "o", markersize=14 if autoregressive else 6,
+                                linestyle="none" if autoregressive else "-", label=system)
+            legend.setdefault(system, line)
             for row in points:
                 axis.annotate("AR" if autoregressive else str(row["passes"]), (row["latency_ms"], row["bleu"]),
                               textcoords="offset points", xytext=(4, 4), fontsize=7)
         axis.set(xlabel="latency, ms per sentence (batch size 1)", ylabel="sacreBLEU", title=f"test set {corpus}")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
-    figure.tight_layout()
+    rows_of_legend = -(-len(legend) // 3)
+    figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.045 * rows_of_legend, 1, 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
 

@@ -1,6 +1,6 @@
 """Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
-    python -m benchmarks.harness.run --work work/bench               # the full run (110.9 min on 2 CPU cores, 2026-12-05)
+    python -m benchmarks.harness.run --work work/bench               # the full run (113.2 min on 2 CPU cores, 2026-12-06)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
     python -m benchmarks.harness.run --work work/gpu --gpu           # the GPU variant (scripts/gpu_benchmark.sh)
 
