@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import os
 import platform
 from pathlib import Path
@@ -190,22 +191,24 @@ def plot(tables: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 5.5), squeeze=False)
+    systems = dict.fromkeys(system for rows in tables.values() for system in timed_systems(rows))
+    colours = {system: f"C{index % 10}" for index, system in enumerate(systems)}  # one per system in every panel
     legend = {}  # one legend for all panels, below them, so that it hides no point
     for axis, (corpus, rows) in zip(axes[0], tables.items()):
         for system, points in timed_systems(rows).items():
             autoregressive = points[0]["passes"] is None
             (line,) = axis.plot([row["latency_ms"] for row in points], [row["bleu"] for row in points],
                                 marker="*" if autoregressive else "o", markersize=14 if autoregressive else 6,
-                                linestyle="none" if autoregressive else "-", label=system)
+                                linestyle="none" if autoregressive else "-", color=colours[system], label=system)
             legend.setdefault(system, line)
             for row in points:
                 axis.annotate("AR" if autoregressive else str(row["passes"]), (row["latency_ms"], row["bleu"]),
                               textcoords="offset points", xytext=(4, 4), fontsize=7)
         axis.set(xlabel="latency, ms per sentence (batch size 1)", ylabel="sacreBLEU", title=f"test set {corpus}")
         axis.grid(alpha=0.3)
-    rows_of_legend = -(-len(legend) // 3)
-    figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.045 * rows_of_legend, 1, 1))
+    columns = 3
+    figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.045 * math.ceil(len(legend) / columns), 1, 1))  # room for the legend's rows
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
