@@ -191,11 +191,12 @@ def plot(tables: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 5.5), squeeze=False)
-    systems = dict.fromkeys(system for rows in tables.values() for system in timed_systems(rows))
+    timed = {corpus: timed_systems(rows) for corpus, rows in tables.items()}
+    systems = dict.fromkeys(system for per_corpus in timed.values() for system in per_corpus)
     colours = {system: f"C{index % 10}" for index, system in enumerate(systems)}  # one per system in every panel
     legend = {}  # one legend for all panels, below them, so that it hides no point
-    for axis, (corpus, rows) in zip(axes[0], tables.items()):
-        for system, points in timed_systems(rows).items():
+    for axis, (corpus, per_corpus) in zip(axes[0], timed.items()):
+        for system, points in per_corpus.items():
             autoregressive = points[0]["passes"] is None
             (line,) = axis.plot([row["latency_ms"] for row in points], [row["bleu"] for row in points],
                                 marker="*" if autoregressive else "o", markersize=14 if autoregressive else 6,
