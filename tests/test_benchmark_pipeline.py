@@ -300,6 +300,26 @@ def test_the_figure_draws_only_timed_systems_in_table_order():
     assert [row["passes"] for row in systems["GMLM"]] == [1, 5]
 
 
+def test_the_shared_legend_sits_below_every_panel_and_names_each_label_once():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.harness.report import legend_below
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), squeeze=False)
+    handles = {f"system {index}": axes[0][index % 2].plot([0, 1], [index, index])[0] for index in range(7)}
+    legend_below(figure, handles)
+    figure.canvas.draw()
+    (legend,) = figure.legends
+    assert [text.get_text() for text in legend.get_texts()] == list(handles)
+    assert all(axis.get_legend() is None for axis in axes[0])
+    top = legend.get_window_extent().transformed(figure.transFigure.inverted()).y1  # figure fraction
+    assert all(axis.get_tightbbox().transformed(figure.transFigure.inverted()).y0 >= top - 1e-3 for axis in axes[0])
+    plt.close(figure)
+
+
 def test_distill_names_the_flag_when_data_has_no_dictionary(tmp_path):
     from fairseq_gmlm.cli import distill
 

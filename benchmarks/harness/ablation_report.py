@@ -5,7 +5,7 @@ import json
 import logging
 from pathlib import Path
 
-from benchmarks.harness.report import fmt, percent, save_report
+from benchmarks.harness.report import fmt, legend_below, percent, save_report
 
 logger = logging.getLogger("benchmark.ablation_report")
 TARGET_PASSES = 5  # the main table's configuration: <variant>_p5
@@ -191,22 +191,25 @@ def plot(record: dict, path: Path) -> None:
 
     corpora, rows = record["corpora"], record["rows"]
     figure, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 4.5), squeeze=False)
+    colours = {name: f"C{index % 10}" for index, name in enumerate(record["variants"])}  # the same in every panel
+    ar = ar_rows(record)
+    ar_colours = dict(zip(ar, itertools.cycle(("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive", "brown"))))
+    legend = {}  # label -> line, for legend_below
     for axis, corpus in zip(axes[0], corpora):
         for name in record["variants"]:
             points = sorted((row["passes"], row["bleu"]) for row in rows if row["corpus"] == corpus
                             and row.get("passes") is not None and row["config"] == f"{name}_p{row['passes']}")
             if points:
-                axis.plot(*zip(*points), marker="o", label=name)
-        colors = itertools.cycle(("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive", "brown"))
-        for (config, (_, label)), color in zip(ar_rows(record).items(), colors):
+                legend.setdefault(name, axis.plot(*zip(*points), marker="o", color=colours[name])[0])
+        for config, (_, label) in ar.items():
             row = next((row for row in rows if row["corpus"] == corpus and row["config"] == config), None)
             if row is not None:
-                axis.axhline(row["bleu"], linestyle="--", color=color, linewidth=1, label=label)
+                legend.setdefault(label, axis.axhline(row["bleu"], linestyle="--", color=ar_colours[config],
+                                                      linewidth=1))
         axis.set_xticks(pass_counts(rows) or [1])
         axis.set(xlabel="decoder passes", ylabel="sacreBLEU", title=f"valid set {corpus}")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
-    figure.tight_layout()
+    legend_below(figure, legend)
     figure.savefig(path, dpi=120)
     plt.close(figure)
 

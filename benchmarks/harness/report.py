@@ -194,7 +194,7 @@ def plot(tables: dict, path: Path) -> None:
     timed = {corpus: timed_systems(rows) for corpus, rows in tables.items()}
     systems = dict.fromkeys(system for per_corpus in timed.values() for system in per_corpus)
     colours = {system: f"C{index % 10}" for index, system in enumerate(systems)}  # one per system in every panel
-    legend = {}  # one legend for all panels, below them, so that it hides no point
+    legend = {}  # label -> line, for legend_below
     for axis, (corpus, per_corpus) in zip(axes[0], timed.items()):
         for system, points in per_corpus.items():
             autoregressive = points[0]["passes"] is None
@@ -207,11 +207,17 @@ def plot(tables: dict, path: Path) -> None:
                               textcoords="offset points", xytext=(4, 4), fontsize=7)
         axis.set(xlabel="latency, ms per sentence (batch size 1)", ylabel="sacreBLEU", title=f"test set {corpus}")
         axis.grid(alpha=0.3)
-    columns = 3
-    figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=columns, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.045 * math.ceil(len(legend) / columns), 1, 1))  # room for the legend's rows
+    legend_below(figure, legend)
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def legend_below(figure, handles: dict, columns: int = 3) -> None:
+    """One legend for all of FIGURE's panels (HANDLES: label -> artist), below them, so that it hides no point or
+    line; the panels are laid out above its rows (a quarter of an inch each)."""
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    rows = math.ceil(len(handles) / columns)
+    figure.tight_layout(rect=(0, 0.25 * rows / figure.get_figheight(), 1, 1))
 
 
 def save_report(record: dict, out_dir: Path, render, draw, figure: str) -> None:
