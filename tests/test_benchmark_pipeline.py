@@ -300,7 +300,7 @@ def test_the_figure_draws_only_timed_systems_in_table_order():
     assert [row["passes"] for row in systems["GMLM"]] == [1, 5]
 
 
-def test_the_shared_legend_sits_below_every_panel_and_names_each_label_once():
+def test_the_shared_legend_sits_below_every_panel_and_names_every_label_in_order():
     import matplotlib
 
     matplotlib.use("Agg")

@@ -193,7 +193,8 @@ def plot(record: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 4.5), squeeze=False)
     colours = {name: f"C{index % 10}" for index, name in enumerate(record["variants"])}  # the same in every panel
     ar = ar_rows(record)
-    ar_colours = dict(zip(ar, itertools.cycle(("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive", "brown"))))
+    ar_colours = dict(zip(ar, itertools.cycle(("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive",
+                                               "brown"))))
     legend = {}  # label -> line, for legend_below
     for axis, corpus in zip(axes[0], corpora):
         for name in record["variants"]:
