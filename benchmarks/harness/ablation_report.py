@@ -5,7 +5,7 @@ import json
 import logging
 from pathlib import Path
 
-from benchmarks.harness.report import fmt, legend_below, percent, save_report
+from benchmarks.harness.report import colour_per_label, fmt, legend_below, percent, save_report
 
 logger = logging.getLogger("benchmark.ablation_report")
 TARGET_PASSES = 5  # the main table's configuration: <variant>_p5
@@ -191,7 +191,7 @@ def plot(record: dict, path: Path) -> None:
 
     corpora, rows = record["corpora"], record["rows"]
     figure, axes = plt.subplots(1, len(corpora), figsize=(6 * len(corpora), 4.5), squeeze=False)
-    colours = {name: f"C{index % 10}" for index, name in enumerate(record["variants"])}  # the same in every panel
+    colours = colour_per_label(record["variants"])
     ar = ar_rows(record)
     ar_colours = dict(zip(ar, itertools.cycle(("darkgoldenrod", "black", "teal", "dimgray", "purple", "olive",
                                                "brown"))))

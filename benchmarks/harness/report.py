@@ -193,14 +193,14 @@ def plot(tables: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 5.5), squeeze=False)
     timed = {corpus: timed_systems(rows) for corpus, rows in tables.items()}
     systems = dict.fromkeys(system for per_corpus in timed.values() for system in per_corpus)
-    colours = {system: f"C{index % 10}" for index, system in enumerate(systems)}  # one per system in every panel
+    colours = colour_per_label(systems)
     legend = {}  # label -> line, for legend_below
     for axis, (corpus, per_corpus) in zip(axes[0], timed.items()):
         for system, points in per_corpus.items():
             autoregressive = points[0]["passes"] is None
             (line,) = axis.plot([row["latency_ms"] for row in points], [row["bleu"] for row in points],
                                 marker="*" if autoregressive else "o", markersize=14 if autoregressive else 6,
-                                linestyle="none" if autoregressive else "-", color=colours[system], label=system)
+                                linestyle="none" if autoregressive else "-", color=colours[system])
             legend.setdefault(system, line)
             for row in points:
                 axis.annotate("AR" if autoregressive else str(row["passes"]), (row["latency_ms"], row["bleu"]),
@@ -210,6 +210,12 @@ def plot(tables: dict, path: Path) -> None:
     legend_below(figure, legend)
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def colour_per_label(labels) -> dict:
+    """{label: one of matplotlib's ten cycle colours}, by the labels' order, so that a label keeps its colour in every
+    panel (the axes' own cycle would shift it where a panel lacks a label)."""
+    return {label: f"C{index % 10}" for index, label in enumerate(labels)}
 
 
 def legend_below(figure, handles: dict, columns: int = 3) -> None:
