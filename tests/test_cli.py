@@ -92,8 +92,8 @@ def test_sweep_decoding_scores_every_combination_of_a_checkpoint(trained, ding_s
                     "--subset", "valid", "--max-iter", "2", "--out", str(table)],
                    check=True, capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT)))
     rows = [line.split("|")[1:-1] for line in table.read_text().splitlines()[2:] if line.startswith("| ")]
-    assert len(combinations()) == 2 * 2 * 2 * 2 - 2  # passthrough + initial without stutter = previous, per init
-    assert len(rows) == 14 + 3  # every combination, the best 3 again with 3 length candidates
+    assert len(combinations()) == 2 * 2 * 3 * 2 - 4  # passthrough + initial without stutter on = previous, per init
+    assert len(rows) == 20 + 3  # every combination, the best 3 again with 3 length candidates
     assert sorted(tuple(cell.strip() for cell in row[:4]) for row in rows if row[4].strip() == "1") == sorted(
         tuple(combo.values()) for combo in combinations())
     bleu = [float(row[5]) for row in rows]

@@ -326,6 +326,26 @@ def test_stutter_remask_drops_repeats_from_the_generator_output(setup):
     assert all(len(h[0]["positional_scores"]) == 2 for h in dropped)
 
 
+def test_stutter_first_gives_the_less_confident_copy_its_next_best_word_and_keeps_the_length(setup):
+    task, _, sample = setup
+    d = task.target_dictionary
+    w = [d.index(f"w{i}") for i in range(5, 10)]
+    vocab_size, eos = len(d), task.vocab.eos
+
+    def logits_fn(tokens, src):  # every pass: w5 w5 w7 w8 w9, the second w5 less sure, w6 its second choice
+        words = torch.tensor([w[0], w[0], w[2], w[3], w[4], eos])[:tokens.size(1)].expand_as(tokens)
+        logits = one_hot_logits(words, vocab_size)
+        logits[:, 1, w[1]] = 3.0
+        return logits
+
+    stutterer = ScriptedModel(vocab_size, [6], logits_fn)
+    outputs = {rule: [h[0]["tokens"].tolist() for h in generate(task, [stutterer], sample, stutter_remask=rule)]
+               for rule in ("off", "first", "on")}
+    assert all(words == [w[0], w[0], w[2], w[3], w[4], eos] for words in outputs["off"])
+    assert all(words == [w[0], w[1], w[2], w[3], w[4], eos] for words in outputs["first"])
+    assert all(words == [w[0], w[2], w[3], w[4], eos] for words in outputs["on"])  # PaDIR's drops the copy
+
+
 def copy_source(vocab_size):
     """Logits preferring, at target position i, source token i (the decoder copies the source)."""
     def logits_fn(tokens, src):
@@ -505,7 +525,8 @@ def test_logits_sum_replacement_sums_the_log_probs_of_every_pass_also_after_othe
 
     model = ScriptedModel(vocab_size, [6], logits_fn)
     sample = make_sample(task, [("w10", "w10"), ("w1 w2", "w2")])
-    generate(task, [model], sample, max_iter=4, rejecter="bottom-k", reject_k=1, replacement="logits-sum")
+    generate(task, [model], sample, max_iter=4, rejecter="bottom-k", reject_k=1, replacement="logits-sum",
+             stutter_remask="off")  # the script predicts one word everywhere: no copy may take its next best
     assert [len(x) for x in inputs[:4]] == [2, 2, 1, 1]  # the first sentence stopped after pass 2
     # pass 3's prediction is w4 everywhere but at the rejected word, which takes the argmax of the summed
     # scores: A 3, B 4, C 2.5, w4 1 -> B (pass 3 alone would give w4, a difference of passes A)

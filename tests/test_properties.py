@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from fairseq_gmlm.generation.refinement import Vocabulary, candidate_lengths, initial_tokens
 from fairseq_gmlm.generation.rejecters import (
-    candidate_scores, cosine_schedule_count, linear_schedule_count, reject, reject_lowest, replace, stutter,
+    candidate_scores, cosine_schedule_count, less_confident_copies, linear_schedule_count, reject, reject_lowest,
+    replace, stutter,
 )
 from fairseq_gmlm.models.length_head import MIN_LENGTH, top_lengths
 from fairseq_gmlm.models.t5_layers import relative_position_bucket
@@ -207,6 +208,22 @@ def test_stutter_marks_exactly_the_editable_repeats_of_a_left_neighbour(batch):
         for t in range(tokens.size(1)):
             repeat = t > 0 and tokens[row, t] == tokens[row, t - 1]
             assert bool(marked[row, t]) == (repeat and bool(editable[row, t]))
+
+
+@FEW
+@given(batch=passes())
+def test_less_confident_copies_mark_one_side_of_every_repeat_and_only_a_side_that_loses(batch):
+    scores, editable, tokens = batch
+    copies = less_confident_copies(tokens, scores, editable)
+    assert not (copies & ~editable).any()
+    for row in range(tokens.size(0)):
+        for t in range(1, tokens.size(1)):
+            if tokens[row, t] == tokens[row, t - 1] and editable[row, t] and editable[row, t - 1]:
+                assert copies[row, t] or copies[row, t - 1]  # every repeat loses a side
+        for t in copies[row].nonzero().flatten().tolist():  # and a marked word loses to an equal neighbour
+            assert any(0 <= u < tokens.size(1) and editable[row, u] and tokens[row, u] == tokens[row, t]
+                       and (scores[row, t] < scores[row, u] or (scores[row, t] == scores[row, u] and u < t))
+                       for u in (t - 1, t + 1))
 
 
 @FEW

@@ -7,7 +7,8 @@ from conftest import decoding_options
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import Vocabulary, refine_step
 from fairseq_gmlm.generation.rejecters import (
-    REJECTERS, candidate_scores, cosine_schedule_count, linear_schedule_count, reject, reject_lowest, replace, stutter,
+    REJECTERS, candidate_scores, cosine_schedule_count, less_confident_copies, linear_schedule_count, next_best,
+    parse_stutter_rule, reject, reject_lowest, replace, stutter,
 )
 
 BOS, PAD, EOS, MASK, LENGTH = 0, 1, 2, 8, 9
@@ -97,7 +98,8 @@ def test_repredict_open_changes_only_the_positions_the_input_held_open_and_keeps
     """Mask-Predict's rule (open): a word kept from an earlier pass stays, with the log-probability it was
     predicted with; PaDIR's (all): every word takes the pass's prediction and its log-probability."""
     vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
-    rejection = decoding_options(rejecter="passthrough", repredict=repredict).rejection
+    # stutter rule off: the pass predicts the same word everywhere, and this test is about which positions take it
+    rejection = decoding_options(rejecter="passthrough", repredict=repredict, stutter_remask="off").rejection
     decoder_input = torch.tensor([[5, MASK, 6, MASK, EOS]])  # words 5 and 6 kept from the pass before
     initial = torch.tensor([[MASK, MASK, MASK, MASK, EOS]])
     log_probs = torch.full((1, 5, 10), -5.0)
@@ -220,10 +222,61 @@ def test_logits_sum_replacement_without_the_sums_or_the_never_predicted_ids_is_a
 
 def test_refine_step_with_stutter_rejects_the_stutters_and_the_rejecter_choice_together():
     vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
-    rejection = decoding_options(rejecter="bottom-k", reject_k=1, replacement="initial", stutter_remask=True).rejection
+    rejection = decoding_options(rejecter="bottom-k", reject_k=1, replacement="initial", stutter_remask="on").rejection
     decoder_input = torch.full((1, 5), MASK).index_fill(1, torch.tensor([4]), EOS)
     predicted = torch.tensor([[5, 5, 6, 7, EOS]])
     log_probs = torch.full((1, 5, 10), -20.0)
     log_probs[0, torch.arange(5), predicted[0]] = torch.tensor([-0.1, -0.2, -0.3, -3.0, -0.1])  # w7 least confident
     _, _, next_input = refine_step(log_probs, predicted, decoder_input, decoder_input, 0, 4, vocab, rejection)
     assert next_input.tolist() == [[5, MASK, 6, MASK, EOS]]  # the second 5 (stutter) and 7 (lowest) re-masked
+
+
+def test_less_confident_copies_mark_the_lower_scored_of_each_equal_editable_pair():
+    copies = less_confident_copies(tokens, scores, editable)
+    assert copies.tolist() == [
+        [False, True, False, False, False, False],  # 6 at -2.0 loses to 6 at -0.5
+        [True, False, True, False, False, False],  # 9 9 9 at -1.0 -0.1 -2.0: both outer copies lose to the middle
+    ]  # the two paddings are equal but not editable
+    tied = less_confident_copies(torch.tensor([[4, 4, EOS]]), torch.zeros(1, 3), torch.tensor([[True, True, False]]))
+    assert tied.tolist() == [[False, True, False]]  # a tie: the right copy
+
+
+def test_next_best_takes_the_most_probable_other_predictable_word_at_the_given_positions_only():
+    log_probs = torch.full((1, 3, 10), -20.0)
+    log_probs[0, :, 5] = -0.1  # every position prefers word 5
+    log_probs[0, :, MASK] = -0.5  # then <mask>, which is never predicted
+    log_probs[0, 0, 6], log_probs[0, 1, 7], log_probs[0, 2, 6] = -1.0, -1.5, -2.0
+    words = torch.tensor([[5, 5, 5]])
+    assert next_best(log_probs, words, torch.tensor([[False, True, True]]), NEVER_PREDICTED).tolist() == [[5, 7, 6]]
+    assert next_best(log_probs, words, torch.zeros(1, 3, dtype=torch.bool), NEVER_PREDICTED).tolist() == [[5, 5, 5]]
+
+
+def test_refine_step_with_stutter_first_re_masks_the_copy_within_the_schedules_count():
+    vocab = Vocabulary(pad=PAD, eos=EOS, mask=MASK, random_low=3, random_high=MASK, never_predicted=NEVER_PREDICTED)
+    decoder_input = torch.full((1, 5), MASK).index_fill(1, torch.tensor([4]), EOS)
+    predicted = torch.tensor([[5, 5, 6, 7, EOS]])
+    log_probs = torch.full((1, 5, 10), -20.0)
+    log_probs[0, torch.arange(5), predicted[0]] = torch.tensor([-0.1, -0.2, -0.3, -3.0, -0.1])  # w7 least confident
+    log_probs[0, 1, 4] = -2.5  # the copy's next best word
+    # bottom-k 1 after the first pass: its one rejection is the copy, not the least confident w7; the linear
+    # schedule after the last pass rejects nothing, and the output holds the copy's next best word
+    for rejecter, step, expected in (("bottom-k", 0, [[5, MASK, 6, 7, EOS]]), ("linear", 4, [[5, 4, 6, 7, EOS]])):
+        rejection = decoding_options(rejecter=rejecter, reject_k=1, replacement="initial",
+                                     stutter_remask="first").rejection
+        words, word_log_probs, next_input = refine_step(log_probs, predicted, decoder_input, decoder_input, step, 4,
+                                                        vocab, rejection)
+        assert words.tolist() == [[5, 4, 6, 7, EOS]]  # the less confident 5 takes its next best word
+        assert word_log_probs[0, :4].tolist() == pytest.approx([-0.1, -2.5, -0.3, -3.0])
+        assert next_input.tolist() == expected
+    off = decoding_options(rejecter="bottom-k", reject_k=1, replacement="initial", stutter_remask="off").rejection
+    words, _, next_input = refine_step(log_probs, predicted, decoder_input, decoder_input, 0, 4, vocab, off)
+    assert words.tolist() == predicted.tolist() and next_input.tolist() == [[5, 5, 6, MASK, EOS]]
+
+
+def test_stutter_rule_is_parsed_from_its_names_or_a_bool_and_anything_else_is_refused_naming_the_flag():
+    assert [parse_stutter_rule("--stutter-remask", value) for value in ("first", "on", "off", True, False)] == [
+        "first", "on", "off", "on", "off"]
+    with pytest.raises(UsageError, match=r"^--stutter-remask must be one of first, on, off, got 'yes'$"):
+        parse_stutter_rule("--stutter-remask", "yes")
+    with pytest.raises(UsageError, match=r"^unknown --stutter-remask 'yes'; choose one of first, on, off$"):
+        decoding_options(stutter_remask="yes").rejection.check()

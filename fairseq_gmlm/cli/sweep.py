@@ -23,14 +23,16 @@ import time
 from pathlib import Path
 
 from fairseq_gmlm.cli.split_decoding import Loaded, score, translate
+from fairseq_gmlm.generation.rejecters import STUTTER_RULES
 
 
 def combinations() -> list:
     """{decoder_init, rejecter, stutter_remask, replacement} for every distinct combination."""
-    grid = itertools.product(["mask", "random"], ["passthrough", "linear"], ["on", "off"], ["previous", "initial"])
+    grid = itertools.product(["mask", "random"], ["passthrough", "linear"], STUTTER_RULES, ["previous", "initial"])
+    # passthrough rejects nothing but the repeats of --stutter-remask on, so otherwise 'initial' decodes as 'previous'
     return [dict(decoder_init=init, rejecter=rejecter, stutter_remask=stutter, replacement=replacement)
             for init, rejecter, stutter, replacement in grid
-            if not (rejecter == "passthrough" and replacement == "initial" and stutter == "off")]  # = 'previous'
+            if not (rejecter == "passthrough" and replacement == "initial" and stutter != "on")]
 
 
 def main(argv=None):

@@ -39,7 +39,9 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import refine_step
-from fairseq_gmlm.generation.rejecters import REJECTERS, REPLACEMENTS, Rejection, parse_switch, predictable
+from fairseq_gmlm.generation.rejecters import (
+    REJECTERS, REPLACEMENTS, STUTTER_RULES, Rejection, parse_stutter_rule, predictable,
+)
 
 LOSS_POSITIONS = ("all", "noised", "masked")
 LOSS_WEIGHTINGS = ("uniform", "inverse-ratio")
@@ -79,8 +81,8 @@ class GMLMLossConfig(FairseqDataclass):
     train_reject_threshold: float = field(
         default=0.9, metadata={"help": "--train-rejecter confidence keeps every prediction at least this probable"}
     )
-    train_stutter_remask: ChoiceEnum(["on", "off"]) = field(
-        default="off", metadata={"help": "also reject a word equal to its left neighbour"}
+    train_stutter_remask: ChoiceEnum(list(STUTTER_RULES)) = field(
+        default="off", metadata={"help": "a word equal to its neighbour, as --stutter-remask decodes it"}
     )
     train_replacement: ChoiceEnum(list(REPLACEMENTS)) = field(
         default="initial",
@@ -159,7 +161,7 @@ class GMLMLoss(FairseqCriterion):
         self.ar_loss_weight = ar_loss_weight
         self.train_stages = train_stages
         self.rejection = Rejection(str(train_rejecter), train_reject_k, train_reject_fraction, train_reject_threshold,
-                                   parse_switch("--train-stutter-remask", train_stutter_remask),
+                                   parse_stutter_rule("--train-stutter-remask", train_stutter_remask),
                                    str(train_replacement)).check(flag_prefix="--train-")
         self.eos = task.target_dictionary.eos()
 

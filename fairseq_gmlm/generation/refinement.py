@@ -3,7 +3,7 @@ EMNLP 2019).
 
 The driver reads as the method does: initialise candidates from the predicted lengths, then per pass predict
 every position, reject some predictions, replace the rejected ones, and stop a candidate once a pass changes
-nothing; finally drop stutters, score the candidates and keep the best per sentence (by the GMLM's own scores,
+nothing; finally (under ``--stutter-remask on``) drop stutters, score the candidates and keep the best per sentence (by the GMLM's own scores,
 or, with ``--iter-decode-with-external-reranker``, by an autoregressive model's: noisy parallel decoding, Gu et
 al., ICLR 2018).
 
@@ -21,7 +21,8 @@ import torch.nn.functional as F
 
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.rejecters import (
-    CANDIDATE_SCORES, Rejection, best_candidates, candidate_scores, predictable, reject, replace, stutter,
+    CANDIDATE_SCORES, Rejection, best_candidates, candidate_scores, less_confident_copies, next_best, predictable,
+    reject, replace, stutter,
 )
 from fairseq_gmlm.models.length_head import MIN_LENGTH, expected_lengths, top_lengths
 from fairseq_gmlm.models.t5_common import shifted_right
@@ -52,7 +53,7 @@ class RefinementOptions(NamedTuple):
     reject_k: int
     reject_fraction: float
     reject_threshold: float
-    stutter_remask: bool  # parsed from on/off
+    stutter_remask: str  # a name of STUTTER_RULES
     replacement: str
     repredict: str
     restarts: int
@@ -216,9 +217,17 @@ def refine_step(
     token_log_probs = log_probs.gather(-1, predicted.unsqueeze(-1)).squeeze(-1)  # N x T
     if rejection.repredict == "open" and step > 0:  # a kept word keeps the score it was predicted with
         token_log_probs = torch.where(editable & ~opened, previous_log_probs, token_log_probs)
-    rejected = reject(rejection.rejecter, token_log_probs, editable, step, max_step, opened,
+    confidence = token_log_probs  # N x T, what the rejecter ranks
+    if rejection.stutter_remask == "first":
+        copies = less_confident_copies(predicted, token_log_probs, editable) & repredicted  # N x T
+        if bool(copies.any()):  # each less confident copy of a repeat takes its next best word, re-masked first
+            predicted = next_best(log_probs, predicted, copies, vocab.never_predicted)
+            swapped = log_probs.gather(-1, predicted.unsqueeze(-1)).squeeze(-1)  # N x T
+            token_log_probs = torch.where(copies, swapped, token_log_probs)
+            confidence = token_log_probs.masked_fill(copies, float("-inf"))
+    rejected = reject(rejection.rejecter, confidence, editable, step, max_step, opened,
                       k=rejection.reject_k, fraction=rejection.reject_fraction, threshold=rejection.reject_threshold)
-    if rejection.stutter_remask:
+    if rejection.stutter_remask == "on":
         rejected = rejected | stutter(predicted, editable)
     next_input = replace(
         rejection.replacement, predicted, rejected, decoder_input, initial, summed_log_probs, vocab.never_predicted
@@ -329,7 +338,7 @@ class GMLMGenerator:
                                                                             lengths)
 
         real = predicted.ne(vocab.pad)  # words and EOS
-        if options.stutter_remask:  # PaDIR drops stutters after the last pass too
+        if options.stutter_remask == "on":  # PaDIR drops stutters after the last pass too
             real = real & ~stutter(predicted, predicted.ne(vocab.pad) & predicted.ne(vocab.eos))
         length_log_prob = length_log_probs[sentence, lengths]  # N
         scores = candidate_scores(token_log_probs, real, length_log_prob, options.candidate_score,

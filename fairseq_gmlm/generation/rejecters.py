@@ -111,18 +111,26 @@ REJECTERS = {
 # keeping their word and the log-probability it was predicted with.
 REPREDICTIONS = ("all", "open")
 
+# --stutter-remask: what happens to a word equal to its left neighbour (a "stutter", the typical error of parallel
+# decoding). "first" (the default since 2026-12-06): after each pass the less confident copy takes its next most
+# probable word and is the first the schedule re-masks, within the schedule's count (measured: docs/decoding.md,
+# "Repeated words: the less confident copy first"); "on" (PaDIR's): every second copy is rejected on top of the
+# schedule, and repeats left after the last pass are dropped from the output; "off": nothing.
+STUTTER_RULES = ("first", "on", "off")
+
 
 class Rejection(NamedTuple):
     """How a pass's predictions become the next pass's input: which positions are predicted anew (a name of
-    REPREDICTIONS), the rejecter (a key of REJECTERS) with its settings, stutter re-masking, and the replacement (a
-    key of REPLACEMENTS). Decoding takes them from translation_gmlm's flags (--rejecter, ...), unrolled training
-    from gmlm_loss's (--train-rejecter, ...; it re-predicts every position)."""
+    REPREDICTIONS), the rejecter (a key of REJECTERS) with its settings, the stutter rule (a name of
+    STUTTER_RULES), and the replacement (a key of REPLACEMENTS). Decoding takes them from translation_gmlm's
+    flags (--rejecter, ...), unrolled training from gmlm_loss's (--train-rejecter, ...; it re-predicts every
+    position)."""
 
     rejecter: str
     reject_k: int
     reject_fraction: float
     reject_threshold: float
-    stutter_remask: bool
+    stutter_remask: str
     replacement: str
     repredict: str = "all"
 
@@ -131,7 +139,8 @@ class Rejection(NamedTuple):
         def flag(name):
             return flag_prefix + name.replace("_", "-")
 
-        for name, choices in (("rejecter", REJECTERS), ("replacement", REPLACEMENTS), ("repredict", REPREDICTIONS)):
+        for name, choices in (("rejecter", REJECTERS), ("replacement", REPLACEMENTS), ("repredict", REPREDICTIONS),
+                              ("stutter_remask", STUTTER_RULES)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"unknown {flag(name)} {getattr(self, name)!r}; choose one of {', '.join(choices)}")
         if self.reject_k < 0:
@@ -150,13 +159,14 @@ class Rejection(NamedTuple):
         return self
 
 
-def parse_switch(flag: str, value) -> bool:
-    """'on'/'off' (--stutter-remask) from the command line; a bool is accepted from Python and JSON."""
+def parse_stutter_rule(flag: str, value) -> str:
+    """A name of STUTTER_RULES from the command line (``flag``: --stutter-remask or --train-stutter-remask);
+    a bool from Python and JSON means 'on' or 'off'."""
     if isinstance(value, bool):
-        return value
-    if str(value) not in ("on", "off"):
-        raise UsageError(f"{flag} must be 'on' or 'off', got {value!r}")
-    return str(value) == "on"
+        return "on" if value else "off"
+    if str(value) not in STUTTER_RULES:
+        raise UsageError(f"{flag} must be one of {', '.join(STUTTER_RULES)}, got {value!r}")
+    return str(value)
 
 
 def reject(kind: str, scores: torch.Tensor, editable: torch.Tensor, step: int, max_step: int,
@@ -174,6 +184,25 @@ def stutter(tokens: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
     repeat = torch.zeros_like(editable)
     repeat[:, 1:] = tokens[:, 1:].eq(tokens[:, :-1])
     return repeat & editable
+
+
+def less_confident_copies(tokens: torch.Tensor, scores: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
+    """N x T bool: of each two neighbouring editable positions that hold the same token, the one with the lower
+    score (the right one on a tie); in a run of three or more, every position that loses to a neighbour."""
+    pair = tokens[:, 1:].eq(tokens[:, :-1]) & editable[:, 1:] & editable[:, :-1]  # N x T-1: t + 1 repeats t
+    right_loses = pair & (scores[:, 1:] <= scores[:, :-1])  # N x T-1
+    copies = torch.zeros_like(editable)
+    copies[:, 1:] = right_loses
+    copies[:, :-1] |= pair ^ right_loses
+    return copies
+
+
+def next_best(log_probs: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor, never_predicted) -> torch.Tensor:
+    """A copy of ``tokens`` (N x T) in which each of ``positions`` (N x T bool) holds its most probable predictable
+    word under ``log_probs`` (N x T x V) other than the one it holds."""
+    rows = predictable(log_probs[positions], never_predicted)  # P x V
+    rows = rows.scatter(-1, tokens[positions].unsqueeze(-1), float("-inf"))
+    return tokens.masked_scatter(positions, rows.argmax(-1))
 
 
 def _previous(predicted, previous, initial, summed_log_probs, never_predicted) -> torch.Tensor:

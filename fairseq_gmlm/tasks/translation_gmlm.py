@@ -29,7 +29,7 @@ from fairseq_gmlm.generation.refinement import (
     LENGTH_CHOICES, STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary,
 )
 from fairseq_gmlm.generation.rejecters import (
-    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, REPREDICTIONS, parse_switch, predictable,
+    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, REPREDICTIONS, STUTTER_RULES, parse_stutter_rule, predictable,
 )
 from fairseq_gmlm.generation.trace import TracingGenerator
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
@@ -102,10 +102,11 @@ class TranslationGMLMConfig(TranslationConfig):
         metadata={"help": "--rejecter confidence keeps every prediction at least this probable (and at least one "
                           "more position per pass)"},
     )
-    stutter_remask: ChoiceEnum(["on", "off"]) = field(
-        default="off",
-        metadata={"help": "also reject a token equal to its left neighbour; after the last pass such repeats "
-                          "are dropped from the output"},
+    stutter_remask: ChoiceEnum(list(STUTTER_RULES)) = field(
+        default="first",
+        metadata={"help": "a word equal to its neighbour: 'first' gives the less confident copy its next best word "
+                          "and re-masks it first, within the schedule's count; 'on' (PaDIR's) also rejects every "
+                          "second copy and drops repeats left after the last pass from the output; 'off'"},
     )
     replacement: ChoiceEnum(list(REPLACEMENTS)) = field(
         default="initial",
@@ -395,7 +396,7 @@ def refinement_options(cfg: TranslationGMLMConfig, args: Namespace) -> Refinemen
     )
     ours = {name: getattr(args, name, getattr(cfg, name)) for name in RefinementOptions._fields if name not in fairseq}
     ours = {name: str(value) if isinstance(value, Enum) else value for name, value in ours.items()}  # ChoiceEnum
-    ours["stutter_remask"] = parse_switch("--stutter-remask", ours["stutter_remask"])
+    ours["stutter_remask"] = parse_stutter_rule("--stutter-remask", ours["stutter_remask"])
     return RefinementOptions(**fairseq, **ours)
 
 
