@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from fairseq_gmlm.generation.refinement import Vocabulary, candidate_lengths, initial_tokens
 from fairseq_gmlm.generation.rejecters import (
-    candidate_scores, cosine_schedule_count, less_confident_copies, linear_schedule_count, reject, reject_lowest,
+    TIE, candidate_scores, cosine_schedule_count, less_confident_copies, linear_schedule_count, reject, reject_lowest,
     replace, stutter,
 )
 from fairseq_gmlm.models.length_head import MIN_LENGTH, top_lengths
@@ -220,10 +220,12 @@ def test_less_confident_copies_mark_one_side_of_every_repeat_and_only_a_side_tha
         for t in range(1, tokens.size(1)):
             if tokens[row, t] == tokens[row, t - 1] and editable[row, t] and editable[row, t - 1]:
                 assert copies[row, t] or copies[row, t - 1]  # every repeat loses a side
-        for t in copies[row].nonzero().flatten().tolist():  # and a marked word loses to an equal neighbour
-            assert any(0 <= u < tokens.size(1) and editable[row, u] and tokens[row, u] == tokens[row, t]
-                       and (scores[row, t] < scores[row, u] or (scores[row, t] == scores[row, u] and u < t))
-                       for u in (t - 1, t + 1))
+        for t in copies[row].nonzero().flatten().tolist():  # and a marked word loses to an equal neighbour:
+            def loses_to(u):  # the left one only by more than TIE, the right one also on a (near-)tie
+                if not (0 <= u < tokens.size(1) and editable[row, u] and tokens[row, u] == tokens[row, t]):
+                    return False
+                return scores[row, t] <= scores[row, u] + TIE if u < t else scores[row, u] > scores[row, t] + TIE
+            assert loses_to(t - 1) or loses_to(t + 1)
 
 
 @FEW

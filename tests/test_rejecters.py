@@ -237,8 +237,17 @@ def test_less_confident_copies_mark_the_lower_scored_of_each_equal_editable_pair
         [False, True, False, False, False, False],  # 6 at -2.0 loses to 6 at -0.5
         [True, False, True, False, False, False],  # 9 9 9 at -1.0 -0.1 -2.0: both outer copies lose to the middle
     ]  # the two paddings are equal but not editable
-    tied = less_confident_copies(torch.tensor([[4, 4, EOS]]), torch.zeros(1, 3), torch.tensor([[True, True, False]]))
-    assert tied.tolist() == [[False, True, False]]  # a tie: the right copy
+    for right in (0.0, 5e-5):  # a tie, or a difference float rounding can make: the right copy
+        near = less_confident_copies(torch.tensor([[4, 4, EOS]]), torch.tensor([[0.0, right, 0.0]]),
+                                     torch.tensor([[True, True, False]]))
+        assert near.tolist() == [[False, True, False]]
+
+
+def test_reject_lowest_takes_equal_scores_left_first_at_any_canvas_width():
+    for width in (4, 7, 40):  # alone or padded in a batch
+        scores = torch.zeros(1, width).index_fill(1, torch.tensor([0, 1, 2]), float("-inf"))
+        editable = torch.arange(width)[None, :] < 4
+        assert reject_lowest(scores, editable, torch.tensor([2])).nonzero()[:, 1].tolist() == [0, 1]
 
 
 def test_next_best_takes_the_most_probable_other_predictable_word_at_the_given_positions_only():

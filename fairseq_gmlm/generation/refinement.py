@@ -224,7 +224,7 @@ def refine_step(
             predicted = next_best(log_probs, predicted, copies, vocab.never_predicted)
             swapped = log_probs.gather(-1, predicted.unsqueeze(-1)).squeeze(-1)  # N x T
             token_log_probs = torch.where(copies, swapped, token_log_probs)
-            confidence = token_log_probs.masked_fill(copies, float("-inf"))
+            confidence = confidence.masked_fill(copies, float("-inf"))
     rejected = reject(rejection.rejecter, confidence, editable, step, max_step, opened,
                       k=rejection.reject_k, fraction=rejection.reject_fraction, threshold=rejection.reject_threshold)
     if rejection.stutter_remask == "on":

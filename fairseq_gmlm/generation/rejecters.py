@@ -31,7 +31,9 @@ def predictable(scores: torch.Tensor, never_predicted) -> torch.Tensor:
 
 def reject_lowest(scores: torch.Tensor, editable: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """Reject the ``count[n]`` lowest-scoring editable positions of each row (count: N, long)."""
-    ranked = scores.masked_fill(~editable, float("inf")).argsort(dim=1)  # N x T, lowest first
+    # N x T, lowest first; ties (--stutter-remask first's copies all rank at -inf) in position order, whatever the
+    # canvas's width, so that a sentence decodes alike alone and in a batch
+    ranked = scores.masked_fill(~editable, float("inf")).argsort(dim=1, stable=True)
     rank = torch.empty_like(ranked).scatter_(1, ranked, torch.arange(scores.size(1), device=scores.device).expand_as(ranked))
     return (rank < count[:, None]) & editable
 
@@ -186,11 +188,17 @@ def stutter(tokens: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
     return repeat & editable
 
 
+# Scores closer than this are a tie in less_confident_copies: the two copies of a word often score nearly alike, and
+# the order of a near-tie is float rounding, which changes with the batch a sentence is decoded in.
+TIE = 1e-4
+
+
 def less_confident_copies(tokens: torch.Tensor, scores: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
     """N x T bool: of each two neighbouring editable positions that hold the same token, the one with the lower
-    score (the right one on a tie); in a run of three or more, every position that loses to a neighbour."""
+    score (the right one on a tie, within TIE); in a run of three or more, every position that loses to a
+    neighbour."""
     pair = tokens[:, 1:].eq(tokens[:, :-1]) & editable[:, 1:] & editable[:, :-1]  # N x T-1: t + 1 repeats t
-    right_loses = pair & (scores[:, 1:] <= scores[:, :-1])  # N x T-1
+    right_loses = pair & (scores[:, 1:] <= scores[:, :-1] + TIE)  # N x T-1
     copies = torch.zeros_like(editable)
     copies[:, 1:] = right_loses
     copies[:, :-1] |= pair ^ right_loses
