@@ -3,9 +3,9 @@ EMNLP 2019).
 
 The driver reads as the method does: initialise candidates from the predicted lengths, then per pass predict
 every position, reject some predictions, replace the rejected ones, and stop a candidate once a pass changes
-nothing; finally (under ``--stutter-remask on``) drop stutters, score the candidates and keep the best per sentence (by the GMLM's own scores,
-or, with ``--iter-decode-with-external-reranker``, by an autoregressive model's: noisy parallel decoding, Gu et
-al., ICLR 2018).
+nothing; finally (under ``--stutter-remask on``) drop stutters, score the candidates and keep the best per
+sentence (by the GMLM's own scores, or, with ``--iter-decode-with-external-reranker``, by an autoregressive
+model's: noisy parallel decoding, Gu et al., ICLR 2018).
 
 ``max_iter`` keeps fairseq's meaning (``--iter-decode-max-iter``): refinements after the first parallel
 prediction, so at most ``max_iter + 1`` decoder passes.
