@@ -402,7 +402,8 @@ def test_the_train_options_are_checked_when_the_criterion_is_built_naming_their_
                              ({"train_reject_k": -1}, "^--train-reject-k must be >= 0, got -1$"),
                              ({"train_reject_fraction": 2.0}, r"^--train-reject-fraction must be in \[0, 1\]"),
                              ({"train_reject_threshold": 0.0}, r"^--train-reject-threshold must be in \(0, 1\]"),
-                             ({"train_stutter_remask": "yes"}, "^--train-stutter-remask must be one of first, on, off"),
+                             ({"train_stutter_remask": "yes"},
+                              "^unknown --train-stutter-remask 'yes'; choose one of first, on, off$"),
                              ({"train_rejecter": "confidence", "train_replacement": "previous"},
                               "^--train-rejecter confidence re-opens .* use --train-replacement initial")):
         with pytest.raises(UsageError, match=message):

@@ -40,7 +40,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq_gmlm.errors import UsageError
 from fairseq_gmlm.generation.refinement import refine_step
 from fairseq_gmlm.generation.rejecters import (
-    REJECTERS, REPLACEMENTS, STUTTER_RULES, Rejection, parse_stutter_rule, predictable,
+    REJECTERS, REPLACEMENTS, STUTTER_RULES, Rejection, predictable, stutter_rule,
 )
 
 LOSS_POSITIONS = ("all", "noised", "masked")
@@ -161,7 +161,7 @@ class GMLMLoss(FairseqCriterion):
         self.ar_loss_weight = ar_loss_weight
         self.train_stages = train_stages
         self.rejection = Rejection(str(train_rejecter), train_reject_k, train_reject_fraction, train_reject_threshold,
-                                   parse_stutter_rule("--train-stutter-remask", train_stutter_remask),
+                                   stutter_rule(train_stutter_remask),
                                    str(train_replacement)).check(flag_prefix="--train-")
         self.eos = task.target_dictionary.eos()
 

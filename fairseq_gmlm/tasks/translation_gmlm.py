@@ -29,7 +29,7 @@ from fairseq_gmlm.generation.refinement import (
     LENGTH_CHOICES, STOP_RULES, GMLMGenerator, RefinementOptions, Vocabulary,
 )
 from fairseq_gmlm.generation.rejecters import (
-    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, REPREDICTIONS, STUTTER_RULES, parse_stutter_rule, predictable,
+    CANDIDATE_SCORES, REJECTERS, REPLACEMENTS, REPREDICTIONS, STUTTER_RULES, predictable, stutter_rule,
 )
 from fairseq_gmlm.generation.trace import TracingGenerator
 from fairseq_gmlm.models.gmlm_t5 import LENGTH_SYMBOL, MASK_SYMBOL
@@ -396,7 +396,7 @@ def refinement_options(cfg: TranslationGMLMConfig, args: Namespace) -> Refinemen
     )
     ours = {name: getattr(args, name, getattr(cfg, name)) for name in RefinementOptions._fields if name not in fairseq}
     ours = {name: str(value) if isinstance(value, Enum) else value for name, value in ours.items()}  # ChoiceEnum
-    ours["stutter_remask"] = parse_stutter_rule("--stutter-remask", ours["stutter_remask"])
+    ours["stutter_remask"] = stutter_rule(ours["stutter_remask"])
     return RefinementOptions(**fairseq, **ours)
 
 
