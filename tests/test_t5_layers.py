@@ -3,7 +3,7 @@ import torch
 from conftest import build_from_flags, build_task_and_model
 import pytest
 
-from fairseq_gmlm.models.t5_layers import (bidirectional_from_causal, bucket_grid, diverse_relative_bias,
+from fairseq_gmlm.models.t5_layers import (attend, bidirectional_from_causal, bucket_grid, diverse_relative_bias,
                                           preferred_offsets, relative_position_bucket)
 
 
@@ -257,3 +257,26 @@ def test_a_bucket_grid_first_built_while_decoding_in_inference_mode_serves_train
     model.train()
     model.encode(src).out.sum().backward()  # raises if the cached grid were an inference tensor
     assert model.encoder.relative_position.relative_attention_bias.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_bfloat16_attention_on_the_cpu_runs_in_float32_and_returns_bfloat16(autocast, monkeypatch):
+    kernel, computed_in = torch.nn.functional.scaled_dot_product_attention, []
+
+    def spy(q, *args, **kwargs):
+        computed_in.append(q.dtype)
+        return kernel(q, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 5, 8, generator=generator) for _ in range(3))  # B x H x L x D
+    bias = torch.randn(1, 4, 5, 5, generator=generator)
+    expected = torch.softmax(q @ k.transpose(-1, -2) + bias, -1) @ v  # unscaled, as T5 attends
+    leaves = [x.bfloat16().requires_grad_() for x in (q, k, v)]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = attend(*leaves, bias.bfloat16(), dropout=0.0)
+    assert out.dtype == torch.bfloat16 and computed_in == [torch.float32]
+    torch.testing.assert_close(out.float(), expected, atol=0.05, rtol=0.05)
+    out.float().sum().backward()
+    assert all(leaf.grad.dtype == torch.bfloat16 and leaf.grad.abs().sum() > 0 for leaf in leaves)
+    torch.testing.assert_close(attend(q, k, v, bias, dropout=0.0), expected)  # float32 unchanged

@@ -182,7 +182,7 @@ class GMLMLoss(FairseqCriterion):
         scored_logits = output.logits if one_stage else output.logits[positions]  # P x V
         loss, nll = (on_positions(values, positions) for values in token_losses(  # B x T each, 0 where not scored
             scored_logits, target[positions], weights[positions], self.label_smoothing))
-        correct = scored_logits.argmax(-1).eq(target[positions])  # P
+        correct = scored_logits.float().argmax(-1).eq(target[positions])  # P (argmax in bfloat16 is 3x slower)
         n_correct = correct.sum()
         n_masked_correct = (correct & corruption.masked[positions]).sum()  # masked positions are always scored
         sample_size = positions.sum() if self.loss_weighting == "uniform" else weights.sum()
