@@ -17,10 +17,11 @@ from omegaconf import OmegaConf
 
 from test_gmlm_loss import make_sample
 
-from conftest import BIN, PLUGIN, ROOT, build_task_and_model, run_cli
+from conftest import BIN, PLUGIN, ROOT, build_from_flags, build_task_and_model, run_cli
 from fairseq_gmlm import kernels
 from fairseq_gmlm.optim.adamw_fused import AdamWFused, AdamWFusedConfig, build_adamw, parse_betas
 from fairseq_gmlm.fairseq_fixes.launch import TORCHRUN_VARIABLES, apply_launch_fixes, torchrun_process_group
+from fairseq_gmlm.models.t5_common import shifted_right
 from fairseq_gmlm.precision import Precision, generation_precision
 
 
@@ -251,6 +252,45 @@ def test_inference_runs_in_the_dtype_of_the_precision_flag(tmp_path, flag, weigh
     assert next(model.parameters()).dtype == weights
     assert seen and set(seen) == {activations}
     assert len(hypotheses) == 2 and all(torch.isfinite(h[0]["score"]) for h in hypotheses)
+
+
+CMLM_TINY = ["--encoder-embed-dim", "16", "--encoder-ffn-embed-dim", "32", "--encoder-layers", "1",
+             "--encoder-attention-heads", "2", "--decoder-embed-dim", "16", "--decoder-ffn-embed-dim", "32",
+             "--decoder-layers", "1", "--decoder-attention-heads", "2", "--share-all-embeddings"]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--task", "translation", "--arch", "t5_ar_tiny", "--criterion", "label_smoothed_cross_entropy"],
+    ["--task", "translation_lev", "--noise", "random_mask", "--arch", "cmlm_transformer", *CMLM_TINY,
+     "--criterion", "nat_loss"],
+], ids=["translation", "translation_lev"])
+def test_stock_task_train_step_autocasts_to_bfloat16_on_the_cpu_under_amp_only(tmp_path, flags):
+    """Defect 12: fairseq's own train_steps (t5_ar's task, CMLM's) left the forward in float32 on the CPU."""
+    from fairseq.optim.amp_optimizer import AMPOptimizer
+    from fairseq.optim.sgd import SGD
+
+    task, model, cfg = build_from_flags(tmp_path, flags)
+    criterion = task.build_criterion(cfg.criterion)
+    sample = make_sample(task, [("w1 w2 w3", "w3 w2 w1"), ("w4 w5", "w5 w4")])
+    sample["net_input"]["prev_output_tokens"] = shifted_right(sample["target"], task.target_dictionary.eos(),
+                                                              task.target_dictionary.pad())
+    seen = []  # the dtype of every linear layer's output that runs as a module (fairseq's attention reads its weights)
+    for module in model.decoder.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+
+    def sgd():
+        return SGD(Namespace(lr=[0.1], momentum=0.0, weight_decay=0.0), list(model.parameters()))
+
+    common = OmegaConf.create({"fp16_init_scale": 128, "amp_scale_window": None, "min_loss_scale": 1e-4})
+    amp = AMPOptimizer(OmegaConf.create({"optimizer": None, "common": common}), list(model.parameters()), sgd())
+    for optimizer, dtype in ((amp, torch.bfloat16), (sgd(), torch.float32)):
+        seen.clear()
+        loss, _, _ = task.train_step(sample, model, criterion, optimizer, update_num=0)
+        assert set(seen) == {dtype} and loss.dtype == torch.float32 and torch.isfinite(loss)
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        assert grads and all(g.dtype == torch.float32 for g in grads) and sum(g.abs().sum() for g in grads) > 0
+        model.zero_grad()
 
 
 @pytest.mark.slow

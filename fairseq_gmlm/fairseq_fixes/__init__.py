@@ -7,6 +7,7 @@ nothing. ``install`` is called once, from the plugin's ``__init__``, when fairse
 fairseq_gmlm``; it is idempotent.
 """
 
+from fairseq_gmlm.fairseq_fixes.amp_autocast import autocast_stock_train_steps
 from fairseq_gmlm.fairseq_fixes.checkpoint_copies import make_checkpoint_copies_atomic
 from fairseq_gmlm.fairseq_fixes.checkpoint_loading import allow_fairseq_checkpoint_globals, guard_checkpoint_loading
 from fairseq_gmlm.fairseq_fixes.error_reporting import report_usage_errors_briefly
@@ -21,3 +22,4 @@ def install() -> None:
     report_usage_errors_briefly()  # 5: one line on stderr for wrong use, not a traceback
     install_launch_fixes()  # 6, 7: --bf16 off TPUs; torchrun workers on the CPU form one job
     catalog_real_parameters_only()  # 11: bias-free layers logged as one shared parameter
+    autocast_stock_train_steps()  # 12: --amp on the CPU left stock tasks (t5_ar's, CMLM's) in float32
