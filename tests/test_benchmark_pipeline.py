@@ -591,6 +591,25 @@ def test_each_system_trains_with_its_measured_batch_and_the_report_says_so():
     assert batch_text({}) == ""
 
 
+def test_every_model_trains_under_amp_where_the_cpu_has_native_bfloat16_unless_told(monkeypatch):
+    from benchmarks.harness import run
+    from benchmarks.harness.report import training_lines
+    from benchmarks.harness.training import common_flags
+
+    for native in (True, False):
+        monkeypatch.setattr(run, "cpu_has_native_bfloat16", lambda: native)
+        assert run.parse_args(["--work", "w"]).train_amp is native
+        assert run.parse_args(["--work", "w", "--gpu"]).train_amp is False  # unmeasured on a GPU
+        assert run.parse_args(["--work", "w", "--train-amp"]).train_amp is True
+        assert run.parse_args(["--work", "w", "--no-train-amp"]).train_amp is False
+    assert common_flags(1.0, 0, False, cpu=True, save_every=100, keep=1, amp=True)[-1] == "--amp"
+    assert "--amp" not in common_flags(1.0, 0, False, cpu=True, save_every=100, keep=1)
+    plan = {"ar_minutes": 13, "minutes": 33, "train_threads": 1, "dropout": 0.0, "gmlm_recipe": [], "ar_recipe": [],
+            "schedule": [], "gmlm_decoding": []}
+    assert "under `--amp`" in "".join(training_lines({"training": {**plan, "amp": True}}))
+    assert "--amp" not in "".join(training_lines({"training": plan}))  # runs before 2026-12-06: float32
+
+
 def test_averaging_states_that_are_never_saved_is_refused_naming_both_flags():
     from benchmarks.harness.run import parse_args
 

@@ -142,7 +142,8 @@ def training_lines(result: dict) -> list:
     # runs before 2026-12-05 trained the teacher with the model's defaults and recorded no teacher recipe
     teacher = f", `{' '.join(plan['teacher_recipe'])}`" if plan.get("teacher_recipe") else ""
     return ["", "## Training", "",
-            f"{jobs_text(plan.get('jobs', 2))}, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}. "
+            f"{jobs_text(plan.get('jobs', 2))}, {plan['train_threads']} thread(s) each, dropout {plan['dropout']}"
+            f"{', every model under `--amp` (bfloat16 autocast)' if plan.get('amp') else ''}. "
             f"The teacher (t5_ar{teacher}) trains {plan['ar_minutes']:g} min and distils the training set (beam 4); "
             f"the GMLM starts from it "
             f"(`--init-from-ar`, `{' '.join(plan['gmlm_recipe'])}`) and fine-tunes {plan['minutes']:g} min on the "

@@ -44,6 +44,7 @@ from benchmarks.harness import evaluate, profile, report, speed, systems, traini
 from benchmarks.harness.paths import CORPORA, ROOT, shown
 from benchmarks.harness.progress import Progress
 from fairseq_gmlm.cli.prepare_data import prepare_corpora, read_lines
+from fairseq_gmlm.precision import cpu_has_native_bfloat16
 
 logger = logging.getLogger("run_benchmark")
 STAGES = 7
@@ -111,6 +112,10 @@ def parse_args(argv=None):
     parser.add_argument("--large-batch", type=int, help="batch size of the throughput runs (default 128; tiny: 16)")
     parser.add_argument("--repeats", type=int, help="timed runs per configuration, median kept (default 3; tiny: 2)")
     parser.add_argument("--cpu", action="store_true", help="use the CPU even where CUDA is available")
+    parser.add_argument("--train-amp", action=argparse.BooleanOptionalAction,
+                        help="train every model with --amp (bfloat16 autocast on the CPU); default: on where the CPU "
+                             "multiplies bfloat16 natively, off with --gpu (docs/training.md, \"bfloat16 autocast on "
+                             "the CPU\")")
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="float16 inference in the speed stage (CUDA)")
     precision.add_argument("--bf16", action="store_true", help="bfloat16 inference in the speed stage (default with --gpu)")
@@ -154,6 +159,8 @@ def fill_defaults(args):
             setattr(args, name, value)
     if args.gpu and not (args.fp16 or args.bf16):
         args.bf16 = True
+    if args.train_amp is None:  # 1.4-1.5x the updates per minute on such a CPU; the GPU variant is unmeasured
+        args.train_amp = not args.gpu and cpu_has_native_bfloat16()
     for name in ("threads", "train_threads", "jobs", *training.LAYER_COUNTS):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -185,7 +192,7 @@ def train_model(args, name: str, kind: str, data_bin: str, extra_flags=(), avera
     minutes, max_update = budgets(args)[name]
     flags = training.system_flags(kind, args.arch, layers(args)) + training.common_flags(
         minutes, max_update, args.tiny, cpu=args.cpu or not torch.cuda.is_available(), save_every=args.save_every,
-        keep=args.average_last, dropout=args.dropout, batch_scale=batch_scale(args, name))
+        keep=args.average_last, dropout=args.dropout, batch_scale=batch_scale(args, name), amp=args.train_amp)
     return training.train(name, data_bin, args.work / "models" / name, training.with_flags(flags, extra_flags),
                           average_last or args.average_last, resume, minutes_left=args.minutes)
 
@@ -331,7 +338,7 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
             "profile": timing["profile"],
             "models": models, "commands": commands,
             "training": {"ar_minutes": args.ar_minutes, "minutes": args.minutes, "train_threads": args.train_threads,
-                         "jobs": args.jobs,
+                         "jobs": args.jobs, "amp": args.train_amp,
                          "dropout": args.dropout, "teacher_recipe": RECIPES["teacher"], "gmlm_recipe": RECIPES["gmlm"],
                          "scratch_recipe": RECIPES["gmlm_scratch"], "ar_recipe": RECIPES["ar"], "schedule": SCHEDULE,
                          "max_tokens": {name: round(training.MAX_TOKENS * batch_scale(args, name))

@@ -64,9 +64,10 @@ def stock_shape_flags(shape: dict) -> list:
 
 
 def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, save_every: int,
-                 keep: int, dropout: float = 0.3, batch_scale: float = 1.0) -> list:
-    """Optimiser, regularisation, budget and checkpointing shared by every system. BATCH_SCALE: tokens per update as
-    a share of MAX_TOKENS, with the warm-up's updates scaled the other way (the same tokens of warm-up)."""
+                 keep: int, dropout: float = 0.3, batch_scale: float = 1.0, amp: bool = False) -> list:
+    """Optimiser, regularisation, budget, precision and checkpointing shared by every system. BATCH_SCALE: tokens per
+    update as a share of MAX_TOKENS, with the warm-up's updates scaled the other way (the same tokens of warm-up).
+    AMP: --amp (bfloat16 autocast on the CPU)."""
     # the warm-started GMLM's 400 (at half the tokens) measured against 100: 1.3-1.4 BLEU more on LibreOffice help
     # (docs/training.md, "The fine-tune's warm-up")
     warmup = (10 if tiny else 200) / batch_scale
@@ -85,6 +86,8 @@ def common_flags(budget_minutes: float, max_update: int, tiny: bool, cpu: bool, 
         flags += ["--max-update", str(max_update)]
     if cpu:
         flags.append("--cpu")
+    if amp:
+        flags.append("--amp")
     return flags
 
 
