@@ -31,6 +31,14 @@ RECIPE=(--position-input "${POSITION_INPUT:-learned}" --mask-ratio 0.5:1 --lr 2e
 # --stutter-remask on, Ding 2.83 against 2.77 and 3.09, chrF ahead of both on both (docs/measured.md, "Quickstart").
 # Drop DECODE's flags for the generator's defaults.
 DECODE=(--length-offsets 5 --length-choice mean)
+# Both models train under --amp (bfloat16 autocast) where the CPU multiplies bfloat16 natively: 1.4-1.5 times the
+# updates per minute at one thread (docs/training.md, "bfloat16 autocast on the CPU"), 1.2 here at two; on
+# 2026-12-06 23.11 BLEU on LibreOffice-help test against 21.05 in float32 (docs/measured.md, "Quickstart").
+# AMP=1 or AMP=0 decides instead.
+if [ "${AMP:-auto}" = auto ]; then
+  AMP=$(python -c "from fairseq_gmlm.precision import cpu_has_native_bfloat16 as native; print(int(native()))")
+fi
+PRECISION=(); if [ "$AMP" = 1 ]; then PRECISION=(--amp); fi
 export OMP_NUM_THREADS="$THREADS"
 mkdir -p "$WORK"
 DATA="$WORK/data"
@@ -39,7 +47,7 @@ COMMON=(--user-dir fairseq_gmlm --optimizer adam --adam-betas '(0.9, 0.98)' --lr
         --warmup-updates 200 --clip-norm 1.0 --weight-decay 0.0001 --dropout 0 --label-smoothing 0.1
         --max-tokens 4096 --max-epoch 10000 --max-source-positions 256 --max-target-positions 256
         --no-epoch-checkpoints --ignore-unused-valid-subsets --cpu --num-workers 0 --seed 1
-        --no-progress-bar --log-format simple --log-interval 100)
+        --no-progress-bar --log-format simple --log-interval 100 "${PRECISION[@]}")
 
 # train NAME MINUTES ARGS...: fairseq-train into $WORK/NAME, one progress line per epoch with the time left
 train() {
