@@ -6,16 +6,16 @@ non-autoregressive task ``translation_lev`` (fairseq's CMLM) does not autocast a
 nothing for either, while ``translation_gmlm`` autocasts its forward to bfloat16 (``precision.autocast_for``), 1.47
 times as fast per update on a CPU with AVX512-BF16: an equal-minutes comparison under ``--amp`` would have
 favoured the GMLM. ``autocast_stock_train_steps`` runs the criterion of those two tasks' training steps (the
-forward and the loss, not the backward) under the autocast that ``--amp`` means on the model's device: float16 on
-CUDA, bfloat16 on the CPU. Without ``--amp`` nothing changes.
+forward and the loss, not the backward) under the autocast that ``--amp`` means on the model's device
+(``precision.autocast_for``, as ``translation_gmlm``'s step does): float16 on CUDA, bfloat16 on the CPU. Without
+``--amp`` nothing changes.
 """
 
 import functools
 
-import torch
 from fairseq.optim.amp_optimizer import AMPOptimizer
 
-from fairseq_gmlm.precision import amp_dtype
+from fairseq_gmlm.precision import autocast_for
 
 
 class AutocastCriterion:
@@ -41,10 +41,8 @@ def with_amp_forward(train_step):
 
     @functools.wraps(train_step)
     def train_step_with_amp_forward(self, sample, model, criterion, optimizer, *args, **kwargs):
-        if isinstance(optimizer, AMPOptimizer):
-            device_type = next(model.parameters()).device.type
-            criterion = AutocastCriterion(
-                criterion, functools.partial(torch.autocast, device_type, dtype=amp_dtype(device_type)))
+        if isinstance(optimizer, AMPOptimizer):  # only --amp: under --fp16/--bf16 stock tasks keep fairseq's forward
+            criterion = AutocastCriterion(criterion, functools.partial(autocast_for, model, optimizer))
         return train_step(self, sample, model, criterion, optimizer, *args, **kwargs)
 
     train_step_with_amp_forward.fairseq_gmlm = True
