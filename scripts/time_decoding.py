@@ -9,6 +9,10 @@ added. The sets are timed as the benchmark's speed stage times its rows (benchma
 over the first --latency-sentences test sentences and batches of --large-batch over all of them, a warm-up, then
 --repeats rounds with the sets interleaved, the median kept. Before timing, every set translates each test set once
 at --large-batch and is compared with the first set: the table says how many translations are identical.
+
+A set with ``--bf16`` decodes with a bfloat16 copy of the model (loaded beside the float32 one, timed interleaved with
+it); the generator never sees the flag, which it would ignore. ``--fp16`` needs CUDA and ``--amp`` is a training flag:
+both are refused.
 """
 
 import argparse
@@ -20,6 +24,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import report  # noqa: E402  (light: no torch, no fairseq)
+
+
+def set_precision(flags: list) -> tuple:
+    """(precision, the other flags) of one set's FLAGS: "bf16" where they hold --bf16, else "fp32". The models are
+    loaded once per precision, so the flag picks the copy the set decodes with instead of reaching the generator."""
+    if "--fp16" in flags:
+        raise ValueError("--fp16 needs a CUDA device and this script times on the CPU; use --bf16")
+    if "--amp" in flags:
+        raise ValueError("--amp is a training flag (autocast in the forward and backward); decode in bfloat16 with --bf16")
+    return ("bf16" if "--bf16" in flags else "fp32"), [flag for flag in flags if flag != "--bf16"]
 
 
 def parse_args(argv=None):
@@ -34,9 +48,15 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=report.default_threads(),
                         help="torch threads (default $OMP_NUM_THREADS or all cores, as the benchmark's speed stage)")
     args = parser.parse_args(argv)
+    args.sets = []
     for item in args.compare:
         if "=" not in item:
             parser.error(f"--compare {item!r}: write NAME=FLAGS, e.g. '32=--length-group-size 32'")
+        name, flags = item.split("=", 1)
+        try:
+            args.sets.append((name, flags, *set_precision(flags.split())))
+        except ValueError as error:
+            parser.error(f"--compare {item!r}: {error}")
     if args.latency_sentences < 1 or args.large_batch < 1 or args.repeats < 1:
         parser.error("--latency-sentences, --large-batch and --repeats must be >= 1")
     return args
@@ -58,16 +78,22 @@ def main(argv=None):
     checkpoints = systems.decoded_models({name: str(work / "models" / name / "final.pt")
                                           for name in ("ar", "teacher", "cmlm", "gmlm", "gmlm_scratch")})
     tests = info["tests"]
-    loaded = systems.load_all({base.model: checkpoints[base.model]}, str(work / "data" / "bin"), info["src"],
-                              info["tgt"], [test["subset"] for test in tests.values()], "cpu", "fp32")
-    sets = [item.split("=", 1) for item in args.compare]
-    configs = [replace(base, key=f"{base.key}_{name}", system=name, flags=base.flags + flags.split())
-               for name, flags in sets]
+    # one copy of the model per precision the sets name: the float32 one under the model's own key
+    copy = {precision: base.model if precision == "fp32" else f"{base.model}@{precision}"
+            for _, _, precision, _ in args.sets}
+    loaded = {}
+    for precision, key in copy.items():
+        loaded.update(systems.load_all({key: checkpoints[base.model]}, str(work / "data" / "bin"), info["src"],
+                                       info["tgt"], [test["subset"] for test in tests.values()], "cpu", precision,
+                                       tasks={key: systems.MODEL_TASKS[base.model]}))
+    sets = [(name, flags) for name, flags, _, _ in args.sets]
+    configs = [replace(base, key=f"{base.key}_{name}", system=name, model=copy[precision], flags=base.flags + rest)
+               for name, _, precision, rest in args.sets]
 
     same = {}
     for corpus, test in tests.items():
         ids = list(range(test["sentences"]))
-        outputs = [systems.translate(loaded[base.model], loaded[base.model].generator(config.flags), config,
+        outputs = [systems.translate(loaded[config.model], loaded[config.model].generator(config.flags), config,
                                      test["subset"], ids, args.large_batch)[0] for config in configs]
         for config, texts in zip(configs, outputs):
             same[corpus, config.key] = sum(a == b for a, b in zip(texts, outputs[0]))

@@ -3,6 +3,7 @@
 No timing asserts: the figures of a toy run mean nothing; this checks the pipeline's plumbing.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -525,14 +526,14 @@ def test_time_decoding_times_flag_sets_on_the_benchmark_models_and_compares_thei
     work, _, _ = pipeline
     command = [sys.executable, str(ROOT / "scripts" / "time_decoding.py"), "--work", str(work), "--config", "gmlm_p5",
                "--compare", "together=--length-group-size 0", "by3=--length-group-size 3",
-               "one-pass=--iter-decode-max-iter 0",
+               "one-pass=--iter-decode-max-iter 0", "bf16=--bf16",
                "--latency-sentences", "2", "--large-batch", "8", "--repeats", "1", "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| rev-")]
     assert [(row[0], row[1]) for row in rows] == [(f"| {corpus}", name) for corpus in CORPORA
-                                                  for name in ("together", "by3", "one-pass")]
+                                                  for name in ("together", "by3", "one-pass", "bf16")]
     for row in rows:
         assert float(row[3]) > 0 and float(row[4]) > 0
     identical = {row[1]: row[5] for row in rows if row[0] == "| rev-a"}
@@ -540,6 +541,24 @@ def test_time_decoding_times_flag_sets_on_the_benchmark_models_and_compares_thei
     bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "time_decoding.py"), "--work", str(work),
                           "--config", "nonsense", "--compare", "a=--beam 1"], capture_output=True, text=True)
     assert bad.returncode != 0 and "--config nonsense: not a benchmark configuration" in bad.stderr
+
+
+def test_time_decoding_decodes_a_bf16_set_with_a_bfloat16_copy_and_refuses_fp16_and_amp():
+    spec = importlib.util.spec_from_file_location("time_decoding", ROOT / "scripts" / "time_decoding.py")
+    time_decoding = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(time_decoding)
+    args = time_decoding.parse_args(["--work", "w", "--config", "gmlm_p5",
+                                     "--compare", "fp32=--length-group-size 0", "bf16=--bf16 --length-group-size 0"])
+    # the flag picks the model copy and never reaches the generator (which would ignore it)
+    assert args.sets == [("fp32", "--length-group-size 0", "fp32", ["--length-group-size", "0"]),
+                         ("bf16", "--bf16 --length-group-size 0", "bf16", ["--length-group-size", "0"])]
+    for flag, message in (("--fp16", "--fp16 needs a CUDA device"), ("--amp", "--amp is a training flag")):
+        bad = subprocess.run([sys.executable, str(ROOT / "scripts" / "time_decoding.py"), "--work", "w",
+                              "--config", "gmlm_p5", "--compare", f"x={flag}"], capture_output=True, text=True)
+        assert bad.returncode != 0 and message in bad.stderr and f"--compare 'x={flag}'" in bad.stderr
+    from benchmarks.harness.systems import Config, used_passes
+    # a copy's key keeps the model's pass count: fairseq's CMLM reports the 0-based index of its last pass
+    assert used_passes(Config("c", "c", "cmlm@bf16", 5), 4) == used_passes(Config("c", "c", "cmlm", 5), 4) == 5
 
 
 def test_the_gpu_preset_sizes_the_run_for_a_lent_gpu_and_explicit_flags_win():

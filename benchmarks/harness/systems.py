@@ -98,9 +98,15 @@ def translate(loaded: Loaded, generator, config: Config, subset: str, ids: list,
     return texts, [used_passes(config, step) for step in steps]
 
 
+def base_model(model: str) -> str:
+    """The MODEL_TASKS key of MODEL: a key itself, or KEY@PRECISION for a copy loaded at another precision
+    (scripts/time_decoding.py)."""
+    return model.split("@", 1)[0]
+
+
 def used_passes(config: Config, steps) -> Optional[int]:
     if config.passes is None:
         return None
-    if config.model == "cmlm":
+    if base_model(config.model) == "cmlm":
         return int(steps) + 1  # fairseq's generator reports the 0-based index of the last pass
     return int(steps)
