@@ -113,3 +113,16 @@ def test_sweep_decoding_compares_named_flag_sets_in_the_order_given(trained, din
             if line.startswith("| ")]
     assert [row[0] for row in rows] == ["one", "forced"]
     assert [float(row[6]) for row in rows] == [1.0, 3.0]  # mean passes: one pass; three, forced
+
+
+def test_decoding_flag_sets_refuse_precision_flags_that_the_loaded_model_would_silently_ignore():
+    from fairseq_gmlm.cli.split_decoding import refuse_precision_flags
+    from fairseq_gmlm.cli.sweep import parse_flag_set
+
+    assert parse_flag_set("one=--iter-decode-max-iter 0") == ("one", ["--iter-decode-max-iter", "0"])
+    for flag in ("--bf16", "--fp16", "--amp"):
+        with pytest.raises(SystemExit, match=f"--compare 'x=--beam 1 {flag}': {flag}: decoding flags cannot change"):
+            parse_flag_set(f"x=--beam 1 {flag}")
+    with pytest.raises(ValueError, match="--bf16 --amp: decoding flags cannot change the precision"):
+        refuse_precision_flags(["--bf16", "--iter-decode-max-iter", "4", "--amp"])
+    refuse_precision_flags(["--iter-decode-max-iter", "4"])  # other flags pass

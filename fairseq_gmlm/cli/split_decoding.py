@@ -22,6 +22,18 @@ def generation_args(data_bin: str, task: str, checkpoint: str, src: str, tgt: st
     return options.parse_args_and_arch(parser, argv + (["--cpu"] if cpu else []))
 
 
+PRECISION_FLAGS = ("--fp16", "--bf16", "--amp")
+
+
+def refuse_precision_flags(flags: list) -> None:
+    """Raise ValueError naming any of PRECISION_FLAGS in a generator's FLAGS: a Loaded model's precision is fixed
+    when it is loaded (its ``precision``), and fairseq's generator would ignore the flag without a word."""
+    named = [flag for flag in flags if flag in PRECISION_FLAGS]
+    if named:
+        raise ValueError(f"{' '.join(named)}: decoding flags cannot change the precision of a model already loaded; "
+                         f"load it at that precision instead (scripts/time_decoding.py takes --bf16 in a set)")
+
+
 class Loaded:
     """One model (or the models of a colon-separated CHECKPOINT) with its own task instance (tasks differ in
     dictionary symbols), loaded once."""
@@ -47,7 +59,8 @@ class Loaded:
         self.parameters = sum(p.numel() for p in self.models[0].parameters())
 
     def generator(self, flags: list):
-        """The task's generator for fairseq-generate's FLAGS."""
+        """The task's generator for fairseq-generate's FLAGS (no precision flag: ``refuse_precision_flags``)."""
+        refuse_precision_flags(flags)
         args = generation_args(self.data_bin, self.task_name, self.checkpoint, self.src, self.tgt, flags, self.cpu)
         return self.task.build_generator(self.models, args)
 

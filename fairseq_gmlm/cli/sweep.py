@@ -22,7 +22,7 @@ import itertools
 import time
 from pathlib import Path
 
-from fairseq_gmlm.cli.split_decoding import Loaded, score, translate
+from fairseq_gmlm.cli.split_decoding import Loaded, refuse_precision_flags, score, translate
 from fairseq_gmlm.generation.rejecters import STUTTER_RULES
 
 
@@ -60,6 +60,10 @@ def parse_flag_set(text: str):
     name, separator, flags = text.partition("=")
     if not separator or not name:
         raise SystemExit(f"--compare takes NAME=FLAGS, got {text!r}")
+    try:
+        refuse_precision_flags(flags.split())
+    except ValueError as error:
+        raise SystemExit(f"--compare {text!r}: {error}") from None
     return name, flags.split()
 
 
