@@ -126,3 +126,7 @@ def test_decoding_flag_sets_refuse_precision_flags_that_the_loaded_model_would_s
     with pytest.raises(ValueError, match="--bf16 --amp: decoding flags cannot change the precision"):
         refuse_precision_flags(["--bf16", "--iter-decode-max-iter", "4", "--amp"])
     refuse_precision_flags(["--iter-decode-max-iter", "4"])  # other flags pass
+    # the command line refuses the set before it looks for the checkpoint
+    bad = subprocess.run([sys.executable, "-m", "fairseq_gmlm.cli.sweep", "--data", "missing", "--path", "missing.pt",
+                          "--reference", "missing.en", "--compare", "a=--bf16"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--compare 'a=--bf16': --bf16: decoding flags cannot change" in bad.stderr

@@ -45,10 +45,11 @@ def main(argv=None):
     parser.add_argument("--src", default="de"), parser.add_argument("--tgt", default="en")
     args = parser.parse_args(argv)
 
+    flag_sets = [parse_flag_set(text) for text in args.compare or []]  # refused before the model loads
     loaded = Loaded("translation_gmlm", args.path, args.data, args.src, args.tgt, [args.subset], "cpu", "fp32")
     sentences = len(loaded.task.dataset(args.subset))
-    if args.compare:
-        table = compare(loaded, [parse_flag_set(text) for text in args.compare], args, sentences)
+    if flag_sets:
+        table = compare(loaded, flag_sets, args, sentences)
     else:
         table = sweep(loaded, args, sentences)
     print(table)
