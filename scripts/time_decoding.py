@@ -11,8 +11,7 @@ over the first --latency-sentences test sentences and batches of --large-batch o
 at --large-batch and is compared with the first set: the table says how many translations are identical.
 
 A set with ``--bf16`` decodes with a bfloat16 copy of the model (loaded beside the float32 one, timed interleaved with
-it); the generator never sees the flag, which it would ignore. ``--fp16`` needs CUDA and ``--amp`` is a training flag:
-both are refused.
+it); the generator never sees the flag, which it would ignore. ``--fp16`` and ``--amp`` are refused.
 """
 
 import argparse
@@ -28,12 +27,13 @@ from benchmarks.harness import report  # noqa: E402  (light: no torch, no fairse
 
 def set_precision(flags: list) -> tuple:
     """(precision, the other flags) of one set's FLAGS: "bf16" where they hold --bf16, else "fp32". The models are
-    loaded once per precision, so the flag picks the copy the set decodes with instead of reaching the generator."""
-    if "--fp16" in flags:
-        raise ValueError("--fp16 needs a CUDA device and this script times on the CPU; use --bf16")
-    if "--amp" in flags:
-        raise ValueError("--amp is a training flag (autocast in the forward and backward); decode in bfloat16 with --bf16")
-    return ("bf16" if "--bf16" in flags else "fp32"), [flag for flag in flags if flag != "--bf16"]
+    loaded once per precision, so the flag picks the copy the set decodes with instead of reaching the generator;
+    the other precision flags stay refused (split_decoding.refuse_precision_flags)."""
+    from fairseq_gmlm.cli.split_decoding import refuse_precision_flags
+
+    rest = [flag for flag in flags if flag != "--bf16"]
+    refuse_precision_flags(rest)
+    return ("bf16" if "--bf16" in flags else "fp32"), rest
 
 
 def parse_args(argv=None):
