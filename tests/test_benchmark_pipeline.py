@@ -573,7 +573,8 @@ def test_the_gpu_preset_sizes_the_run_for_a_lent_gpu_and_explicit_flags_win():
     chosen = parse_args(["--work", "w", "--gpu", "--jobs", "3", "--fp16", "--ar-minutes", "2"])
     assert (chosen.jobs, chosen.precision, chosen.ar_minutes) == (3, "fp16", 2.0)
     plain = parse_args(["--work", "w"])
-    assert (plain.jobs, plain.train_threads, plain.precision, plain.save_every) == (2, 1, "fp32", 100)
+    assert (plain.jobs, plain.train_threads, plain.precision, plain.save_every) == (2, 1, "fp32", 0)
+    assert (plain.ar_minutes, plain.minutes) == (13.0, 47.0)
     assert plain.distill_max_tokens is None  # gmlm-distill keeps its own default
     with pytest.raises(SystemExit, match="--tiny and --gpu are two presets"):
         parse_args(["--work", "w", "--gpu", "--tiny"])
