@@ -216,12 +216,13 @@ def batch_scale(args, name: str) -> float:
 
 
 def planned_minutes(args) -> list:
-    """Minutes per stage for the time-left estimate: the chains' lengths, and otherwise the full run of 2026-12-06
-    afternoon on 2 CPU cores (prepare 0.3, distillation 4.5, evaluation 3.2, speed, profiles and report 15.8); a tiny
-    run's stages take seconds; the GPU variant's from its try on an H200 (2026-12-04: distillation 3.8, evaluation
-    2.6; the speed stage, cut there, a guess of 3)."""
+    """Minutes per stage for the time-left estimate: the chains' lengths, and otherwise the committed full run of
+    2026-12-06 evening on 2 CPU cores (prepare 0.3, distillation 5.7, evaluation 3.9, speed, profiles and report
+    20.6; planned from the afternoon run's 4.5, 3.2 and 15.8, it took 5.8 minutes more than estimated); a tiny run's
+    stages take seconds; the GPU variant's from its try on an H200 (2026-12-04: distillation 3.8, evaluation 2.6; the
+    speed stage, cut there, a guess of 3)."""
     total = args.ar_minutes + args.minutes
-    distill, measuring = (0.1, [0.5, 1, 0]) if args.tiny else (3.8, [2.6, 3, 0]) if args.gpu else (4.5, [3.2, 15.8, 0])
+    distill, measuring = (0.1, [0.5, 1, 0]) if args.tiny else (3.8, [2.6, 3, 0]) if args.gpu else (5.7, [3.9, 20.6, 0])
     if args.jobs >= 4:  # CMLM starts after distillation; the rest fits beside it
         chains = max(args.ar_minutes + distill + total, total)
     else:  # chain 1, chain 2
