@@ -437,7 +437,7 @@ def test_the_time_left_plan_follows_the_longer_of_the_two_training_chains(ar_min
     args = parse_args(["--work", "w", "--ar-minutes", str(ar_minutes), "--minutes", str(minutes)])
     plan = planned_minutes(args)
     assert len(plan) == STAGES
-    prepare, teacher, distill, rest = plan[:4]
+    _, teacher, distill, rest = plan[:4]
     assert teacher == ar_minutes
     # chain 1: teacher, distillation, GMLM, AR baseline; chain 2: GMLM from scratch, then CMLM
     assert teacher + distill + rest == pytest.approx(max(ar_minutes + distill + 2 * minutes, chains))
