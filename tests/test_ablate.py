@@ -105,6 +105,21 @@ def test_twin_flags_carry_the_learning_rate_schedule():
     assert twin_name(flags) == "ar_twin_dropout0_lr_schedulerbudget_linear"
 
 
+def test_one_kept_state_is_saved_where_training_stops_and_more_are_saved_every_100_updates(tmp_path):
+    """As in the benchmark, a single kept state costs no interval saves (each validates the valid sets); states
+    to average are saved every 100 updates (tiny: 10) and at epoch ends."""
+    from benchmarks.harness.ablate import base_flags, parse_args
+    from benchmarks.harness.training import pairs
+
+    def saving(*extra):
+        flags = dict(pairs(base_flags(parse_args(["--work", str(tmp_path), *extra]), "t5_ar", 10.0)))
+        return flags["--save-interval-updates"], flags["--save-interval"], flags["--keep-interval-updates"]
+
+    assert saving() == ("0", "100000", "1")
+    assert saving("--keep-states", "3") == ("100", "1", "3")
+    assert saving("--tiny", "--keep-states", "2") == ("10", "1", "2")
+
+
 def test_raw_only_variants_skip_distillation_and_a_scheduled_twin_restarts_its_schedule(tmp_path):
     """A budget_linear variant's twin resumes the teacher's inverse_sqrt state: its schedule starts afresh at the
     teacher's updates and decays over the variant's --minutes, not its total budget."""
