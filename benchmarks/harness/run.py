@@ -147,10 +147,11 @@ def fill_defaults(args):
     # in the benchmark at 4 + 2 (2026-12-05: AR beam 4 +4.28, the GMLM +2.04 on LibreOffice-help test; the GMLM from
     # scratch and CMLM lost 0.3 and 0.9), so the pair compared is at the better shape measured for each
     # (benchmarks/ANALYSIS.md; docs/training.md, "Model shape at the recipe's budget").
-    # 3000 joint pieces, the committed run's. At 1500 / 3000 / 8000 (one chain each, 2026-12-07; docs/training.md,
-    # "The joint vocabulary's size") the AR baseline was level and the GMLM gained with the pieces (60% / 67% / 71% of
-    # AR beam 4 on LibreOffice-help test), but its batch-1 speed-up fell at 8000 (4.34x to 3.53x on LibreOffice help,
-    # 3.06x to 2.89x on Ding): the two targets pull apart, so the default stays until a whole run weighs them.
+    # 3000 joint pieces, the committed run's. At 1500 / 3000 / 8000 / 16000 (whole chains, two at 8000, 2026-12-07;
+    # docs/training.md, "The joint vocabulary's size" and "The vocabulary again") the AR baseline was level and the
+    # GMLM peaked at 8000 (60% / 67% / 70% / 69% of AR beam 4 on LibreOffice-help test), but its batch-1 speed-up fell
+    # there (4.34x to 3.53x on LibreOffice help, 3.06x to 2.89x on Ding): three points of share for up to a fifth of the
+    # speed-up, with neither target met, so the default stays.
     full = {"arch": "gmlm_t5_mini", "encoder_layers": 4, "decoder_layers": 2, "vocab_size": 3000, "max_update": 0,
             "average_last": 1, "save_every": 0, "latency_sentences": 200, "large_batch": 128, "repeats": 3,
             "ar_minutes": 13.0, "minutes": 47.0}
