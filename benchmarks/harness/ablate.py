@@ -138,9 +138,9 @@ def parse_args(argv=None):
                         help="dropout of the teacher and of every model whose variant sets none (0.1: the setting of the "
                              "table in ablations/; docs/training.md, 2026-12-02, measured 0 better at these budgets)")
     parser.add_argument("--keep-states", type=int, default=1,
-                        help="saved states each model keeps (above 1: saved and validated every 100 updates and per epoch, "
-                             "e.g. to average them afterwards; 1: saved where training stops, validated at epoch "
-                             "ends); final.pt is the last")
+                        help="saved states each model keeps (above 1: saved and validated every 100 updates and "
+                             "per epoch, e.g. to average them afterwards; 1: saved where training stops, validated at "
+                             "epoch ends); final.pt is the last")
     parser.add_argument("--parallel", type=int, default=2, help="training jobs at a time")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--stop-after", type=int, choices=range(1, STAGES + 1), metavar="STAGE",
