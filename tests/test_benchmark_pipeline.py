@@ -200,6 +200,26 @@ def test_results_table_has_every_row(pipeline):
     assert "## Where the time goes (batch size 1" in markdown and "## Where the time goes (batch size 8" in markdown
 
 
+@pytest.mark.slow
+def test_the_targets_section_gives_each_test_sets_bleu_share_with_its_interval_or_says_why_not(pipeline):
+    work, _, _ = pipeline
+    result = json.loads((work / "benchmarks" / "results.json").read_text())
+    markdown = (work / "benchmarks" / "RESULTS.md").read_text()
+    targets = markdown.split("## Targets")[1].split("## Test set")[0]
+    assert list(result["shares"]) == list(CORPORA)
+    for corpus, share in result["shares"].items():
+        rows = {row["config"]: row for row in result["tables"][corpus]}
+        assert share["baseline_bleu"] == pytest.approx(rows["ar_beam4"]["bleu"])
+        line = next(line for line in targets.splitlines() if line.startswith(f"| {corpus} |"))
+        assert f"{rows['gmlm_p5']['latency_speedup']:.2f}x" in line
+        if share["share"] is None:  # a toy AR can score 0
+            assert "(AR BLEU 0)" in line
+        else:
+            assert share["share"] == pytest.approx(rows["gmlm_p5"]["bleu"] / rows["ar_beam4"]["bleu"])
+            assert share["low"] <= share["share"] <= share["high"]
+            assert f"{100 * share['share']:.0f}% ({100 * share['low']:.0f}–{100 * share['high']:.0f}%)" in line
+
+
 def test_repeated_word_share_counts_lines_with_a_directly_repeated_word():
     from fairseq_gmlm.cli.split_decoding import repeated_word_share
 
@@ -256,9 +276,16 @@ def without(words: list, *flags) -> list:
 @pytest.mark.slow
 def test_rerun_skips_every_finished_stage(pipeline):
     work, corpora, _ = pipeline
+    before = json.loads((work / "benchmarks" / "results.json").read_text())
+    measured = 1577934240  # 2020-01-02 03:04 UTC: the figures' files as if measured then
+    for path in [*(work / "eval").rglob("*"), *(work / "speed-cpu-fp32").rglob("*")]:
+        os.utime(path, (measured, measured))
     output = run_pipeline(work, corpora)
     assert "fairseq-train" not in output and "decoding train" not in output
     assert output.count("skip") >= 8  # prepare, 5 models, evaluation, speed (distill: its subprocess)
+    # the report written again gives the date its figures were measured at, and the same figures
+    after = json.loads((work / "benchmarks" / "results.json").read_text())
+    assert after["date"] == "2020-01-02 03:04 UTC" and after["tables"] == before["tables"]
 
 
 @pytest.mark.slow

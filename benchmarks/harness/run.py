@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.harness import evaluate, profile, report, speed, systems, training
+from benchmarks.harness import evaluate, profile, report, shares, speed, systems, training
 from benchmarks.harness.paths import CORPORA, ROOT, shown
 from benchmarks.harness.progress import Progress
 from fairseq_gmlm.cli.prepare_data import prepare_corpora, read_lines
@@ -308,7 +308,8 @@ def measure_and_report(args, info: dict, checkpoints: dict, progress: Progress) 
     timing["profile"] = profile.profile_stage(loaded("speed"), timed, tests, speed_dir, args.latency_sentences,
                                               args.large_batch)
     progress.stage(7, f"report to {args.results}")
-    report.write_report(result_record(args, info, scores, timing, checkpoints), args.results)
+    record = result_record(args, info, scores, timing, checkpoints, measured_at(args.work / "eval", speed_dir))
+    report.write_report(record, args.results)
     progress.stage(7, "done")
 
 
@@ -333,7 +334,14 @@ def ar_start(teacher: Path) -> Path:
     return Path(teacher).parent / "checkpoint_last.pt"
 
 
-def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict) -> dict:
+def measured_at(*folders: Path) -> str:
+    """When the newest file in FOLDERS (the evaluation and speed stages' results) was written, in UTC: the date a
+    report gives, so that a report written again from cached stages keeps the date of its figures."""
+    newest = max(path.stat().st_mtime for folder in folders for path in folder.rglob("*") if path.is_file())
+    return datetime.fromtimestamp(newest, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict, date: str) -> dict:
     commands = [shown(["python", "-m", "benchmarks.harness.run", *sys.argv[1:]])]
     for path in checkpoints.values():
         save_dir = Path(path).parent
@@ -344,10 +352,12 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
         commands.append(distill_file.read_text().strip())
     models = {name: {"checkpoint": str(path), "budget": budget_text(args, name), "updates": training.updates_of(path),
                      "parameters": parameter_count(path)} for name, path in checkpoints.items()}
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "tiny": args.tiny, "arch": args.arch,
+    return {"date": date, "tiny": args.tiny, "arch": args.arch,
             "layers": layers(args),
             "machine": timing["machine"], "corpora": info["corpora"], "train_pairs": info["train_pairs"],
             "tables": report.merge(scores["test"], timing["rows"]), "valid": scores["valid"],
+            "shares": shares.target_shares(args.work / "eval" / "hyp", info["tests"], report.TARGET,
+                                           report.REFERENCE),
             "profile": timing["profile"],
             "models": models, "commands": commands,
             "training": {"ar_minutes": args.ar_minutes, "minutes": args.minutes, "train_threads": args.train_threads,
