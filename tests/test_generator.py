@@ -201,6 +201,37 @@ def test_confidence_rejecter_adapts_the_passes_per_sentence_within_the_limit(set
     assert sum(low_steps) < sum(high_steps)
 
 
+@pytest.mark.parametrize("flags", [
+    {"rejecter": "confidence", "reject_threshold": 0.999, "replacement": "initial"},
+    {"rejecter": "confidence", "reject_threshold": 0.999, "replacement": "initial", "repredict": "open"},
+    {"rejecter": "confidence", "reject_threshold": 0.999, "replacement": "initial", "stop_rule": "prediction",
+     "retain_iter_history": True},
+])
+def test_sentences_that_stop_at_different_passes_decode_in_a_batch_as_they_do_alone(setup, flags, monkeypatch):
+    # the refinement loop keeps the state of the candidates still going and writes a candidate's result when it
+    # stops: each sentence's words, scores, passes and history must be those of decoding it alone
+    task, model, sample = setup
+    length_logits = model.length_logits
+
+    def source_length(encoder_out):  # each sentence's target as long as its source: 1 to 6 words
+        lengths = (~encoder_out.padding_mask).sum(1) - 1  # B, the source with EOS (not <length>)
+        return torch.nn.functional.one_hot(lengths, length_logits(encoder_out).size(1)).float() * 30
+
+    monkeypatch.setattr(model, "length_logits", source_length)
+    batch = generate(task, [model], sample, max_iter=9, **flags)
+    # an untrained model is never 99.9% sure: a sentence takes a pass per word, so all five stop at different passes
+    assert sorted(h[0]["steps"] for h in batch) == [1, 2, 3, 4, 6]
+    for i, hypo in enumerate(batch):
+        alone = generate(task, [model], make_sample(task, [SOURCES[i]]), max_iter=9, **flags)[0][0]
+        assert hypo[0]["tokens"].tolist() == alone["tokens"].tolist(), SOURCES[i]
+        assert hypo[0]["steps"] == alone["steps"]
+        torch.testing.assert_close(hypo[0]["positional_scores"], alone["positional_scores"], atol=1e-5, rtol=0)
+        if flags.get("retain_iter_history"):
+            assert len(hypo[0]["history"]) == hypo[0]["steps"]
+            for step, (ours, theirs) in enumerate(zip(hypo[0]["history"], alone["history"])):
+                assert ours["tokens"].tolist() == theirs["tokens"].tolist(), (SOURCES[i], step)
+
+
 def test_confidence_rejecter_needs_re_masking():
     with pytest.raises(UsageError, match="--rejecter confidence .* --replacement initial"):
         decoding_options(rejecter="confidence", replacement="previous").check()
