@@ -78,4 +78,5 @@ def test_target_shares_read_the_evaluation_hypotheses_and_say_where_the_baseline
     tests = {"a": {"reference": str(tmp_path / "refs.a.txt")}, "b": {"reference": str(tmp_path / "refs.b.txt")}}
     shares = target_shares(tmp_path, tests, "gmlm", "ar")
     assert shares["a"]["low"] < shares["a"]["share"] < shares["a"]["high"] < 1
-    assert shares["b"] == {"share": None, "low": None, "high": None, "baseline_bleu": 0.0}
+    assert shares["b"] == {"share": None, "low": None, "high": None, "baseline_bleu": 0.0, "resamples": 1000,
+                           "level": 0.95}

@@ -115,11 +115,11 @@ def target_lines(result: dict) -> list:
     bootstrap interval (shares.py) and batch-1 speed-up (results written before 2026-12-07 hold no shares)."""
     if not result.get("shares"):
         return []
-    first = next(iter(result["shares"].values()))
+    first = next(iter(result["shares"].values()))  # every test set's share has the same draws
     lines = ["## Targets", "",
              f"The GMLM at {TARGET_PASSES} passes (`--iter-decode-max-iter {TARGET_PASSES - 1}`) against AR beam 4: "
              "BLEU share (target at least 90%) and batch-1 speed-up (target at least 4x). The interval is the central "
-             f"{fmt(percent(first.get('level')), '.0f')}% of the share over {first.get('resamples', '?')} paired "
+             f"{percent(first['level']):.0f}% of the share over {first['resamples']} paired "
              "bootstrap draws of the test sentences: it covers which sentences the test set holds, not training noise "
              "(seeds, the update a time budget stops at).", "",
              "| test set | BLEU, GMLM / AR beam 4 | share (interval) | speed-up (bs 1) |", "|---|---|---|---|"]

@@ -9,7 +9,8 @@ time budget stops at), which moves the AR baseline's BLEU by one to two points b
 
 BLEU is sacreBLEU's with its default signature: each sentence's sufficient statistics (hypothesis and reference
 lengths, matching and total n-grams) summed over a draw give that draw's corpus BLEU, as sacreBLEU's own
-``--paired-bs`` computes it.
+``--paired-bs`` computes it (through the same two methods of its BLEU class, ``_extract_corpus_statistics`` and
+``_compute_score_from_stats``).
 """
 
 from pathlib import Path
@@ -68,7 +69,8 @@ def target_shares(hyp_dir, tests: dict, system: str, baseline: str) -> Dict[str,
                  for key in (system, baseline)}
         references = Path(test["reference"]).read_text(encoding="utf-8").splitlines()
         if corpus_bleu(sentence_statistics(lines[baseline], references)) == 0:
-            shares[corpus] = {"share": None, "low": None, "high": None, "baseline_bleu": 0.0}
+            shares[corpus] = {"share": None, "low": None, "high": None, "baseline_bleu": 0.0,
+                              "resamples": RESAMPLES, "level": LEVEL}
         else:
             shares[corpus] = bleu_share(lines[system], lines[baseline], references)
     return shares
