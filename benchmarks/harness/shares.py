@@ -45,13 +45,19 @@ def bleu_share(system: List[str], baseline: List[str], references: List[str], re
     """SYSTEM's corpus BLEU over BASELINE's on REFERENCES (one line each), and the central LEVEL interval of that
     ratio over RESAMPLES paired draws of the sentences: {"share", "low", "high", "bleu", "baseline_bleu",
     "resamples", "level"}."""
+    return statistics_share(sentence_statistics(system, references), sentence_statistics(baseline, references),
+                            resamples, level, seed)
+
+
+def statistics_share(ours: np.ndarray, theirs: np.ndarray, resamples: int = RESAMPLES, level: float = LEVEL,
+                     seed: int = SEED) -> Dict[str, float]:
+    """``bleu_share`` from the two systems' sentence statistics (S x 10 each, the same sentences)."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    ours, theirs = sentence_statistics(system, references), sentence_statistics(baseline, references)
     bleu, baseline_bleu = corpus_bleu(ours), corpus_bleu(theirs)
     if baseline_bleu == 0:
         raise ValueError("the baseline's BLEU is 0: a share of it is undefined")
-    draws = np.random.default_rng(seed).integers(0, len(references), size=(resamples, len(references)))  # R x S
+    draws = np.random.default_rng(seed).integers(0, len(ours), size=(resamples, len(ours)))  # R x S
     ratios = np.array([corpus_bleu(ours[draw].sum(0)) / max(corpus_bleu(theirs[draw].sum(0)), 1e-9)
                        for draw in draws])  # R
     low, high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
@@ -65,12 +71,13 @@ def target_shares(hyp_dir, tests: dict, system: str, baseline: str) -> Dict[str,
     BLEU is 0 (a toy run), so the report says why there is no share."""
     shares = {}
     for corpus, test in tests.items():
-        lines = {key: (Path(hyp_dir) / f"{corpus}.{key}.txt").read_text(encoding="utf-8").splitlines()
-                 for key in (system, baseline)}
         references = Path(test["reference"]).read_text(encoding="utf-8").splitlines()
-        if corpus_bleu(sentence_statistics(lines[baseline], references)) == 0:
+        hypotheses = {key: (Path(hyp_dir) / f"{corpus}.{key}.txt").read_text(encoding="utf-8").splitlines()
+                      for key in (system, baseline)}
+        ours, theirs = (sentence_statistics(hypotheses[key], references) for key in (system, baseline))
+        if corpus_bleu(theirs) == 0:
             shares[corpus] = {"share": None, "low": None, "high": None, "baseline_bleu": 0.0,
                               "resamples": RESAMPLES, "level": LEVEL}
         else:
-            shares[corpus] = bleu_share(lines[system], lines[baseline], references)
+            shares[corpus] = statistics_share(ours, theirs)
     return shares
