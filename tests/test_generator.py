@@ -208,8 +208,8 @@ def test_confidence_rejecter_adapts_the_passes_per_sentence_within_the_limit(set
      "retain_iter_history": True},
 ])
 def test_sentences_that_stop_at_different_passes_decode_in_a_batch_as_they_do_alone(setup, flags, monkeypatch):
-    # the refinement loop keeps the state of the candidates still going and writes a candidate's result when it
-    # stops: each sentence's words, scores, passes and history must be those of decoding it alone
+    # finished candidates leave the batch and the others go on with their rows of the carried state: each
+    # sentence's words, scores, passes and history must be those of decoding it alone
     task, model, sample = setup
     length_logits = model.length_logits
 

@@ -13,6 +13,7 @@ lengths, matching and total n-grams) summed over a draw give that draw's corpus 
 ``_compute_score_from_stats``).
 """
 
+import functools
 from pathlib import Path
 from typing import Dict, List
 
@@ -23,21 +24,25 @@ LEVEL = 0.95
 SEED = 12345  # sacreBLEU's default for its bootstrap (SACREBLEU_SEED)
 
 
-def sentence_statistics(hypotheses: List[str], references: List[str]) -> np.ndarray:
-    """S x 10: sacreBLEU's BLEU statistics of each sentence (summed over sentences they give the corpus BLEU)."""
+@functools.lru_cache(maxsize=1)
+def bleu_metric():
+    """sacreBLEU's BLEU with its default signature, built once (a share scores 2 x RESAMPLES draws)."""
     from sacrebleu.metrics import BLEU
 
+    return BLEU()
+
+
+def sentence_statistics(hypotheses: List[str], references: List[str]) -> np.ndarray:
+    """S x 10: sacreBLEU's BLEU statistics of each sentence (summed over sentences they give the corpus BLEU)."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
-    return np.array(BLEU()._extract_corpus_statistics(hypotheses, [references]), dtype=np.float64)
+    return np.array(bleu_metric()._extract_corpus_statistics(hypotheses, [references]), dtype=np.float64)
 
 
 def corpus_bleu(statistics: np.ndarray) -> float:
     """sacreBLEU's corpus BLEU from summed statistics (10,) or per-sentence ones (S x 10)."""
-    from sacrebleu.metrics import BLEU
-
     summed = statistics.sum(0) if statistics.ndim == 2 else statistics
-    return BLEU()._compute_score_from_stats(summed.tolist()).score
+    return bleu_metric()._compute_score_from_stats(summed.tolist()).score
 
 
 def bleu_share(system: List[str], baseline: List[str], references: List[str], resamples: int = RESAMPLES,
