@@ -19,7 +19,7 @@ from conftest import ROOT, build_from_flags, write_reversal_corpus
 pytest.importorskip("matplotlib")
 from benchmarks.harness.profile import profiled_keys  # noqa: E402
 from benchmarks.harness.systems import benchmark_configs  # noqa: E402
-from benchmarks.harness.run import BATCH_SCALE, PEAK_LR, RECIPES  # noqa: E402
+from benchmarks.harness.run import BATCH_SCALE, PEAK_LR, RECIPES, TIE_OUTPUT_PROJECTION  # noqa: E402
 from benchmarks.harness.speed import pieces, schedule  # noqa: E402
 from benchmarks.harness.training import MAX_TOKENS  # noqa: E402
 
@@ -28,14 +28,14 @@ MODELS = ("teacher", "ar", "gmlm", "gmlm_scratch", "cmlm")
 TEST_SIZE = 12
 
 
-def run_pipeline(work, corpora):
+def run_pipeline(work, corpora, *extra, returncode=0):
     command = [sys.executable, str(ROOT / "scripts" / "run_benchmark.py"), "--work", str(work), "--tiny", "--cpu",
                "--corpora", *map(str, corpora), "--src", "src", "--tgt", "tgt", "--max-update", "8", "--save-every", "4",
                "--ar-minutes", "5", "--minutes", "5",
-               "--latency-sentences", "3", "--large-batch", "8", "--repeats", "2", "--threads", "1"]
+               "--latency-sentences", "3", "--large-batch", "8", "--repeats", "2", "--threads", "1", *extra]
     environment = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert result.returncode == returncode, result.stdout[-3000:] + result.stderr[-5000:]
     return result.stdout + result.stderr
 
 
@@ -289,6 +289,17 @@ def test_rerun_skips_every_finished_stage(pipeline):
 
 
 @pytest.mark.slow
+def test_a_rerun_that_would_train_its_models_otherwise_is_refused_naming_the_flag(pipeline):
+    work, corpora, _ = pipeline
+    report = (work / "benchmarks" / "results.json").read_text()
+    flip, now = ("--no-tie-output-projection", "unset") if TIE_OUTPUT_PROJECTION else ("--tie-output-projection", "set")
+    output = run_pipeline(work, corpora, flip, returncode=1)
+    assert re.search(rf"teacher: \S+models/teacher/final\.pt was trained with other flags than this run gives it "
+                     rf"\(--tie-output-projection: \w+ then, {now} now\)", output)
+    assert "fairseq-train" not in output and (work / "benchmarks" / "results.json").read_text() == report
+
+
+@pytest.mark.slow
 def test_an_evaluation_cut_short_scores_only_the_rows_it_had_not_scored_when_run_again(pipeline):
     work, corpora, _ = pipeline
     scores = work / "eval" / "scores.json"
@@ -417,6 +428,43 @@ def test_a_budget_linear_run_resumed_from_another_schedule_must_be_told_its_minu
     with pytest.raises(ValueError, match="ar: a budget_linear run resumed from .*teacher.pt needs minutes_left"):
         train("ar", "bin", tmp_path / "ar", ["--lr-scheduler", "budget_linear"], 1, resume=start)
     assert not (tmp_path / "ar").exists()  # refused before anything is made, copied or trained
+
+
+def test_a_trained_model_is_reused_only_where_it_was_trained_with_the_flags_given_now(tmp_path, monkeypatch):
+    from benchmarks.harness import training
+
+    def never_trained(*args):
+        raise AssertionError(f"trained again: {args}")
+
+    monkeypatch.setattr(training, "run_logged", never_trained)
+    save_dir = tmp_path / "models" / "gmlm"
+    save_dir.mkdir(parents=True)
+    (save_dir / "final.pt").write_bytes(b"")
+    # recorded by a run with its threads set and its work folder elsewhere: neither changes what was trained
+    (save_dir / "command.txt").write_text(
+        "OMP_NUM_THREADS=1 fairseq-train /old/data/bin --arch gmlm_t5_mini --adam-betas '(0.9, 0.98)' --lr 3e-3 --amp "
+        "--init-from-ar /old/models/teacher/final.pt --save-dir /old/models/gmlm\n")
+    flags = ["--arch", "gmlm_t5_mini", "--adam-betas", "(0.9, 0.98)", "--lr", "3e-3", "--amp",
+             "--init-from-ar", str(tmp_path / "models" / "teacher" / "final.pt")]
+    assert training.train("gmlm", "data/bin", save_dir, flags, 1) == save_dir / "final.pt"
+    changed = training.with_flags(flags, ["--lr", "4e-3", "--tie-output-projection"])
+    with pytest.raises(SystemExit, match=r"gmlm: \S*final.pt was trained with other flags than this run gives it \(--lr: "
+                                         r"3e-3 then, 4e-3 now; --tie-output-projection: unset then, set now\)\. Give the "
+                                         r"options it was trained with, another --work, or delete"):
+        training.train("gmlm", "data/bin", save_dir, changed, 1)
+    with pytest.raises(SystemExit, match=r"\(--amp: set then, unset now\)"):
+        training.train("gmlm", "data/bin", save_dir, [flag for flag in flags if flag != "--amp"], 1)
+
+
+def test_the_tied_output_projection_reaches_every_t5_models_recipe_and_not_cmlms():
+    from benchmarks.harness.run import parse_args, recipes
+
+    tied = recipes(parse_args(["--work", "w", "--tie-output-projection"]))
+    untied = recipes(parse_args(["--work", "w", "--no-tie-output-projection"]))
+    assert sorted(tied) == ["ar", "gmlm", "gmlm_scratch", "teacher"]  # CMLM trains with its stock recipe
+    assert all(tied[name] == recipe + ["--tie-output-projection"] and untied[name] == recipe
+               for name, recipe in RECIPES.items())
+    assert recipes(parse_args(["--work", "w"])) == (tied if TIE_OUTPUT_PROJECTION else untied)
 
 
 def test_a_stage_whose_result_file_exists_is_not_run_again(tmp_path):

@@ -58,9 +58,11 @@ GMLM_RECIPE = ["--position-input", "learned", "--mask-ratio", "0.5:1"]
 # beat 3e-3 (all 2026-12-04; 5e-3 was level with 4e-3 that evening). The teacher keeps inverse_sqrt at 1e-3:
 # budget_linear at 2e-3 gave a better teacher but not a better GMLM from it (docs/training.md, "The teacher").
 PEAK_LR = {"gmlm": ["--lr", "3e-3"], "gmlm_scratch": ["--lr", "2e-3"], "ar": ["--lr", "4e-3"]}
-# What each model adds to its kind's flags (training.py), as trained and as results.json records it.
+# What each model adds to its kind's flags (training.py); recipes() adds --tie-output-projection's.
 RECIPES = {"teacher": training.TEACHER_RECIPE, "gmlm": GMLM_RECIPE + PEAK_LR["gmlm"],
            "gmlm_scratch": GMLM_RECIPE + PEAK_LR["gmlm_scratch"], "ar": training.TEACHER_RECIPE + PEAK_LR["ar"]}
+# The T5 models (not CMLM) under --tie-output-projection: the output layer is the target embedding.
+TIE_OUTPUT_PROJECTION = False
 # Tokens per update as a share of training.MAX_TOKENS (4096), the warm-up scaled to the same tokens; measured side by
 # side at equal minutes from the benchmark's teacher (docs/training.md, "Batch size at equal minutes", 2026-12-04): at
 # 2048 the warm-started GMLM gained 1.14 BLEU on LibreOffice-help test (chrF on all four sets; 8192 lost 3.50) and the
@@ -96,6 +98,9 @@ def parse_args(argv=None):
     parser.add_argument("--dropout", type=float, default=0.0,
                         help="dropout of every model (docs/training.md, 2026-12-02: 0 gained +1.7 BLEU for the GMLM "
                              "and +4.3 for its AR twin over 0.1 at these budgets)")
+    parser.add_argument("--tie-output-projection", action=argparse.BooleanOptionalAction, default=TIE_OUTPUT_PROJECTION,
+                        help="the T5 models' output layer is their target embedding (docs/training.md, \"A tied output "
+                             "projection\"); default: " + ("on" if TIE_OUTPUT_PROJECTION else "off"))
     parser.add_argument("--average-last", type=int,
                         help="saved states averaged into final.pt: the last one and those saved before it (default 1, i.e. the "
                              "last state alone; tiny: 2); the teacher's final.pt is always its last state")
@@ -188,6 +193,12 @@ def fill_defaults(args):
     return args
 
 
+def recipes(args) -> dict:
+    """RECIPES as this run trains them: with the output projection tied under --tie-output-projection."""
+    tied = ["--tie-output-projection"] if args.tie_output_projection else []
+    return {name: recipe + tied for name, recipe in RECIPES.items()}
+
+
 def budgets(args) -> dict:
     """{model: (minutes, update limit or 0)}: the budget rule of the module's docstring."""
     total = args.ar_minutes + args.minutes
@@ -238,15 +249,15 @@ def planned_minutes(args) -> list:
 
 def train_all(args, info: dict, progress: Progress) -> dict:
     """Stages 2-4: the two training chains, --jobs jobs at a time. Returns {model: final checkpoint}."""
-    data_bin = info["bin"]
+    data_bin, recipe = info["bin"], recipes(args)
     total = args.ar_minutes + args.minutes
     with ThreadPoolExecutor(args.jobs) as pool:
         progress.stage(2, f"train the teacher t5_ar ({args.ar_minutes} min) and, beside it, the GMLM from scratch "
                           f"({total} min)")
         scratch = pool.submit(train_model, args, "gmlm_scratch", "gmlm", data_bin,
-                              RECIPES["gmlm_scratch"] + SCHEDULE)
+                              recipe["gmlm_scratch"] + SCHEDULE)
         # The AR baseline resumes the teacher's last state, so the teacher is never an average.
-        teacher = train_model(args, "teacher", "t5_ar", data_bin, RECIPES["teacher"], average_last=1)
+        teacher = train_model(args, "teacher", "t5_ar", data_bin, recipe["teacher"], average_last=1)
         progress.stage(3, "distill the training set with the teacher (beam 4)")
         distilled = training.distill(args.work, data_bin, teacher, args.src, args.tgt, args.cpu,
                                      args.distill_max_tokens)
@@ -255,9 +266,9 @@ def train_all(args, info: dict, progress: Progress) -> dict:
                           f"teacher ({args.minutes} min more); beside them the GMLM from scratch and CMLM ({total} min)")
         # Submitted in this order, CMLM follows the GMLM from scratch on its worker and the AR baseline the GMLM.
         jobs = {"gmlm": pool.submit(train_model, args, "gmlm", "gmlm", data_bin,
-                                    RECIPES["gmlm"] + SCHEDULE + ["--init-from-ar", str(teacher)]),
+                                    recipe["gmlm"] + SCHEDULE + ["--init-from-ar", str(teacher)]),
                 "cmlm": pool.submit(train_model, args, "cmlm", "cmlm", distilled),
-                "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin, RECIPES["ar"] + SCHEDULE,
+                "ar": pool.submit(train_model, args, "ar", "t5_ar", data_bin, recipe["ar"] + SCHEDULE,
                                   resume=ar_start(teacher))}
         checkpoints = {"teacher": teacher, "gmlm_scratch": scratch.result()}
         checkpoints.update({name: job.result() for name, job in jobs.items()})
@@ -342,7 +353,7 @@ def measured_at(*folders: Path) -> str:
 
 
 def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dict, date: str) -> dict:
-    commands = [shown(["python", "-m", "benchmarks.harness.run", *sys.argv[1:]])]
+    commands, recipe = [shown(["python", "-m", "benchmarks.harness.run", *sys.argv[1:]])], recipes(args)
     for path in checkpoints.values():
         save_dir = Path(path).parent
         if (save_dir / "command.txt").exists():
@@ -362,8 +373,8 @@ def result_record(args, info: dict, scores: dict, timing: dict, checkpoints: dic
             "models": models, "commands": commands,
             "training": {"ar_minutes": args.ar_minutes, "minutes": args.minutes, "train_threads": args.train_threads,
                          "jobs": args.jobs, "amp": args.train_amp,
-                         "dropout": args.dropout, "teacher_recipe": RECIPES["teacher"], "gmlm_recipe": RECIPES["gmlm"],
-                         "scratch_recipe": RECIPES["gmlm_scratch"], "ar_recipe": RECIPES["ar"], "schedule": SCHEDULE,
+                         "dropout": args.dropout, "teacher_recipe": recipe["teacher"], "gmlm_recipe": recipe["gmlm"],
+                         "scratch_recipe": recipe["gmlm_scratch"], "ar_recipe": recipe["ar"], "schedule": SCHEDULE,
                          "max_tokens": {name: round(training.MAX_TOKENS * batch_scale(args, name))
                                         for name in budgets(args)},
                          "gmlm_decoding": systems.GMLM_DECODING}}

@@ -12,6 +12,7 @@ ones in place (``with_flags``), so a recorded command sets every flag once.
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -141,26 +142,59 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     a new run starts from, copied in as its checkpoint_last.pt (fairseq counts the training minutes saved in it);
     MINUTES_LEFT: the minutes it trains on from there, over which a budget_linear schedule decays (it starts afresh
     on another schedule's state, fairseq_gmlm/optim/budget_linear.py). SAVE_DIR/command.txt records the copy and the
-    training command."""
-    final = save_dir / "final.pt"
-    if final.exists():
-        logger.info("skip %s: %s exists", name, final)
-        return final
+    training command. A final.pt already there is kept, unless it was trained with other model flags (refused)."""
     if resume is not None and ("--lr-scheduler", "budget_linear") in pairs(flags):
         if minutes_left is None:
             raise ValueError(f"{name}: a budget_linear run resumed from {resume} needs minutes_left")
         flags = with_flags(flags, ["--decay-minutes", str(minutes_left)])
+    command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
+    final = save_dir / "final.pt"
+    if final.exists():
+        check_cached(name, save_dir, shown(command))
+        logger.info("skip %s: %s exists", name, final)
+        return final
     save_dir.mkdir(parents=True, exist_ok=True)
     copy = ""
     if resume is not None:
         copy = shown(["cp", str(resume), str(save_dir / "checkpoint_last.pt")]) + "\n"
         if not (save_dir / "checkpoint_last.pt").exists():
             shutil.copy(resume, save_dir / "checkpoint_last.pt")
-    command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
     (save_dir / "command.txt").write_text(copy + threads_prefix() + shown(command) + "\n")
     run_logged(name, command, save_dir / "train.log")
     average_checkpoints(last_states(save_dir, average_last), final)
     return final
+
+
+# Flags whose values are paths: where a run's folders lie, not what it trains (a cached model may move).
+PATH_FLAGS = ("--save-dir", "--init-from-ar")
+
+
+def model_flags(command: str) -> dict:
+    """{flag: value or None} of a fairseq-train COMMAND line (as shown; an OMP_NUM_THREADS=N prefix is skipped),
+    without its data folder and PATH_FLAGS."""
+    words = shlex.split(re.sub(r"^OMP_NUM_THREADS=\d+ ", "", command))
+    flags = dict(pairs(words[2:]))
+    return {flag: value for flag, value in flags.items() if flag not in PATH_FLAGS}
+
+
+def check_cached(name: str, save_dir: Path, command: str) -> None:
+    """Refuse SAVE_DIR's trained model where its command.txt trained with other flags than COMMAND: a report would
+    otherwise give this run's recipe for a model trained on another (say a changed harness default)."""
+    recorded = save_dir / "command.txt"
+    if not recorded.exists():
+        return
+    then, now = model_flags(recorded.read_text().splitlines()[-1]), model_flags(command)
+    changed = sorted(flag for flag in then.keys() | now.keys() if then.get(flag, "unset") != now.get(flag, "unset"))
+    if changed:
+        differences = "; ".join(f"{flag}: {flag_state(then, flag)} then, {flag_state(now, flag)} now" for flag in changed)
+        raise SystemExit(f"{name}: {save_dir / 'final.pt'} was trained with other flags than this run gives it "
+                         f"({differences}). Give the options it was trained with, another --work, or delete "
+                         f"{save_dir} to train it again")
+
+
+def flag_state(flags: dict, flag: str) -> str:
+    """FLAG's value in FLAGS as an error message gives it: the value, 'set' (a switch) or 'unset'."""
+    return "unset" if flag not in flags else flags[flag] or "set"
 
 
 def distill(work: Path, data_bin: str, teacher: Path, src: str, tgt: str, cpu: bool, max_tokens=None) -> str:
