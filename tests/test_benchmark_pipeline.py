@@ -297,7 +297,7 @@ def test_a_rerun_that_would_train_its_models_otherwise_is_refused_naming_the_fla
     report = (work / "benchmarks" / "results.json").read_text()
     flip, now = ("--no-tie-output-projection", "unset") if TIE_OUTPUT_PROJECTION else ("--tie-output-projection", "set")
     output = run_pipeline(work, corpora, flip, returncode=1)
-    assert re.search(rf"teacher: \S+models/teacher/final\.pt was trained with other flags than this run gives it "
+    assert re.search(rf"teacher: the model in \S+models/teacher was trained with other flags than this run gives it "
                      rf"\(--tie-output-projection: \w+ then, {now} now\)", output)
     assert "fairseq-train" not in output and (work / "benchmarks" / "results.json").read_text() == report
 
@@ -433,7 +433,7 @@ def test_a_budget_linear_run_resumed_from_another_schedule_must_be_told_its_minu
     assert not (tmp_path / "ar").exists()  # refused before anything is made, copied or trained
 
 
-def test_a_trained_model_is_reused_only_where_it_was_trained_with_the_flags_given_now(tmp_path, monkeypatch):
+def test_a_trained_or_interrupted_model_is_reused_only_where_it_was_trained_with_the_flags_given_now(tmp_path, monkeypatch):
     from benchmarks.harness import training
 
     def never_trained(*args):
@@ -451,12 +451,15 @@ def test_a_trained_model_is_reused_only_where_it_was_trained_with_the_flags_give
              "--init-from-ar", str(tmp_path / "models" / "teacher" / "final.pt")]
     assert training.train("gmlm", "data/bin", save_dir, flags, 1) == save_dir / "final.pt"
     changed = training.with_flags(flags, ["--lr", "4e-3", "--tie-output-projection"])
-    with pytest.raises(SystemExit, match=r"gmlm: \S*final.pt was trained with other flags than this run gives it \(--lr: "
+    with pytest.raises(SystemExit, match=r"gmlm: the model in \S*gmlm was trained with other flags than this run gives it \(--lr: "
                                          r"3e-3 then, 4e-3 now; --tie-output-projection: unset then, set now\)\. Give the "
                                          r"options it was trained with, another --work, or delete"):
         training.train("gmlm", "data/bin", save_dir, changed, 1)
     with pytest.raises(SystemExit, match=r"\(--amp: set then, unset now\)"):
         training.train("gmlm", "data/bin", save_dir, [flag for flag in flags if flag != "--amp"], 1)
+    (save_dir / "final.pt").unlink()  # stopped before its end: resumed from checkpoint_last.pt under the same rule
+    with pytest.raises(SystemExit, match=r"\(--lr: 3e-3 then, 4e-3 now; --tie-output-projection: unset then, set now\)"):
+        training.train("gmlm", "data/bin", save_dir, changed, 1)
 
 
 def test_the_tied_output_projection_reaches_every_t5_models_recipe_and_not_cmlms():

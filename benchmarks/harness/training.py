@@ -142,15 +142,16 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     a new run starts from, copied in as its checkpoint_last.pt (fairseq counts the training minutes saved in it);
     MINUTES_LEFT: the minutes it trains on from there, over which a budget_linear schedule decays (it starts afresh
     on another schedule's state, fairseq_gmlm/optim/budget_linear.py). SAVE_DIR/command.txt records the copy and the
-    training command. A final.pt already there is kept, unless it was trained with other model flags (refused)."""
+    training command. A final.pt already there is kept, and a checkpoint_last.pt resumed, unless SAVE_DIR's command.txt
+    trained them with other model flags (refused)."""
     if resume is not None and ("--lr-scheduler", "budget_linear") in pairs(flags):
         if minutes_left is None:
             raise ValueError(f"{name}: a budget_linear run resumed from {resume} needs minutes_left")
         flags = with_flags(flags, ["--decay-minutes", str(minutes_left)])
     command = [shutil.which("fairseq-train") or "fairseq-train", data_bin, *flags, "--save-dir", str(save_dir)]
+    check_cached(name, save_dir, shown(command))
     final = save_dir / "final.pt"
     if final.exists():
-        check_cached(name, save_dir, shown(command))
         logger.info("skip %s: %s exists", name, final)
         return final
     save_dir.mkdir(parents=True, exist_ok=True)
@@ -178,8 +179,9 @@ def model_flags(command: str) -> dict:
 
 
 def check_cached(name: str, save_dir: Path, command: str) -> None:
-    """Refuse SAVE_DIR's trained model where its command.txt trained with other flags than COMMAND: a report would
-    otherwise give this run's recipe for a model trained on another (say a changed harness default)."""
+    """Refuse SAVE_DIR's model (final or interrupted) where its command.txt trained it with other flags than COMMAND:
+    a report would otherwise give this run's recipe for a model trained on another (say a changed harness default),
+    or fairseq resume it under flags it did not start with."""
     recorded = save_dir / "command.txt"
     if not recorded.exists():
         return
@@ -187,7 +189,7 @@ def check_cached(name: str, save_dir: Path, command: str) -> None:
     changed = sorted(flag for flag in then.keys() | now.keys() if then.get(flag, "unset") != now.get(flag, "unset"))
     if changed:
         differences = "; ".join(f"{flag}: {flag_state(then, flag)} then, {flag_state(now, flag)} now" for flag in changed)
-        raise SystemExit(f"{name}: {save_dir / 'final.pt'} was trained with other flags than this run gives it "
+        raise SystemExit(f"{name}: the model in {save_dir} was trained with other flags than this run gives it "
                          f"({differences}). Give the options it was trained with, another --work, or delete "
                          f"{save_dir} to train it again")
 
