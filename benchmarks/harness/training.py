@@ -166,6 +166,8 @@ def train(name: str, data_bin: str, save_dir: Path, flags: list, average_last: i
     return final
 
 
+# A recorded command's thread count (threads_prefix), at the start of a line.
+THREADS_PREFIX = re.compile(r"^OMP_NUM_THREADS=(\d+) ", re.M)
 # Flags whose values are paths: where a run's folders lie, not what it trains (a cached model may move).
 PATH_FLAGS = ("--save-dir", "--init-from-ar")
 
@@ -173,7 +175,7 @@ PATH_FLAGS = ("--save-dir", "--init-from-ar")
 def model_flags(command: str) -> dict:
     """{flag: value or None} of a fairseq-train COMMAND line (as shown; an OMP_NUM_THREADS=N prefix is skipped),
     without its data folder and PATH_FLAGS."""
-    words = shlex.split(re.sub(r"^OMP_NUM_THREADS=\d+ ", "", command))
+    words = shlex.split(THREADS_PREFIX.sub("", command))
     flags = dict(pairs(words[2:]))
     return {flag: value for flag, value in flags.items() if flag not in PATH_FLAGS}
 
@@ -229,7 +231,7 @@ def threads_prefix() -> str:
 def recorded_threads(save_dir: Path):
     """The threads SAVE_DIR's command.txt trained with (its OMP_NUM_THREADS prefix); None where it names none."""
     command_file = save_dir / "command.txt"
-    match = re.search(r"^OMP_NUM_THREADS=(\d+) ", command_file.read_text(), re.M) if command_file.exists() else None
+    match = THREADS_PREFIX.search(command_file.read_text()) if command_file.exists() else None
     return int(match.group(1)) if match else None
 
 
