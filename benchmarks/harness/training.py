@@ -188,7 +188,7 @@ def check_cached(name: str, save_dir: Path, command: str) -> None:
     if not recorded.exists():
         return
     then, now = model_flags(recorded.read_text().splitlines()[-1]), model_flags(command)
-    changed = sorted(flag for flag in then.keys() | now.keys() if then.get(flag, "unset") != now.get(flag, "unset"))
+    changed = sorted(flag for flag in then.keys() | now.keys() if flag_state(then, flag) != flag_state(now, flag))
     if changed:
         differences = "; ".join(f"{flag}: {flag_state(then, flag)} then, {flag_state(now, flag)} now" for flag in changed)
         raise SystemExit(f"{name}: the model in {save_dir} was trained with other flags than this run gives it "
