@@ -31,7 +31,8 @@ RECIPE=(--position-input "${POSITION_INPUT:-learned}" --mask-ratio 0.5:1 --lr 2e
 # --stutter-remask on, Ding 2.83 against 2.77 and 3.09, chrF ahead of both on both (docs/measured.md, "Quickstart").
 # Drop DECODE's flags for the generator's defaults.
 DECODE=(--length-offsets 5 --length-choice mean)
-# Both models train under --amp (bfloat16 autocast) where the CPU multiplies bfloat16 natively: 1.4-1.5 times the
+# Both models train under --amp (bfloat16 autocast) where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX;
+# on AVX-512 alone it is emulated and --amp made 2.2x fewer updates, so float32 there): 1.4-1.5 times the
 # updates per minute at one thread (docs/training.md, "bfloat16 autocast on the CPU"), 1.2 here at two; on
 # 2026-12-06 23.11 BLEU on LibreOffice-help test against 21.05 in float32 (docs/measured.md, "Quickstart").
 # AMP=1 or AMP=0 decides instead.

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, build_from_flags, write_reversal_corpus
+from fairseq_gmlm.precision import cpu_has_native_bfloat16
 
 pytest.importorskip("matplotlib")
 from benchmarks.harness.profile import profiled_keys  # noqa: E402
@@ -177,6 +178,8 @@ def test_results_table_has_every_row(pipeline):
     table_rows = [cell for cell in passes_cells if cell == "AR" or re.fullmatch(r"\d+ / [\d.]+", cell)]
     assert len(table_rows) == len(CORPORA) * len(configs)
     assert result["machine"]["threads"] == 1 and result["commands"]
+    assert result["machine"]["native_bfloat16"] is cpu_has_native_bfloat16()  # which decides --train-amp's default
+    assert f"cores, bfloat16 {'native' if cpu_has_native_bfloat16() else 'emulated'})" in markdown
     # the AR baseline's command follows the copy of the teacher's last state it starts from
     copy = result["commands"].index(f"cp {work}/models/teacher/checkpoint_last.pt {work}/models/ar/checkpoint_last.pt")
     assert result["commands"][copy + 1].endswith(f"--save-dir {work}/models/ar")
@@ -725,6 +728,11 @@ def test_every_model_trains_under_amp_where_the_cpu_has_native_bfloat16_unless_t
             "schedule": [], "gmlm_decoding": []}
     assert "under `--amp`" in "".join(training_lines({"training": {**plan, "amp": True}}))
     assert "--amp" not in "".join(training_lines({"training": plan}))  # runs before 2026-12-06: float32
+    from benchmarks.harness.report import bfloat16_text
+
+    assert bfloat16_text({"native_bfloat16": False}) == ", bfloat16 emulated"
+    assert bfloat16_text({"native_bfloat16": True}) == ", bfloat16 native"
+    assert bfloat16_text({"cpu": "AMD EPYC"}) == ""  # reports before 2026-12-07 did not record it
 
 
 def test_averaging_states_that_are_never_saved_is_refused_naming_both_flags():

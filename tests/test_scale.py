@@ -22,7 +22,7 @@ from fairseq_gmlm import kernels
 from fairseq_gmlm.optim.adamw_fused import AdamWFused, AdamWFusedConfig, build_adamw, parse_betas
 from fairseq_gmlm.fairseq_fixes.launch import TORCHRUN_VARIABLES, apply_launch_fixes, torchrun_process_group
 from fairseq_gmlm.models.t5_common import shifted_right
-from fairseq_gmlm.precision import Precision, generation_precision
+from fairseq_gmlm.precision import Precision, cpu_has_native_bfloat16, generation_precision
 
 
 # ---- kernel selection ---------------------------------------------------------------------------------------
@@ -232,6 +232,24 @@ def logged_updates(stdout: str) -> dict:
 def test_generation_precision_for_each_flag(flag, device, weights, autocast):
     flags = {name: name == flag for name in ("fp16", "bf16", "amp")}
     assert generation_precision(**flags, device_type=device) == Precision(weights, autocast)
+
+
+@pytest.mark.parametrize("avx512_bf16, amx", [(False, False), (True, False), (False, True)])
+def test_native_bfloat16_needs_bfloat16_instructions_not_avx512_alone(monkeypatch, avx512_bf16, amx):
+    # oneDNN's own query says yes on every AVX-512 CPU, where bfloat16 is emulated and --amp trains slower
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_supported", lambda: True)
+    assert cpu_has_native_bfloat16() is (avx512_bf16 or amx)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    assert cpu_has_native_bfloat16() is False  # a torch without the query: float32, never the emulated path
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="the CPU's flags are read from Linux's /proc/cpuinfo")
+def test_native_bfloat16_agrees_with_the_cpus_own_flags():
+    with open("/proc/cpuinfo") as cpuinfo:
+        flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo.read(), re.M).group(1).split())
+    assert cpu_has_native_bfloat16() is bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 @pytest.mark.parametrize("flag, weights, activations", [("bf16", torch.bfloat16, torch.bfloat16),

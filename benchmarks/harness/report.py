@@ -23,8 +23,11 @@ def default_threads() -> int:
 def machine_info(device: str, precision: str, threads: int) -> dict:
     import torch
 
+    from fairseq_gmlm.precision import cpu_has_native_bfloat16
+
     info = {"device": device, "precision": precision, "threads": threads, "torch": torch.__version__,
-            "cpu": cpu_name(), "cpu_cores": os.cpu_count(), "platform": platform.platform()}
+            "cpu": cpu_name(), "cpu_cores": os.cpu_count(), "native_bfloat16": cpu_has_native_bfloat16(),
+            "platform": platform.platform()}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -64,10 +67,18 @@ def fmt(value, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
+def bfloat16_text(machine: dict) -> str:
+    """Whether the CPU multiplies bfloat16 natively, which decides --train-amp's default (not recorded before
+    2026-12-07)."""
+    if "native_bfloat16" not in machine:
+        return ""
+    return ", bfloat16 native" if machine["native_bfloat16"] else ", bfloat16 emulated"
+
+
 def markdown(result: dict) -> str:
     machine = result["machine"]
     lines = [f"# Benchmark: {' + '.join(result['tables'])}", "",
-             f"Date {result['date']}; machine: {machine['cpu']} ({machine['cpu_cores']} cores)"
+             f"Date {result['date']}; machine: {machine['cpu']} ({machine['cpu_cores']} cores{bfloat16_text(machine)})"
              + (f", GPU {machine['gpu']}" if machine.get("gpu") else "")
              + f"; device {machine['device']}, {machine['precision']}, {machine['threads']} threads, torch {machine['torch']}."
              + (" **--tiny run: toy data and models, figures meaningless.**" if result["tiny"] else ""), "",
