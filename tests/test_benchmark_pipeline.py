@@ -713,7 +713,7 @@ def test_each_system_trains_with_its_measured_batch_and_the_report_says_so():
 
 def test_every_model_trains_under_amp_where_the_cpu_has_native_bfloat16_unless_told(monkeypatch):
     from benchmarks.harness import run
-    from benchmarks.harness.report import training_lines
+    from benchmarks.harness.report import bfloat16_text, training_lines
     from benchmarks.harness.training import common_flags
 
     for native in (True, False):
@@ -728,8 +728,6 @@ def test_every_model_trains_under_amp_where_the_cpu_has_native_bfloat16_unless_t
             "schedule": [], "gmlm_decoding": []}
     assert "under `--amp`" in "".join(training_lines({"training": {**plan, "amp": True}}))
     assert "--amp" not in "".join(training_lines({"training": plan}))  # runs before 2026-12-06: float32
-    from benchmarks.harness.report import bfloat16_text
-
     assert bfloat16_text({"native_bfloat16": False}) == ", bfloat16 emulated"
     assert bfloat16_text({"native_bfloat16": True}) == ", bfloat16 native"
     assert bfloat16_text({"cpu": "AMD EPYC"}) == ""  # reports before 2026-12-07 did not record it
