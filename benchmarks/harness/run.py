@@ -1,6 +1,6 @@
 """Speed and quality of the GMLM against its own autoregressive teacher (t5_ar) and stock CMLM, end to end.
 
-    python -m benchmarks.harness.run --work work/bench               # the full run (145.1 min on 2 CPU cores, 2026-12-06)
+    python -m benchmarks.harness.run --work work/bench               # the full run (148.2 min on 2 CPU cores, 2026-12-07)
     python -m benchmarks.harness.run --work work/bench-tiny --tiny   # a few minutes on toy data and models
     python -m benchmarks.harness.run --work work/gpu --gpu           # the GPU variant (scripts/gpu_benchmark.sh)
 
@@ -62,10 +62,10 @@ PEAK_LR = {"gmlm": ["--lr", "3e-3"], "gmlm_scratch": ["--lr", "2e-3"], "ar": ["-
 RECIPES = {"teacher": training.TEACHER_RECIPE, "gmlm": GMLM_RECIPE + PEAK_LR["gmlm"],
            "gmlm_scratch": GMLM_RECIPE + PEAK_LR["gmlm_scratch"], "ar": training.TEACHER_RECIPE + PEAK_LR["ar"]}
 # The T5 models (not CMLM) under --tie-output-projection: the output layer is the target embedding. Two chain pairs
-# (teacher, GMLM, AR baseline: the committed run's commands at seeds 1 and 2, tied beside untied; docs/training.md, "A
-# tied output projection"): the GMLM gained on all four valid and test sets in both (LibreOffice-help test +1.59 and
-# +2.16 BLEU), the AR baseline level (-0.65 and +0.10 there), although the tied teacher is weaker at 13 minutes. The
-# committed run of 2026-12-06 predates it: --no-tie-output-projection repeats it.
+# (teacher, GMLM, AR baseline: the 2026-12-06 evening run's commands at seeds 1 and 2, tied beside untied;
+# docs/training.md, "A tied output projection"): the GMLM gained on all four valid and test sets in both
+# (LibreOffice-help test +1.59 and +2.16 BLEU), the AR baseline level (-0.65 and +0.10 there), although the tied teacher
+# is weaker at 13 minutes. The run of 2026-12-06 evening predates it: --no-tie-output-projection repeats it.
 TIE_OUTPUT_PROJECTION = True
 # Tokens per update as a share of training.MAX_TOKENS (4096), the warm-up scaled to the same tokens; measured side by
 # side at equal minutes from the benchmark's teacher (docs/training.md, "Batch size at equal minutes", 2026-12-04): at
@@ -138,15 +138,16 @@ def parse_args(argv=None):
 def fill_defaults(args):
     tiny = {"arch": "gmlm_t5_tiny", "vocab_size": 300, "max_update": 30, "average_last": 2, "save_every": 10,
             "latency_sentences": 8, "large_batch": 16, "repeats": 2, "ar_minutes": 2.0, "minutes": 1.0}
-    # 13 + 47 = 60 minutes a system. The run takes 2 x 60 minutes of training (the longer chain: the GMLM from
-    # scratch, then CMLM) and then evaluation and timing: 145.1 of the benchmark's 150 on 2026-12-06 evening (120.6
-    # of training and distillation, 24.5 after; the 13 + 33 run of that afternoon took 111.6: 92.6 and 19). The GMLM is the model further from converged: fine-tuned 47
-    # minutes instead of 33 from that run's teacher, side by side with the AR baseline trained as long, it went from
-    # 59% to 65% of AR beam 4's BLEU on LibreOffice-help test (+2.64 BLEU), and to 69% validating at epoch ends only
-    # (below; +3.80), while the AR baseline stayed within a BLEU of its 46-minute score (docs/training.md, "47 minutes
-    # of fine-tuning instead of 33"). The fine-tune gets the added minutes: under the recipe 8.7 + 37.3 was level
-    # with 13 + 33 ("Teacher or fine-tuning under the recipe"), and a teacher of 30 minutes left the GMLM lower ("A
-    # longer teacher and its distilled targets").
+    # 13 + 47 = 60 minutes a system. The run takes 2 x 60 minutes of training (the longer chain: the GMLM from scratch,
+    # then CMLM) and then evaluation and timing: 145.1 of the benchmark's 150 on 2026-12-06 evening (120.6 of training
+    # and distillation, 24.5 after; the 13 + 33 run of that afternoon took 111.6: 92.6 and 19), 148.2 on 2026-12-07
+    # evening on an Intel Xeon (120.8 and 27.4). The GMLM is the model further from converged: fine-tuned 47 minutes
+    # instead of 33 from the 13 + 33 run's teacher, side by side with the AR baseline trained as long, it went from 59%
+    # to 65% of AR beam 4's BLEU on LibreOffice-help test (+2.64 BLEU), and to 69% validating at epoch ends only (below;
+    # +3.80), while the AR baseline stayed within a BLEU of its 46-minute score (docs/training.md, "47 minutes of
+    # fine-tuning instead of 33"). The fine-tune gets the added minutes: under the recipe 8.7 + 37.3 was level with 13 +
+    # 33 ("Teacher or fine-tuning under the recipe"), and a teacher of 30 minutes left the GMLM lower ("A longer teacher
+    # and its distilled targets").
     # --save-every 0: a state saved only where training stops. fairseq validates at every saved state, and the
     # 2,000-sentence valid set every 100 updates took 13% of each model's minutes (7-9% of the teacher's and CMLM's);
     # validated at epoch ends only, the GMLM and the AR baseline made 11% more updates in the same 47 minutes (same
@@ -237,12 +238,13 @@ def batch_scale(args, name: str) -> float:
 
 def planned_minutes(args) -> list:
     """Minutes per stage for the time-left estimate: the chains' lengths, and otherwise the committed full run of
-    2026-12-06 evening on 2 CPU cores (prepare 0.3, distillation 5.7, evaluation 3.9, speed, profiles and report
-    20.6; planned from the afternoon run's 4.5, 3.2 and 15.8, it took 5.8 minutes more than estimated); a tiny run's
+    2026-12-07 evening on 2 CPU cores of an Intel Xeon (prepare 0.3, distillation 7.6, evaluation 4.1, speed, profiles
+    and report 23.3; planned from the AMD run of 2026-12-06 evening's 5.7, 3.9 and 20.6, it took 3.2 minutes more than
+    estimated); a tiny run's
     stages take seconds; the GPU variant's from its try on an H200 (2026-12-04: distillation 3.8, evaluation 2.6; the
     speed stage, cut there, a guess of 3)."""
     total = args.ar_minutes + args.minutes
-    distill, measuring = (0.1, [0.5, 1, 0]) if args.tiny else (3.8, [2.6, 3, 0]) if args.gpu else (5.7, [3.9, 20.6, 0])
+    distill, measuring = (0.1, [0.5, 1, 0]) if args.tiny else (3.8, [2.6, 3, 0]) if args.gpu else (7.6, [4.1, 23.3, 0])
     if args.jobs >= 4:  # CMLM starts after distillation; the rest fits beside it
         chains = max(args.ar_minutes + distill + total, total)
     else:  # chain 1, chain 2
