@@ -145,9 +145,9 @@ def fill_defaults(args):
     # instead of 33 from the 13 + 33 run's teacher, side by side with the AR baseline trained as long, it went from 59%
     # to 65% of AR beam 4's BLEU on LibreOffice-help test (+2.64 BLEU), and to 69% validating at epoch ends only (below;
     # +3.80), while the AR baseline stayed within a BLEU of its 46-minute score (docs/training.md, "47 minutes of
-    # fine-tuning instead of 33"). The fine-tune gets the added minutes: under the recipe 8.7 + 37.3 was level with 13 +
-    # 33 ("Teacher or fine-tuning under the recipe"), and a teacher of 30 minutes left the GMLM lower ("A longer teacher
-    # and its distilled targets").
+    # fine-tuning instead of 33"). The fine-tune gets the added minutes: under the recipe 8.7 + 37.3 was level with
+    # 13 + 33 ("Teacher or fine-tuning under the recipe"), and a teacher of 30 minutes left the GMLM lower ("A longer
+    # teacher and its distilled targets").
     # --save-every 0: a state saved only where training stops. fairseq validates at every saved state, and the
     # 2,000-sentence valid set every 100 updates took 13% of each model's minutes (7-9% of the teacher's and CMLM's);
     # validated at epoch ends only, the GMLM and the AR baseline made 11% more updates in the same 47 minutes (same
@@ -239,10 +239,9 @@ def batch_scale(args, name: str) -> float:
 def planned_minutes(args) -> list:
     """Minutes per stage for the time-left estimate: the chains' lengths, and otherwise the committed full run of
     2026-12-07 evening on 2 CPU cores of an Intel Xeon (prepare 0.3, distillation 7.6, evaluation 4.1, speed, profiles
-    and report 23.3; planned from the AMD run of 2026-12-06 evening's 5.7, 3.9 and 20.6, it took 3.2 minutes more than
-    estimated); a tiny run's
-    stages take seconds; the GPU variant's from its try on an H200 (2026-12-04: distillation 3.8, evaluation 2.6; the
-    speed stage, cut there, a guess of 3)."""
+    and report 23.3; planned from the AMD run of 2026-12-06 evening's 5.7, 3.9 and 20.6, it took 3.4 minutes more than
+    estimated); a tiny run's stages take seconds; the GPU variant's from its try on an H200 (2026-12-04: distillation
+    3.8, evaluation 2.6; the speed stage, cut there, a guess of 3)."""
     total = args.ar_minutes + args.minutes
     distill, measuring = (0.1, [0.5, 1, 0]) if args.tiny else (3.8, [2.6, 3, 0]) if args.gpu else (7.6, [4.1, 23.3, 0])
     if args.jobs >= 4:  # CMLM starts after distillation; the rest fits beside it
