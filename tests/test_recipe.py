@@ -1,6 +1,7 @@
 """The translating recipe: warm start from t5_ar (--init-from-ar), decoder position inputs (--position-input,
 --encoder-positions), the shifted decoder input (--shift-decoder-input), the model's own predictions in the input
-(--predicted-token-prob), glancing training (--glancing-ratio) and the EOS position in the token loss."""
+(--predicted-token-prob), glancing training (--glancing-ratio), the EOS position in the token loss and the length
+head's offsets from the source length (--pred-length-offset)."""
 
 import re
 
@@ -204,7 +205,8 @@ def test_a_negative_ar_loss_weight_is_refused_naming_the_flag(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("flags, logged", [(["--shift-decoder-input"], "'shift_decoder_input': True"),
                                            (["--ar-loss-weight", "0.5"], "ar_nll_loss"),
-                                           (["--predicted-token-prob", "0.5"], "'predicted_token_prob': 0.5")])
+                                           (["--predicted-token-prob", "0.5"], "'predicted_token_prob': 0.5"),
+                                           (["--pred-length-offset"], "'pred_length_offset': True")])
 def test_a_warm_start_variant_trains_and_decodes_through_the_clis(reversal_corpus, ar_checkpoint, tmp_path, flags,
                                                                    logged):
     data = reversal_corpus / "bin"
@@ -369,3 +371,36 @@ def test_glancing_reveals_words_at_random_positions_not_the_leftmost():
     assert revealed.sum(1).eq(4).all()
     assert len({tuple(row.nonzero().view(-1).tolist()) for row in revealed}) > 30  # different positions per example
     assert revealed.float().mean(0).min() > 0  # and every position is revealed somewhere
+
+
+# ---- the length head's offsets (--pred-length-offset) -------------------------------------------------------------
+
+def test_offset_length_logits_of_a_sentence_do_not_depend_on_its_batch_mates(tmp_path):
+    """The source length the head adds is the sentence's own: neither <length> nor its batch's padding counts."""
+    task, model, _ = build_task_and_model(tmp_path, "--dropout", "0", "--pred-length-offset")
+    model.eval()
+    sample = make_sample(task, LONG_ROWS)
+    source = sample["net_input"]["src_tokens"]
+    batch = model.length_logits(model.encode(source))
+    for row, tokens in enumerate(source):
+        single = model.length_logits(model.encode(tokens[tokens.ne(task.vocab.pad)][None]))
+        torch.testing.assert_close(batch[row], single[0], atol=1e-5, rtol=1e-4)
+    state = model.encode(source).out[:, 0]
+    lengths = source.ne(task.vocab.pad).sum(1)  # words and EOS
+    torch.testing.assert_close(batch, model.length_head(state, lengths))
+
+
+@pytest.mark.slow
+def test_offset_length_head_learns_a_length_the_source_fixes_faster_than_the_plain_head(reversal_corpus, tmp_path):
+    """On sequence reversal the target is exactly as long as the source: an offset head has one class to learn,
+    the plain head must count the source through bucketed relative positions."""
+    data = reversal_corpus / "bin"
+    common = gmlm_args("--max-update", "40", "--position-input", "learned")
+    offset = train(data, tmp_path / "offset", *common, "--pred-length-offset")
+    plain = train(data, tmp_path / "plain", *common)
+    assert "'pred_length_offset': True" in offset
+
+    def valid_length_loss(log):
+        return float(re.findall(r"valid on 'valid' subset \|.*\| length_loss ([\d.]+)", log)[-1])
+
+    assert valid_length_loss(offset) < 0.5 * valid_length_loss(plain)

@@ -67,6 +67,12 @@ class GMLMT5Config(T5Config):
                           "then predicts each word where its AR decoder learned to, from the word before it; the "
                           "target's length is the input's. Beyond PaDIR; off: position i holds word i"},
     )
+    pred_length_offset: bool = field(
+        default=False,
+        metadata={"help": "the length head predicts the target length minus the source length (fairseq's NAT flag "
+                          "of this name) rather than the length itself (PaDIR's): the source length enters exactly, "
+                          "where the <length> state knows it only through bucketed relative positions"},
+    )
     init_from_ar: Optional[str] = field(
         default=None,
         metadata={"help": "start training from this t5_ar checkpoint of the same shape (embedding, encoder and "
@@ -140,7 +146,10 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         self.encoder_positions = (
             nn.Embedding(cfg.max_source_positions + 1, cfg.d_model) if getattr(cfg, "encoder_positions", False) else None
         )
-        self.length_head = LengthHead(cfg.d_model, cfg.max_target_positions)
+        self.length_head = LengthHead(
+            cfg.d_model, cfg.max_target_positions,
+            cfg.max_source_positions if getattr(cfg, "pred_length_offset", False) else None,
+        )
         self.lm_head = build_output_head(cfg, len(dictionary))
 
         init_t5_model(self, cfg, [self.embed_tokens, source_embedding], self.lm_head)
@@ -180,7 +189,11 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         return EncoderOut(self.encoder(x, bias), padding_mask)
 
     def length_logits(self, encoder_out: EncoderOut) -> torch.Tensor:
-        return self.length_head(encoder_out.out[:, 0])  # B x (max_target_positions + 1)
+        """B x (max_target_positions + 1): class L for a target of L tokens with EOS."""
+        source_lengths = None
+        if self.length_head.predicts_offset:
+            source_lengths = encoder_out.padding_mask.size(1) - 1 - encoder_out.padding_mask.sum(1)  # B, without <length>
+        return self.length_head(encoder_out.out[:, 0], source_lengths)
 
     def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut,
                logit_positions: Optional[torch.Tensor] = None, causal: bool = False) -> torch.Tensor:

@@ -1,9 +1,15 @@
 """Target-length prediction from a ``<length>`` token prepended to the source (PaDIR, Li et al., ICML 2024).
 
-The encoder output at the ``<length>`` position is scored against a learned table with one row per length
-class; the class of a target is its length including EOS, so classes run from 1 to ``max_target_positions``
-(row 0 exists only to keep the index equal to the length and is never predicted).
+The encoder output at the ``<length>`` position is scored against a learned table with one row per class.
+By default (PaDIR's) a class is a target length including EOS, so classes run from 1 to ``max_target_positions``
+(row 0 exists only to keep the index equal to the length and is never predicted). With ``offset`` (fairseq's
+``--pred-length-offset``) a class is the target length minus the source length: the head learns how much longer
+or shorter a translation runs, and the source length, which a ``<length>`` state seen through bucketed relative
+positions knows only roughly, enters exactly. Either way the head returns logits over absolute lengths, so the
+loss and the decoder's length candidates do not depend on the choice.
 """
+
+from typing import Optional
 
 import torch
 from torch import nn
@@ -11,16 +17,37 @@ from torch import nn
 MIN_LENGTH = 2  # one word plus EOS: an empty translation is never proposed
 
 
+def offset_rows(source_lengths: torch.Tensor, max_target_positions: int, max_source_positions: int) -> torch.Tensor:
+    """B x (max_target_positions + 1): the offset table's row for each absolute length 0 ... max_target_positions
+    of each sentence, whose source holds SOURCE_LENGTHS (B) tokens with EOS; row ``max_source_positions`` is
+    offset 0. Sources longer than ``max_source_positions`` read as that long."""
+    lengths = torch.arange(max_target_positions + 1, device=source_lengths.device)[None, :]  # 1 x L
+    source = source_lengths.clamp(min=0, max=max_source_positions)[:, None]  # B x 1
+    return lengths - source + max_source_positions  # B x L, in [0, max_source + max_target]
+
+
 class LengthHead(nn.Module):
-    def __init__(self, d_model: int, max_target_positions: int):
+    def __init__(self, d_model: int, max_target_positions: int, max_source_positions: Optional[int] = None):
+        """``max_source_positions``: None for absolute length classes; else the head predicts offsets from the
+        source length, one row for each of -max_source_positions ... +max_target_positions."""
         super().__init__()
         self.max_length = max_target_positions
-        self.length_embedding = nn.Embedding(max_target_positions + 1, d_model)
+        self.max_source = max_source_positions
+        rows = max_target_positions + 1 if max_source_positions is None else max_source_positions + max_target_positions + 1
+        self.length_embedding = nn.Embedding(rows, d_model)
         nn.init.normal_(self.length_embedding.weight, std=d_model**-0.5)
 
-    def forward(self, length_state: torch.Tensor) -> torch.Tensor:
-        """length_state: B x C, the encoder output at <length>. Returns B x (max_length + 1) logits."""
-        return length_state @ self.length_embedding.weight.t()
+    @property
+    def predicts_offset(self) -> bool:
+        return self.max_source is not None
+
+    def forward(self, length_state: torch.Tensor, source_lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """length_state: B x C, the encoder output at <length>; source_lengths: B source tokens with EOS (needed
+        for offsets). Returns B x (max_length + 1) logits, class L for a target of L tokens with EOS."""
+        logits = length_state @ self.length_embedding.weight.t()  # B x rows
+        if not self.predicts_offset:
+            return logits
+        return logits.gather(1, offset_rows(source_lengths, self.max_length, self.max_source))  # B x (max_length + 1)
 
 
 def top_lengths(length_log_probs: torch.Tensor, k: int, max_length) -> torch.Tensor:
