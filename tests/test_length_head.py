@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from fairseq_gmlm.models.length_head import LengthHead
@@ -50,3 +51,9 @@ def test_offset_head_reads_sources_longer_than_its_table_as_the_longest_it_has()
     state = torch.randn(2, 8)
     logits = head(state[:1].expand(2, 8), torch.tensor([40, 90]))
     torch.testing.assert_close(logits[0], logits[1])
+
+
+def test_offset_head_without_source_lengths_is_refused_naming_the_flag():
+    head = LengthHead(d_model=8, max_target_positions=50, max_source_positions=40)
+    with pytest.raises(ValueError, match="--pred-length-offset"):
+        head(torch.randn(2, 8))

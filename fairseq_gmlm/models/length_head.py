@@ -2,11 +2,11 @@
 
 The encoder output at the ``<length>`` position is scored against a learned table with one row per class.
 By default (PaDIR's) a class is a target length including EOS, so classes run from 1 to ``max_target_positions``
-(row 0 exists only to keep the index equal to the length and is never predicted). With ``offset`` (fairseq's
-``--pred-length-offset``) a class is the target length minus the source length: the head learns how much longer
-or shorter a translation runs, and the source length, which a ``<length>`` state seen through bucketed relative
-positions knows only roughly, enters exactly. Either way the head returns logits over absolute lengths, so the
-loss and the decoder's length candidates do not depend on the choice.
+(row 0 exists only to keep the index equal to the length and is never predicted). With offsets (the model's
+``--pred-length-offset``, fairseq's NAT flag) a class is the target length minus the source length: the head
+learns how much longer or shorter a translation runs, and the source length, which a ``<length>`` state seen
+through bucketed relative positions knows only roughly, enters exactly. Either way the head returns logits over
+absolute lengths, so the loss and the decoder's length candidates do not depend on the choice.
 """
 
 from typing import Optional
@@ -33,8 +33,8 @@ class LengthHead(nn.Module):
         super().__init__()
         self.max_length = max_target_positions
         self.max_source = max_source_positions
-        rows = max_target_positions + 1 if max_source_positions is None else max_source_positions + max_target_positions + 1
-        self.length_embedding = nn.Embedding(rows, d_model)
+        offsets = 0 if max_source_positions is None else max_source_positions  # rows for negative offsets
+        self.length_embedding = nn.Embedding(offsets + max_target_positions + 1, d_model)
         nn.init.normal_(self.length_embedding.weight, std=d_model**-0.5)
 
     @property
@@ -47,6 +47,8 @@ class LengthHead(nn.Module):
         logits = length_state @ self.length_embedding.weight.t()  # B x rows
         if not self.predicts_offset:
             return logits
+        if source_lengths is None:
+            raise ValueError("a length head of offsets (--pred-length-offset) needs the source lengths")
         return logits.gather(1, offset_rows(source_lengths, self.max_length, self.max_source))  # B x (max_length + 1)
 
 
