@@ -48,8 +48,8 @@ def test_offset_head_moves_its_distribution_with_the_source_length_and_the_plain
 
 def test_offset_head_reads_sources_longer_than_its_table_as_the_longest_it_has():
     head = LengthHead(d_model=8, max_target_positions=50, max_source_positions=40)
-    state = torch.randn(2, 8)
-    logits = head(state[:1].expand(2, 8), torch.tensor([40, 90]))
+    state = torch.randn(1, 8).expand(2, 8)  # one <length> state, two source lengths past the table's 40
+    logits = head(state, torch.tensor([40, 90]))
     torch.testing.assert_close(logits[0], logits[1])
 
 

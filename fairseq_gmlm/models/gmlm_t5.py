@@ -192,7 +192,7 @@ class GMLMT5Model(FromPretrained, BaseFairseqModel):
         """B x (max_target_positions + 1): class L for a target of L tokens with EOS."""
         source_lengths = None
         if self.length_head.predicts_offset:  # B tokens with EOS, without <length>
-            source_lengths = encoder_out.padding_mask.size(1) - 1 - encoder_out.padding_mask.sum(1)
+            source_lengths = (~encoder_out.padding_mask).sum(1) - 1
         return self.length_head(encoder_out.out[:, 0], source_lengths)
 
     def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut,

@@ -22,7 +22,7 @@ def offset_rows(source_lengths: torch.Tensor, max_target_positions: int, max_sou
     of each sentence, whose source holds SOURCE_LENGTHS (B) tokens with EOS; row ``max_source_positions`` is
     offset 0. Sources longer than ``max_source_positions`` read as that long."""
     lengths = torch.arange(max_target_positions + 1, device=source_lengths.device)[None, :]  # 1 x L
-    source = source_lengths.clamp(min=0, max=max_source_positions)[:, None]  # B x 1
+    source = source_lengths.clamp(max=max_source_positions)[:, None]  # B x 1
     return lengths - source + max_source_positions  # B x L, in [0, max_source + max_target]
 
 
