@@ -324,6 +324,21 @@ def test_an_evaluation_cut_short_scores_only_the_rows_it_had_not_scored_when_run
     assert untimed(json.loads(scores.read_text())) == untimed(before)
 
 
+@pytest.mark.slow
+def test_a_row_decoded_with_other_flags_than_its_configuration_has_now_is_scored_again(pipeline):
+    work, corpora, _ = pipeline
+    scores = work / "eval" / "scores.json"
+    corpus = json.loads(scores.read_text())["test"][0]["corpus"]
+    for stamp in (work / "eval" / "scores.inputs.json", work / "eval" / "rows" / f"{corpus}.gmlm_p3.inputs.json"):
+        inputs = json.loads(stamp.read_text())  # as if scored before the GMLM rows' decoding flags changed
+        assert "--length-choice" in inputs["gmlm_p3"]
+        inputs["gmlm_p3"] = ["--iter-decode-max-iter", "2"]
+        stamp.write_text(json.dumps(inputs))
+    output = run_pipeline(work, corpora)
+    assert re.findall(r"benchmark\.evaluate\W+(\S+) +(\S+) +BLEU", output) == [(corpus, "gmlm_p3")]
+    assert f"again: {scores}" in output and "timing round" not in output  # the speed stage's flags did not change
+
+
 def test_speedups_are_relative_to_ar_beam4_at_the_same_batch_size_when_merged():
     from benchmarks.harness.report import merge
 
@@ -488,6 +503,28 @@ def test_a_stage_whose_result_file_exists_is_not_run_again(tmp_path):
     path = tmp_path / "stage" / "result.json"
     assert cached_json(path, compute) == {"rows": [1, 2]} == cached_json(path, compute)
     assert runs == [1]
+
+
+def test_a_stored_result_is_computed_again_when_its_inputs_change(tmp_path):
+    from benchmarks.harness.cache import cached_json
+
+    runs = []
+
+    def compute():
+        runs.append(1)
+        return {"bleu": len(runs)}
+
+    path = tmp_path / "rows" / "test.gmlm_p5.json"
+    mode = {"gmlm_p5": ["--iter-decode-max-iter", "4"]}
+    mean = {"gmlm_p5": ["--iter-decode-max-iter", "4", "--length-choice", "mean"]}
+    assert cached_json(path, compute, inputs=mode) == {"bleu": 1}
+    assert cached_json(path, compute, inputs=mode) == {"bleu": 1}  # same flags: kept
+    assert cached_json(path, compute, inputs=mean) == {"bleu": 2}  # new flags: decoded again
+    assert cached_json(path, compute, inputs=mean) == {"bleu": 2}
+    assert json.loads((tmp_path / "rows" / "test.gmlm_p5.inputs.json").read_text()) == mean
+    (tmp_path / "rows" / "test.gmlm_p5.inputs.json").unlink()  # a row stored before inputs were kept
+    assert cached_json(path, compute, inputs=mean) == {"bleu": 3}
+    assert runs == [1, 1, 1]
 
 
 def test_the_benchmark_report_names_repository_paths_relative_to_it(tmp_path, monkeypatch):

@@ -14,11 +14,18 @@ EVAL_BATCH = 64
 
 def evaluate(loaded: dict, configs: list, tests: dict, out_dir: Path) -> list:
     """One row per (test set, configuration); hypotheses are written to OUT_DIR/hyp/. Each row is also kept in
-    OUT_DIR/rows/, so that a run cut short in this stage (a lent GPU's time limit) resumes at the next row."""
+    OUT_DIR/rows/, so that a run cut short in this stage (a lent GPU's time limit) resumes at the next row; a row
+    whose configuration's flags have changed since is scored again."""
     (out_dir / "hyp").mkdir(parents=True, exist_ok=True)
     return [cached_json(out_dir / "rows" / f"{corpus}.{config.key}.json",
-                        lambda: evaluate_one(loaded[config.model], config, corpus, test, out_dir))
+                        lambda: evaluate_one(loaded[config.model], config, corpus, test, out_dir),
+                        inputs=decoding_inputs([config]))
             for corpus, test in tests.items() for config in configs]
+
+
+def decoding_inputs(configs: list) -> dict:
+    """What a stage's rows of CONFIGS were decoded with: {configuration key: its flags}."""
+    return {config.key: list(config.flags) for config in configs}
 
 
 def evaluate_one(system, config, corpus: str, test: dict, out_dir: Path) -> dict:
@@ -49,4 +56,4 @@ def evaluate_stage(loaded: dict, configs: list, tests: dict, valid: dict, out_di
     on_valid = [config for config in configs if config.model == "ar" or config.key == f"gmlm_p{TARGET_PASSES}"]
     return cached_json(out_dir / "scores.json", lambda: {
         "test": evaluate(loaded, configs, tests, out_dir),
-        "valid": evaluate(loaded, on_valid, {"valid": valid}, out_dir)})
+        "valid": evaluate(loaded, on_valid, {"valid": valid}, out_dir)}, inputs=decoding_inputs(configs))

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.harness.cache import cached_json
+from benchmarks.harness.evaluate import decoding_inputs
 from benchmarks.harness.speed import synchronize
 from benchmarks.harness.systems import TARGET_PASSES, translate
 
@@ -112,9 +113,12 @@ def profile(loaded: dict, configs: list, tests: dict, sentences: int, batch_size
 
 def profile_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, sentences: int, large_batch: int) -> list:
     """profile(...) rows at batch size 1 over SENTENCES (cached in OUT_DIR/profile.json), then at LARGE_BATCH over
-    every test sentence (OUT_DIR/profile-batchN.json; none when LARGE_BATCH is 0)."""
-    rows = cached_json(out_dir / "profile.json", lambda: profile(loaded, configs, tests, sentences))
+    every test sentence (OUT_DIR/profile-batchN.json; none when LARGE_BATCH is 0). Both are profiled again when the
+    configurations' flags change."""
+    inputs = decoding_inputs(configs)
+    rows = cached_json(out_dir / "profile.json", lambda: profile(loaded, configs, tests, sentences),
+                       inputs=dict(inputs, sentences=sentences))
     if large_batch:
         rows = rows + cached_json(out_dir / f"profile-batch{large_batch}.json",
-                                  lambda: profile(loaded, configs, tests, 0, large_batch))
+                                  lambda: profile(loaded, configs, tests, 0, large_batch), inputs=inputs)
     return rows

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness.cache import cached_json
+from benchmarks.harness.evaluate import decoding_inputs
 from benchmarks.harness.systems import translate
 from fairseq_gmlm.cli.split_decoding import id_batches
 
@@ -115,6 +116,8 @@ def summary(corpus: str, config, runs: dict, latency_sentences: int, sentences: 
 
 
 def speed_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, machine: dict, **options) -> dict:
-    """{"machine": MACHINE, "rows": measure(...)}, cached in OUT_DIR/speed.json."""
+    """{"machine": MACHINE, "rows": measure(...)}, cached in OUT_DIR/speed.json (timed again when the configurations'
+    flags or OPTIONS change)."""
     return cached_json(out_dir / "speed.json",
-                       lambda: {"machine": machine, "rows": measure(loaded, configs, tests, **options)})
+                       lambda: {"machine": machine, "rows": measure(loaded, configs, tests, **options)},
+                       inputs={"flags": decoding_inputs(configs), **options})
