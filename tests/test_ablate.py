@@ -57,6 +57,10 @@ def test_every_stage_writes_its_files_and_reports_every_row(ablation):
             assert {(corpus, f"{name}_p{p}") for p in (1, 2, 3, 5, 10)} <= rows
         assert {(corpus, "ar_twin_beam4"), (corpus, "ar_twin_dropout0_beam4"), (corpus, "teacher_beam4")} <= rows
     assert all(row["sentences"] == 8 for row in record["rows"])  # each corpus's own valid set
+    # the variants decode as the benchmark's GMLM does, and the report says how
+    stored = json.loads((work / "eval" / "rows" / f"rev-a.{next(iter(VARIANTS))}_p5.inputs.json").read_text())
+    assert list(stored.values())[0][-2:] == ["--length-choice", "mean"]
+    assert "the variants decode with `--length-choice mean`" in (work / "ablations" / "RESULTS.md").read_text()
 
 
 def test_the_ar_twin_continues_the_teacher_and_warm_variants_start_from_it(ablation):

@@ -7,10 +7,11 @@ import torch
 
 from conftest import PLUGIN, build_task_and_model, decoding_options
 from fairseq_gmlm.errors import UsageError
-from fairseq_gmlm.generation.refinement import GMLMGenerator, Vocabulary, candidate_lengths, choose, length_groups
+from fairseq_gmlm.generation.refinement import (GMLMGenerator, Vocabulary, candidate_lengths, choose, length_candidates,
+                                               length_groups)
 from fairseq_gmlm.generation.rejecters import linear_schedule_count
 from fairseq_gmlm.models.gmlm_t5 import EncoderOut
-from fairseq_gmlm.models.length_head import top_lengths
+from fairseq_gmlm.models.length_head import expected_lengths, top_lengths
 from test_gmlm_loss import make_sample
 
 SOURCES = [("w1 w2 w3", "w3"), ("w4 w5 w6 w7 w8 w9", "w9"), ("w10", "w10"), ("w11 w12", "w12"), ("w2 w2 w2 w2", "w2")]
@@ -42,14 +43,21 @@ def test_outputs_never_hold_mask_and_come_one_per_input_in_order(setup):
                 assert len(hypo[0]["positional_scores"]) == len(tokens)
 
 
-def test_output_length_equals_the_chosen_candidate_length_without_stutter_removal(setup):
+@pytest.mark.parametrize("choice", [None, "mean", "mode"])  # None: the task's default, the mean
+def test_output_length_equals_the_chosen_candidate_length_without_stutter_removal(setup, choice):
     task, model, sample = setup
     encoder_out = model.encode(sample["net_input"]["src_tokens"])
     length_log_probs = torch.log_softmax(model.length_logits(encoder_out), -1)
-    hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=1)
-    source_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1)
-    expected = top_lengths(length_log_probs, 1, source_length + 5)[:, 0]
+    flags = {} if choice is None else {"length_choice": choice}
+    hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=1, **flags)
+    max_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1) + 5
+    if choice == "mode":
+        expected = top_lengths(length_log_probs, 1, max_length)[:, 0]
+    else:
+        expected = expected_lengths(length_log_probs, max_length)
     assert [len(h[0]["tokens"]) for h in hypos] == expected.tolist()
+    assert not torch.equal(expected_lengths(length_log_probs, max_length),
+                           top_lengths(length_log_probs, 1, max_length)[:, 0])  # so the choices are told apart
 
 
 def test_length_beam_returns_one_of_the_top_k_lengths(setup):
@@ -58,7 +66,7 @@ def test_length_beam_returns_one_of_the_top_k_lengths(setup):
     source_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1)
     top3 = top_lengths(torch.log_softmax(model.length_logits(encoder_out), -1), 3, source_length + 5)
     hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=3, restarts=2,
-                     decoder_init="random")
+                     decoder_init="random", length_choice="mode")
     for row, hypo in zip(top3.tolist(), hypos):
         assert len(hypo[0]["tokens"]) in row
 
@@ -145,7 +153,7 @@ def test_length_offsets_reach_the_generator_and_decode_every_offset_length(setup
     hypos = generate(task, [model], sample, stutter_remask=False, iter_decode_with_beam=2, length_offsets=3)
     encoder_out = model.encode(sample["net_input"]["src_tokens"])
     max_length = sample["net_input"]["src_tokens"].ne(task.vocab.pad).sum(1) + 5  # --max-len-a 1 --max-len-b 5
-    top = top_lengths(torch.log_softmax(model.length_logits(encoder_out), -1), 2, max_length)
+    top = length_candidates(torch.log_softmax(model.length_logits(encoder_out), -1), 2, max_length, "mean")  # B x 2
     expected = candidate_lengths(top, 3, 1, max_length)  # B x 6
     assert decoded[0].view(len(SOURCES), 6).tolist() == expected.tolist()
     for row, hypo in zip(expected.tolist(), hypos):

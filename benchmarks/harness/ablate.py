@@ -221,7 +221,8 @@ def configs(names: list) -> list:
         rows += [systems.Config(f"{twin}_beam4", f"AR twin {twin} (t5_ar), beam 4", twin, None, ["--beam", "4"]),
                  systems.Config(f"{twin}_greedy", f"AR twin {twin} (t5_ar), greedy", twin, None, ["--beam", "1"])]
     for name in names:
-        rows += [systems.Config(f"{name}_p{p}", name, name, p, ["--iter-decode-max-iter", str(p - 1)]) for p in PASSES]
+        rows += [systems.Config(f"{name}_p{p}", name, name, p, ["--iter-decode-max-iter", str(p - 1),
+                                                                 *systems.GMLM_DECODING]) for p in PASSES]
     return rows
 
 
@@ -299,7 +300,7 @@ def write_report(args, info: dict, rows: list, updates: dict) -> None:
               "variants": {name: dict(VARIANTS[name], updates=updates[name], twin=twin_name(VARIANTS[name]["flags"]))
                            for name in args.variants},
               "twins": twins(args.variants),
-              "updates": updates, "rows": rows,
+              "updates": updates, "rows": rows, "gmlm_decoding": systems.GMLM_DECODING,
               "command": shown(["python", "-m", "benchmarks.harness.ablate", *sys.argv[1:]])}
     write(record, args.results)
 

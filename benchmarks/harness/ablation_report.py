@@ -64,7 +64,8 @@ def intro_lines(record: dict) -> list:
             f"({budget(ar_minutes + minutes, twin_limit)} in total){twins_text(record)}. {threads_text(record)}; "
             f"{record['train_pairs']:,} training pairs (the union of "
             f"the corpora); dropout {record['dropout']}. Scored with sacreBLEU and chrF on the valid set of each "
-            f"corpus: {', '.join(record['corpora'])}. P passes = `--iter-decode-max-iter P-1`.")
+            f"corpus: {', '.join(record['corpora'])}. P passes = `--iter-decode-max-iter P-1`"
+            f"{decoding_text(record)}.")
     if record.get("tiny"):
         text += " **--tiny run: toy data and models, figures meaningless.**"
     return ["# Ablations: what makes the GMLM translate", "", text, "", "```", record["command"], "```", ""]
@@ -219,3 +220,10 @@ def write(record: dict, out_dir: Path) -> None:
     """RESULTS.md, results.json (paths relative to the repository) and passes.png into OUT_DIR."""
     save_report(record, out_dir, markdown, plot, "passes.png")
     logger.info("wrote %s/{RESULTS.md,results.json,passes.png}", out_dir)
+
+
+def decoding_text(record: dict) -> str:
+    """The GMLM variants' further decoding flags, as the run recorded them (runs before 2026-12-07: none, the mode
+    length)."""
+    flags = record.get("gmlm_decoding")
+    return f"; the variants decode with `{' '.join(flags)}`" if flags else ""

@@ -102,8 +102,8 @@ class RefinementOptions(NamedTuple):
         return self
 
 
-# --length-choice: "mode" takes the --iter-decode-with-beam most likely lengths; "mean" takes the rounded mean of
-# the length distribution first, then the most likely lengths after it.
+# --length-choice: "mean" (the default) takes the rounded mean of the length distribution first, then the most likely
+# lengths after it; "mode" takes the --iter-decode-with-beam most likely lengths.
 LENGTH_CHOICES = ("mode", "mean")
 
 # --stop-rule: "input" (PaDIR's, the default) ends a candidate when the next pass's input would equal this pass's;
