@@ -12,8 +12,9 @@ from conftest import BIN, PLUGIN, TRAIN, build_task_and_model, gmlm_args, gmlm_l
 from test_gmlm_loss import LONG_ROWS, ROWS, argmax_words, make_sample
 
 from fairseq_gmlm import noising
-from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
-from fairseq_gmlm.models.warm_start import gmlm_name
+from fairseq_gmlm.errors import UsageError
+from fairseq_gmlm.models.t5_layers import bidirectional_from_causal, diverse_relative_bias
+from fairseq_gmlm.models.warm_start import gmlm_name, warm_state
 
 
 def last_valid_loss(log: str) -> float:
@@ -48,6 +49,25 @@ def test_warm_start_copies_every_ar_parameter_and_maps_the_decoder_bias(reversal
     # the length head has no AR counterpart and keeps its fresh initialisation
     fresh = build_task_and_model(tmp_path, words=None)[1].state_dict()  # the same seed
     assert torch.equal(state["length_head.length_embedding.weight"], fresh["length_head.length_embedding.weight"])
+
+
+@pytest.mark.slow
+def test_a_fresh_warm_decoder_bias_keeps_the_gmlms_own_table_and_copies_everything_else(reversal_corpus, ar_checkpoint,
+                                                                                      tmp_path):
+    for lang in ("src", "tgt"):
+        (tmp_path / f"dict.{lang}.txt").write_text((reversal_corpus / "bin" / f"dict.{lang}.txt").read_text())
+    diverse = ("--relative-attention-init", "diverse")
+    _, model, _ = build_task_and_model(tmp_path, "--init-from-ar", ar_checkpoint, "--warm-decoder-bias", "fresh",
+                                       *diverse, words=None)
+    _, mirrored, _ = build_task_and_model(tmp_path, "--init-from-ar", ar_checkpoint, *diverse, words=None)
+    state, mirror_state = model.state_dict(), mirrored.state_dict()
+    table = "decoder.relative_position.relative_attention_bias.weight"
+    heads = state[table].size(1)
+    torch.testing.assert_close(state[table], diverse_relative_bias(heads, bidirectional=True))
+    assert not torch.allclose(state[table], mirror_state[table])
+    assert all(torch.equal(value, mirror_state[name]) for name, value in state.items() if name != table)
+    with pytest.raises(UsageError, match="--warm-decoder-bias 'left': choose one of mirror, fresh"):
+        warm_state({}, state, 32, 128, decoder_bias="left")
 
 
 @pytest.mark.slow
@@ -206,7 +226,8 @@ def test_a_negative_ar_loss_weight_is_refused_naming_the_flag(tmp_path):
 @pytest.mark.parametrize("flags, logged", [(["--shift-decoder-input"], "'shift_decoder_input': True"),
                                            (["--ar-loss-weight", "0.5"], "ar_nll_loss"),
                                            (["--predicted-token-prob", "0.5"], "'predicted_token_prob': 0.5"),
-                                           (["--pred-length-offset"], "'pred_length_offset': True")])
+                                           (["--pred-length-offset"], "'pred_length_offset': True"),
+                                           (["--warm-decoder-bias", "fresh"], "bidirectional layout: none")])
 def test_a_warm_start_variant_trains_and_decodes_through_the_clis(reversal_corpus, ar_checkpoint, tmp_path, flags,
                                                                    logged):
     data = reversal_corpus / "bin"

@@ -35,6 +35,7 @@ from fairseq_gmlm.models.t5_common import (
     shifted_right,
 )
 from fairseq_gmlm.models.t5_layers import attention_bias_from_padding, causal_bias
+from fairseq_gmlm.models.warm_start import WARM_DECODER_BIASES
 from fairseq_gmlm.precision import prepare_generation_precision
 
 logger = logging.getLogger(__name__)
@@ -73,11 +74,18 @@ class GMLMT5Config(T5Config):
                           "of this name) rather than the length itself (PaDIR's): the source length enters exactly, "
                           "where the <length> state knows it only through bucketed relative positions"},
     )
+    warm_decoder_bias: ChoiceEnum(list(WARM_DECODER_BIASES)) = field(
+        default="mirror",
+        metadata={"help": "with --init-from-ar, the decoder's relative-bias table: the AR model's causal one laid out "
+                          "bidirectionally, each right bucket mirroring its left one (mirror), or this model's own "
+                          "initialisation (fresh; with --relative-attention-init diverse each head prefers its own "
+                          "offset, to the left or to the right)"},
+    )
     init_from_ar: Optional[str] = field(
         default=None,
         metadata={"help": "start training from this t5_ar checkpoint of the same shape (embedding, encoder and "
-                          "decoder blocks, output projection; the decoder's relative biases mapped to the "
-                          "bidirectional layout); fairseq-train only, ignored when loading a trained model"},
+                          "decoder blocks, output projection; the decoder's relative biases as "
+                          "--warm-decoder-bias says); fairseq-train only, ignored when loading a trained model"},
     )
 
 

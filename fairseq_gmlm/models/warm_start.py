@@ -5,7 +5,8 @@ autoregressive T5 (``t5_ar``) trained on the task plays that role. Copied: the s
 source and target embeddings where the data has a dictionary per side (the AR dictionaries are the GMLM's
 without the ``<mask>`` and ``<length>`` rows that translation_gmlm appends, which start fresh), every encoder
 and decoder block, both final norms, the encoder's relative biases and the output projection. The decoder's self-attention loses its causal mask simply by being run without one; its relative
-bias table is mapped from the one-directional to the bidirectional layout (``bidirectional_from_causal``).
+bias table is mapped from the one-directional to the bidirectional layout (``bidirectional_from_causal``), or with
+``--warm-decoder-bias fresh`` keeps the GMLM's own initialisation (the AR table says nothing of keys to the right).
 Created fresh: the length head and whatever the AR model has no counterpart for (position inputs,
 positional attention). Every parameter copied, mapped, created or dropped is logged once by name.
 """
@@ -21,6 +22,8 @@ from fairseq_gmlm.models.t5_layers import bidirectional_from_causal
 logger = logging.getLogger(__name__)
 
 DECODER_BIAS = "decoder.relative_position.relative_attention_bias.weight"
+# --warm-decoder-bias: the decoder's relative-bias table mapped from the AR model's (mirror) or left as initialised
+WARM_DECODER_BIASES = ("mirror", "fresh")
 SOURCE_EMBEDDING = "source_embed_tokens.weight"  # gmlm_t5's, only with a dictionary per side
 EXTRA_ROWS = ("embed_tokens.weight", SOURCE_EMBEDDING, "lm_head.weight")  # the AR has no <mask>/<length> rows
 
@@ -51,14 +54,17 @@ def gmlm_name(ar_name: str, separate_source: bool = False) -> Optional[str]:
 
 
 def warm_state(ar_state: Dict[str, torch.Tensor], gmlm_state: Dict[str, torch.Tensor], num_buckets: int,
-               max_distance: int, path: str = "the AR checkpoint") -> WarmStart:
-    """GMLM_STATE (a freshly initialised gmlm_t5's) with every parameter that AR_STATE (a t5_ar's) has."""
+               max_distance: int, path: str = "the AR checkpoint", decoder_bias: str = "mirror") -> WarmStart:
+    """GMLM_STATE (a freshly initialised gmlm_t5's) with every parameter that AR_STATE (a t5_ar's) has; the
+    decoder's relative-bias table as DECODER_BIAS says (WARM_DECODER_BIASES)."""
+    if decoder_bias not in WARM_DECODER_BIASES:
+        raise UsageError(f"--warm-decoder-bias {decoder_bias!r}: choose one of {', '.join(WARM_DECODER_BIASES)}")
     state = dict(gmlm_state)
     copied, mapped, dropped = [], [], []
     separate_source = SOURCE_EMBEDDING in state
     for ar_name, value in ar_state.items():
         name = gmlm_name(ar_name, separate_source)
-        if name is None:
+        if name is None or (name == DECODER_BIAS and decoder_bias == "fresh"):
             continue
         if name not in state:
             dropped.append(ar_name)
@@ -119,10 +125,10 @@ def init_from_ar(model, path: str) -> None:
     check_vocabulary(ar_state, len(model.dictionary), path, None if source is None else source.num_embeddings)
     cfg = model.cfg
     warm = warm_state(ar_state, model.state_dict(), cfg.relative_attention_num_buckets,
-                      cfg.relative_attention_max_distance, path)
+                      cfg.relative_attention_max_distance, path, str(getattr(cfg, "warm_decoder_bias", "mirror")))
     model.load_state_dict(warm.state)
     logger.info("--init-from-ar %s: copied %d parameters: %s", path, len(warm.copied), ", ".join(warm.copied))
     logger.info("--init-from-ar: mapped the causal decoder bias table to the bidirectional layout: %s",
-                ", ".join(warm.mapped))
+                ", ".join(warm.mapped) or "none (--warm-decoder-bias fresh)")
     logger.info("--init-from-ar: created fresh: %s", ", ".join(warm.created) or "none")
     logger.info("--init-from-ar: dropped (no counterpart in gmlm_t5): %s", ", ".join(warm.dropped) or "none")
