@@ -229,7 +229,7 @@ def configs(names: list) -> list:
 def evaluate_all(args, info: dict, checkpoints: dict) -> list:
     """Every variant's rows, cached in eval/scores.json (scored again when a configuration's flags change)."""
     return cached_json(args.work / "eval" / "scores.json", lambda: evaluate_variants(args, info, checkpoints),
-                       inputs=evaluate.decoding_inputs(configs(list(args.variants))))
+                       inputs=systems.decoding_flags(configs(list(args.variants))))
 
 
 def evaluate_variants(args, info: dict, checkpoints: dict) -> list:

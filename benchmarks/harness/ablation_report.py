@@ -47,6 +47,13 @@ def table_row(cells: list) -> str:
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
+def decoding_text(record: dict) -> str:
+    """The GMLM variants' further decoding flags, as the run recorded them (runs before 2026-12-07: none, the mode
+    length)."""
+    flags = record.get("gmlm_decoding")
+    return f"; the variants decode with `{' '.join(flags)}`" if flags else ""
+
+
 def intro_lines(record: dict) -> list:
     """The title, what was trained for how long on what, and the command."""
     minutes, ar_minutes = record["minutes"], record["ar_minutes"]
@@ -220,10 +227,3 @@ def write(record: dict, out_dir: Path) -> None:
     """RESULTS.md, results.json (paths relative to the repository) and passes.png into OUT_DIR."""
     save_report(record, out_dir, markdown, plot, "passes.png")
     logger.info("wrote %s/{RESULTS.md,results.json,passes.png}", out_dir)
-
-
-def decoding_text(record: dict) -> str:
-    """The GMLM variants' further decoding flags, as the run recorded them (runs before 2026-12-07: none, the mode
-    length)."""
-    flags = record.get("gmlm_decoding")
-    return f"; the variants decode with `{' '.join(flags)}`" if flags else ""

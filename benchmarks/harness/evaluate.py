@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness.cache import cached_json
-from benchmarks.harness.systems import TARGET_PASSES, translate
+from benchmarks.harness.systems import TARGET_PASSES, decoding_flags, translate
 from fairseq_gmlm.cli.split_decoding import score
 
 logger = logging.getLogger("benchmark.evaluate")
@@ -19,13 +19,8 @@ def evaluate(loaded: dict, configs: list, tests: dict, out_dir: Path) -> list:
     (out_dir / "hyp").mkdir(parents=True, exist_ok=True)
     return [cached_json(out_dir / "rows" / f"{corpus}.{config.key}.json",
                         lambda: evaluate_one(loaded[config.model], config, corpus, test, out_dir),
-                        inputs=decoding_inputs([config]))
+                        inputs=decoding_flags([config]))
             for corpus, test in tests.items() for config in configs]
-
-
-def decoding_inputs(configs: list) -> dict:
-    """What a stage's rows of CONFIGS were decoded with: {configuration key: its flags}."""
-    return {config.key: list(config.flags) for config in configs}
 
 
 def evaluate_one(system, config, corpus: str, test: dict, out_dir: Path) -> dict:
@@ -56,4 +51,4 @@ def evaluate_stage(loaded: dict, configs: list, tests: dict, valid: dict, out_di
     on_valid = [config for config in configs if config.model == "ar" or config.key == f"gmlm_p{TARGET_PASSES}"]
     return cached_json(out_dir / "scores.json", lambda: {
         "test": evaluate(loaded, configs, tests, out_dir),
-        "valid": evaluate(loaded, on_valid, {"valid": valid}, out_dir)}, inputs=decoding_inputs(configs))
+        "valid": evaluate(loaded, on_valid, {"valid": valid}, out_dir)}, inputs=decoding_flags(configs))

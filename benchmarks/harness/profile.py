@@ -17,9 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.harness.cache import cached_json
-from benchmarks.harness.evaluate import decoding_inputs
 from benchmarks.harness.speed import synchronize
-from benchmarks.harness.systems import TARGET_PASSES, translate
+from benchmarks.harness.systems import TARGET_PASSES, decoding_flags, translate
 
 logger = logging.getLogger("benchmark.profile")
 
@@ -115,10 +114,10 @@ def profile_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, sente
     """profile(...) rows at batch size 1 over SENTENCES (cached in OUT_DIR/profile.json), then at LARGE_BATCH over
     every test sentence (OUT_DIR/profile-batchN.json; none when LARGE_BATCH is 0). Both are profiled again when the
     configurations' flags change."""
-    inputs = decoding_inputs(configs)
+    flags = decoding_flags(configs)
     rows = cached_json(out_dir / "profile.json", lambda: profile(loaded, configs, tests, sentences),
-                       inputs=dict(inputs, sentences=sentences))
+                       inputs={"flags": flags, "sentences": sentences})
     if large_batch:
         rows = rows + cached_json(out_dir / f"profile-batch{large_batch}.json",
-                                  lambda: profile(loaded, configs, tests, 0, large_batch), inputs=inputs)
+                                  lambda: profile(loaded, configs, tests, 0, large_batch), inputs={"flags": flags})
     return rows

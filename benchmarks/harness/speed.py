@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness.cache import cached_json
-from benchmarks.harness.evaluate import decoding_inputs
-from benchmarks.harness.systems import translate
+from benchmarks.harness.systems import decoding_flags, translate
 from fairseq_gmlm.cli.split_decoding import id_batches
 
 logger = logging.getLogger("benchmark.speed")
@@ -120,4 +119,4 @@ def speed_stage(loaded: dict, configs: list, tests: dict, out_dir: Path, machine
     flags or OPTIONS change)."""
     return cached_json(out_dir / "speed.json",
                        lambda: {"machine": machine, "rows": measure(loaded, configs, tests, **options)},
-                       inputs={"flags": decoding_inputs(configs), **options})
+                       inputs={"flags": decoding_flags(configs), **options})

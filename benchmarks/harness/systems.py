@@ -50,6 +50,12 @@ class Config:
     timed: bool = True  # in the speed stage too (False: scored only)
 
 
+def decoding_flags(configs: List[Config]) -> dict:
+    """What rows of CONFIGS are decoded with, {configuration key: its flags}: the inputs a stored result of theirs
+    is checked against on resuming (cache.cached_json)."""
+    return {config.key: list(config.flags) for config in configs}
+
+
 def benchmark_configs(passes=PASSES) -> List[Config]:
     def refinement(model: str, label: str, p: int, flags=(), stem: Optional[str] = None) -> Config:
         # the key is STEM (default: the model) and the passes, so one model can give rows with other flags
