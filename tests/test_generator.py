@@ -641,3 +641,25 @@ def test_refining_in_length_groups_gives_the_same_hypotheses_on_canvases_as_wide
             if one["history"] is not None:
                 assert ([h["tokens"].tolist() for h in one["history"]]
                         == [h["tokens"].tolist() for h in other["history"]])
+
+
+def test_decoding_runs_in_inference_mode_hands_out_ordinary_tensors_and_leaves_the_model_trainable(setup, tmp_path,
+                                                                                                  monkeypatch):
+    task, model, sample = setup
+    modes, decode = [], model.decode
+    monkeypatch.setattr(model, "decode", lambda *args, **kwargs: modes.append(torch.is_inference_mode_enabled())
+                        or decode(*args, **kwargs))
+    hypos = generate(task, [model], sample, retain_iter_history=True)
+    assert modes and all(modes)  # every pass in inference mode ...
+    for hypo in hypos:  # ... and hands out tensors a caller may change in place, as fairseq-generate does
+        best = hypo[0]
+        assert not any(tensor.is_inference() for tensor in (best["tokens"], best["positional_scores"], best["score"]))
+        assert not any(entry["tokens"].is_inference() for entry in best["history"])
+        before = best["positional_scores"].clone()
+        torch.testing.assert_close(best["positional_scores"].div_(2.0), before / 2)
+    _, trained, _ = build_task_and_model(tmp_path)  # a fresh model: decode first, then train it
+    generate(task, [trained.eval()], sample)
+    trained.train()
+    out = trained(**sample["net_input"], prev_output_tokens=sample["target"])
+    out.logits.logsumexp(-1).sum().backward()
+    assert all(parameter.grad is not None for parameter in trained.decoder.parameters())
